@@ -1,0 +1,35 @@
+# The two commands of the README, and their helpers. Each installs what it needs first.
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: setup build run test test-asan bench clean
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# The main job: until the daemon exists, the demo opens an engine on ./data, creates a ledger
+# and accounts, runs transfers and prints balances.
+run: build
+	./$(BUILD_DIR)/pointex-demo --data-dir ./data
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j 2
+
+# The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer (CI runs this too).
+test-asan: setup
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPOINTEX_SANITIZE=ON \
+	  -DPOINTEX_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && ctest --output-on-failure -j 2
+
+bench: build
+	./$(BUILD_DIR)/pointex-bench --workload all
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

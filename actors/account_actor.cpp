@@ -1,0 +1,260 @@
+// The account actor: the only writer of one account's state. Thin: every rule is in
+// src/domain; this file routes items, parks commands that wait on an in-flight transfer, and
+// hands committed events to the journal.
+
+#include "actors/account_actor.hpp"
+
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+#include "domain/decide.hpp"
+#include "engine/engine_impl.hpp"
+#include "engine/transfer_batch.hpp"
+
+namespace pointex::actors {
+namespace {
+
+/// Events a credit account committed, answered on the writer thread once durable.
+class TransferChunk final : public store::JournalChunk {
+ public:
+  struct Completion {
+    engine::TransferBatch* batch;
+    std::uint32_t index;
+  };
+  std::vector<Completion> completions;
+  caf::actor debit_actor;
+
+  void on_durable() override {
+    for (std::size_t i = 0; i < completions.size(); ++i) {
+      if (completions[i].batch == nullptr) continue;
+      completions[i].batch->complete(
+          completions[i].index, {TransferResult::ok, first_timestamp + i, first_position + i});
+    }
+    caf::anon_send(debit_actor, CommitAck{std::move(events), first_position, first_timestamp});
+  }
+  void on_failed(const Status&) override {
+    for (const Completion& c : completions) {
+      if (c.batch != nullptr) c.batch->fail(c.index);
+    }
+  }
+};
+
+class CloseChunk final : public store::JournalChunk {
+ public:
+  std::function<void(const Status&, CloseResult, const Account&)> reply;
+  Account account;
+  void on_durable() override { reply(Status::ok(), CloseResult::ok, account); }
+  void on_failed(const Status& status) override { reply(status, CloseResult::ok, account); }
+};
+
+struct AccountActorState {
+  static inline const char* name = "pointex.account";
+  Engine::Impl* core = nullptr;
+  std::unique_ptr<domain::AccountState> account;
+  /// Commands waiting for an in-flight transfer (by its id) to be durable or undone.
+  std::unordered_map<TransferId, std::vector<DebitItem>> parked;
+  /// Per handler: accepted events grouped by credit account.
+  std::vector<std::pair<AccountId, CreditBatch>> outbox;
+  std::vector<ExpiryEntry> expiries;
+};
+
+using Self = caf::stateful_actor<AccountActorState>;
+
+CreditBatch& outbox_for(AccountActorState& st, AccountId credit) {
+  for (auto& [id, batch] : st.outbox) {
+    if (id == credit) return batch;
+  }
+  st.outbox.emplace_back(credit, CreditBatch{});
+  return st.outbox.back().second;
+}
+
+void flush_outbox(Self* self) {
+  AccountActorState& st = self->state;
+  for (auto& [credit, batch] : st.outbox) {
+    caf::actor target = st.core->actor_of(credit);
+    POINTEX_ASSERT(target);
+    self->send(target, std::move(batch));
+  }
+  st.outbox.clear();
+  if (!st.expiries.empty()) {
+    self->send(st.core->expiry, ScheduleExpiry{std::move(st.expiries)});
+    st.expiries.clear();
+  }
+}
+
+void decide_one(Self* self, DebitItem& item, std::uint64_t now) {
+  AccountActorState& st = self->state;
+  domain::DebitDecision d =
+      domain::decide_debit(*st.account, item.transfer, item.credit_closed, now);
+  switch (d.kind) {
+    case domain::DebitDecision::Kind::reject:
+      item.batch->complete(item.index, {d.result, 0, 0});
+      return;
+    case domain::DebitDecision::Kind::exists:
+      if (d.result == TransferResult::exists) {
+        item.batch->complete(item.index,
+                             {d.result, d.record->event.timestamp, d.record->position});
+      } else {
+        item.batch->complete(item.index, {d.result, 0, 0});
+      }
+      return;
+    case domain::DebitDecision::Kind::wait:
+      st.parked[d.wait_for].push_back(item);
+      return;
+    case domain::DebitDecision::Kind::accept:
+      break;
+  }
+  domain::apply_debit(*st.account, d.event);
+  if (d.event.kind == domain::TransferKind::pending && d.event.expires_at != 0) {
+    st.expiries.push_back({d.event.expires_at, st.account->id(), d.event.request.id});
+  }
+  outbox_for(st, d.event.credit_account).items.push_back({d.event, item.batch, item.index});
+}
+
+/// Decides again the commands that waited on `id`.
+void wake(Self* self, TransferId id, std::uint64_t now) {
+  auto it = self->state.parked.find(id);
+  if (it == self->state.parked.end()) return;
+  std::vector<DebitItem> items = std::move(it->second);
+  self->state.parked.erase(it);
+  for (DebitItem& item : items) decide_one(self, item, now);
+}
+
+void on_debits(Self* self, DebitBatch& msg) {
+  const std::uint64_t now = self->state.core->now();
+  for (DebitItem& item : msg.items) decide_one(self, item, now);
+  flush_outbox(self);
+}
+
+void on_credits(Self* self, CreditBatch& msg) {
+  AccountActorState& st = self->state;
+  auto chunk = std::make_unique<TransferChunk>();
+  chunk->events.reserve(msg.items.size());
+  chunk->completions.reserve(msg.items.size());
+  RefusalBatch refusals;
+  for (CreditItem& item : msg.items) {
+    const TransferResult r = domain::decide_credit(*st.account, item.event);
+    if (r != TransferResult::ok) {
+      refusals.items.push_back({item.event, r, item.batch, item.index});
+      continue;
+    }
+    domain::apply_credit(*st.account, item.event);
+    chunk->events.emplace_back(std::move(item.event));
+    chunk->completions.push_back({item.batch, item.index});
+  }
+  caf::actor debit = caf::actor_cast<caf::actor>(self->current_sender());
+  POINTEX_ASSERT(debit);
+  if (!chunk->events.empty()) {
+    chunk->debit_actor = debit;
+    st.core->journal->append(std::move(chunk));
+  }
+  if (!refusals.items.empty()) self->send(debit, std::move(refusals));
+}
+
+void on_ack(Self* self, CommitAck& msg) {
+  AccountActorState& st = self->state;
+  const std::uint64_t now = st.core->now();
+  for (std::size_t i = 0; i < msg.events.size(); ++i) {
+    const auto& e = std::get<domain::TransferEvent>(msg.events[i]);
+    domain::confirm_debit(*st.account, e, msg.first_timestamp + i, msg.first_position + i);
+  }
+  for (const domain::Event& event : msg.events) {
+    const auto& e = std::get<domain::TransferEvent>(event);
+    if (e.request.id != 0) wake(self, e.request.id, now);
+    if (e.is_two_phase_resolution()) wake(self, e.pending_id(), now);
+  }
+  flush_outbox(self);
+}
+
+void on_refusals(Self* self, RefusalBatch& msg) {
+  AccountActorState& st = self->state;
+  const std::uint64_t now = st.core->now();
+  for (Refusal& r : msg.items) {
+    domain::revert_debit(*st.account, r.event);
+    if (r.batch != nullptr) r.batch->complete(r.index, {r.result, 0, 0});
+  }
+  for (Refusal& r : msg.items) {
+    if (r.event.request.id != 0) wake(self, r.event.request.id, now);
+    if (r.event.is_two_phase_resolution()) wake(self, r.event.pending_id(), now);
+  }
+  flush_outbox(self);
+}
+
+void on_expire(Self* self, ExpireDue& msg) {
+  AccountActorState& st = self->state;
+  const std::uint64_t now = st.core->now();
+  for (TransferId pending_id : msg.pending_ids) {
+    std::optional<domain::TransferEvent> e = domain::decide_expire(*st.account, pending_id, now);
+    if (!e) continue;
+    domain::apply_debit(*st.account, *e);
+    outbox_for(st, e->credit_account).items.push_back({*e, nullptr, 0});
+  }
+  flush_outbox(self);
+}
+
+void on_close(Self* self, CloseRequest& msg) {
+  AccountActorState& st = self->state;
+  const CloseResult r = domain::decide_close(*st.account);
+  auto chunk = std::make_unique<CloseChunk>();
+  chunk->reply = std::move(msg.reply);
+  if (r != CloseResult::ok) {
+    chunk->reply(Status::ok(), r, st.account->account);
+    return;
+  }
+  if (!st.account->closed()) {
+    domain::apply_close(*st.account);
+    chunk->events.emplace_back(domain::AccountClosed{st.account->id(), 0});
+    engine::AccountEntry* entry = st.core->directory.find(st.account->id());
+    POINTEX_ASSERT(entry != nullptr);
+    entry->closed.store(true, std::memory_order_release);
+  }
+  // A repeated close is a barrier: answered once the first close is durable.
+  chunk->account = st.account->account;
+  st.core->journal->append(std::move(chunk));
+}
+
+void on_fail_parked(Self* self) {
+  for (auto& [id, items] : self->state.parked) {
+    for (DebitItem& item : items) item.batch->fail(item.index);
+  }
+  self->state.parked.clear();
+}
+
+caf::behavior account_actor(Self* self, Engine::Impl* core, domain::AccountState* account) {
+  self->state.core = core;
+  self->state.account.reset(account);
+  core->live_actors.fetch_add(1, std::memory_order_relaxed);
+  self->attach_functor([core] { core->live_actors.fetch_sub(1, std::memory_order_relaxed); });
+  return {
+      [=](DebitBatch& msg) { on_debits(self, msg); },
+      [=](CreditBatch& msg) { on_credits(self, msg); },
+      [=](CommitAck& msg) { on_ack(self, msg); },
+      [=](RefusalBatch& msg) { on_refusals(self, msg); },
+      [=](ExpireDue& msg) { on_expire(self, msg); },
+      [=](CloseRequest& msg) { on_close(self, msg); },
+      [=](LookupAccount& msg) { msg.reply(self->state.account->account); },
+      [=](LookupTransfer& msg) {
+        const auto& transfers = self->state.account->transfers;
+        const auto it = transfers.find(msg.id);
+        if (it == transfers.end() || !it->second.committed) {
+          msg.reply(std::nullopt);
+        } else {
+          msg.reply(domain::transfer_info(it->second));
+        }
+      },
+      [=](FailParked&) { on_fail_parked(self); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_account_actor(caf::actor_system& system, Engine::Impl* core,
+                               std::unique_ptr<domain::AccountState> account) {
+  return system.spawn(account_actor, core, account.release());
+}
+
+}  // namespace pointex::actors

@@ -1,0 +1,144 @@
+#pragma once
+/// The PointEx embedding API: open an engine on a data dir, define ledgers and accounts, submit
+/// transfers, look things up. Thread-safe: every member function may be called from any thread.
+/// No CAF or RocksDB type appears here.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pointex/status.hpp"
+#include "pointex/types.hpp"
+
+namespace pointex {
+
+/// How a write becomes durable before it is acknowledged.
+enum class Durability : std::uint8_t {
+  /// fsync the event log once per group commit before answering (survives power loss).
+  sync = 0,
+  /// Write to the OS without fsync (survives a process crash, not a power loss).
+  async = 1,
+};
+
+/// Engine options. Every limit has a name ending in `_max` and is checked at the API edge.
+struct EngineOptions {
+  /// Directory of the RocksDB data (created if missing). Required.
+  std::string data_dir;
+
+  /// Durability of acknowledged writes; chosen explicitly. Default: sync.
+  Durability durability = Durability::sync;
+
+  /// Scheduler threads that run account actors. 0 means one per core. The event log writer
+  /// has its own thread besides these. Default: 0.
+  std::uint32_t threads = 0;
+
+  /// Number of shards accounts are spread over (by hash of id). Shards are the unit of
+  /// placement; every shard's events go through the one ordered event log writer of this engine
+  /// (see docs/architecture.md). Default: 16.
+  std::uint32_t shards = 16;
+
+  /// Largest number of transfers (or accounts) in one submitted batch. Default: 8190.
+  std::uint32_t batch_items_max = 8190;
+
+  /// Transfers accepted but not yet answered, across all callers. A submit that would go past
+  /// it fails whole with `Status::overloaded` and changes nothing (back-pressure). Default: 1M.
+  std::uint32_t inflight_transfers_max = 1U << 20;
+
+  /// Most events written in one group commit (one RocksDB WriteBatch and one sync). Larger
+  /// groups amortize the sync better and delay the first answer of the group. Default: 16384.
+  std::uint32_t commit_group_events_max = 16384;
+
+  /// Log recovery progress every this many events. Default: 1M.
+  std::uint64_t recovery_progress_events = 1'000'000;
+
+  /// Clock used for timestamps and timeouts, in Unix nanoseconds. Tests may replace it.
+  /// Default: the system clock.
+  std::function<std::uint64_t()> clock_ns;
+};
+
+/// Statistics of an open engine.
+struct EngineStats {
+  std::uint64_t ledgers = 0;
+  std::uint64_t accounts = 0;
+  /// Events replayed when the engine was opened, and how long that took.
+  std::uint64_t recovered_events = 0;
+  std::uint64_t recovery_ms = 0;
+  /// Highest position committed to the event log.
+  std::uint64_t committed_position = 0;
+  std::uint64_t commit_groups = 0;
+  std::uint64_t committed_events = 0;
+  std::uint64_t inflight_transfers = 0;
+  std::uint64_t live_account_actors = 0;
+};
+
+using TransferCallback =
+    std::function<void(const Status& status, std::vector<TransferOutcome> outcomes)>;
+using AccountCallback =
+    std::function<void(const Status& status, std::vector<AccountResult> results)>;
+
+class Engine {
+ public:
+  /// Opens (creating if missing) the engine on `options.data_dir` and recovers every ledger,
+  /// account, transfer and pending timeout from its event log. On error, `*engine` is unset and
+  /// the status says why (invalid options, I/O, corrupt or newer-version data).
+  [[nodiscard]] static Status open(EngineOptions options, std::unique_ptr<Engine>* engine);
+
+  /// Stops accepting commands, waits for in-flight ones to be answered, flushes and closes.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Creates a ledger and waits until it is durable. Idempotent: the same definition again
+  /// answers `exists`. Status is not ok only when the engine stopped or its log failed.
+  [[nodiscard]] Status create_ledger(const Ledger& ledger, LedgerResult* result);
+  std::vector<Ledger> ledgers() const;
+  std::optional<Ledger> ledger(LedgerId id) const;
+
+  /// Creates accounts; one result per item, in order. The callback runs on an engine thread
+  /// once every created account is durable; it must not block. Status is not ok (and nothing
+  /// was applied) only for a batch over `batch_items_max` or a stopped engine.
+  void create_accounts(std::vector<AccountSpec> accounts, AccountCallback callback);
+  /// Blocking form of create_accounts.
+  [[nodiscard]] Status create_accounts(std::vector<AccountSpec> accounts,
+                                       std::vector<AccountResult>* results);
+
+  /// Submits transfers; one outcome per item, in order. Items with the same debit account are
+  /// decided in batch order; items on different debit accounts are decided concurrently (an
+  /// item that spends another item's credit belongs in a later batch). The callback runs on an
+  /// engine thread when every item is answered and every `ok` is durable; it must not block.
+  /// Status is not ok, and nothing was applied, for a batch over `batch_items_max`
+  /// (invalid_argument), past `inflight_transfers_max` (overloaded) or a stopped engine.
+  /// After `io_error` (the event log failed, the engine stopped) item outcomes are unknown:
+  /// reopen and retry with the same ids, which is safe.
+  void submit_transfers(std::vector<Transfer> transfers, TransferCallback callback);
+  /// Blocking form of submit_transfers.
+  [[nodiscard]] Status submit_transfers(std::vector<Transfer> transfers,
+                                        std::vector<TransferOutcome>* outcomes);
+
+  /// Closes an account: it takes no new transfers. REQUIRES: balance and pending amounts zero.
+  /// Closing a closed account answers ok again. Blocking; `*account` gets the account after.
+  [[nodiscard]] Status close_account(AccountId id, CloseResult* result, Account* account);
+
+  /// Looks up accounts by id; `nullopt` where no such account exists. Balances include
+  /// transfers decided but still being made durable; a transfer answered `ok` is always in.
+  [[nodiscard]] Status lookup_accounts(const std::vector<AccountId>& ids,
+                                       std::vector<std::optional<Account>>* accounts);
+  /// Looks up a transfer by its debit account and id (ids are unique per debit account).
+  [[nodiscard]] Status lookup_transfer(AccountId debit_account, TransferId id,
+                                       std::optional<TransferInfo>* transfer);
+
+  EngineStats stats() const;
+  const EngineOptions& options() const;
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pointex

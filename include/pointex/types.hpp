@@ -1,0 +1,237 @@
+#pragma once
+/// Public value types of the PointEx embedding API: ledgers, accounts, transfers and the stable
+/// result codes every command answers with. No CAF or RocksDB type appears here.
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace pointex {
+
+using LedgerId = std::uint64_t;
+using AccountId = std::uint64_t;
+using TransferId = std::uint64_t;
+
+/// Every balance field (posted and pending, debits and credits) stays at or below this, so that
+/// `balance` and `available` always fit a signed 64-bit integer. A transfer that would pass it
+/// fails with `TransferResult::overflow`.
+inline constexpr std::uint64_t amount_sum_max =
+    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+
+/// Outcome of one transfer. Numbers are stable and never reused: they are part of the API.
+/// Codes 0-19 are the ones listed in API.md; 20 and up are additions for field checks API.md
+/// leaves implicit (each still answers the item alone, never the whole batch).
+enum class TransferResult : std::uint32_t {
+  ok = 0,
+  exists = 1,
+  exists_with_different_fields = 2,
+  id_must_not_be_zero = 3,
+  amount_must_not_be_zero = 4,
+  accounts_must_be_different = 5,
+  debit_account_not_found = 6,
+  credit_account_not_found = 7,
+  ledger_mismatch = 8,
+  exceeds_credits = 9,
+  exceeds_debits = 10,
+  account_closed = 11,
+  pending_transfer_not_found = 12,
+  pending_transfer_already_posted = 13,
+  pending_transfer_already_voided = 14,
+  pending_transfer_expired = 15,
+  exceeds_pending_amount = 16,
+  pending_transfer_has_different_fields = 17,
+  not_a_pending_transfer = 18,
+  overflow = 19,
+  flags_are_mutually_exclusive = 20,
+  pending_id_must_not_be_zero = 21,
+  pending_id_must_be_zero = 22,
+  pending_id_must_be_different = 23,
+  timeout_reserved_for_pending_transfer = 24,
+  code_must_not_be_zero = 25,
+  ledger_must_not_be_zero = 26,
+  credit_account_must_not_be_zero = 27,
+  debit_account_must_not_be_zero = 28,
+  unknown_flags = 29,
+};
+inline constexpr std::uint32_t transfer_result_count = 30;
+
+/// Outcome of creating one account. Stable numbers.
+enum class AccountResult : std::uint32_t {
+  ok = 0,
+  exists = 1,
+  exists_with_different_fields = 2,
+  id_must_not_be_zero = 3,
+  ledger_not_found = 4,
+  flags_are_mutually_exclusive = 5,
+  owner_too_long = 6,
+  /// `closed` (or an unknown bit) was given at creation; accounts are closed only by closing.
+  flags_invalid = 7,
+};
+inline constexpr std::uint32_t account_result_count = 8;
+
+/// Outcome of creating a ledger. Stable numbers.
+enum class LedgerResult : std::uint32_t {
+  ok = 0,
+  exists = 1,
+  exists_with_different_fields = 2,
+  id_must_not_be_zero = 3,
+  /// `code` must be 1-16 characters of A-Z, 0-9 and `_`.
+  code_invalid = 4,
+  name_too_long = 5,
+  /// Another ledger already uses this code.
+  code_taken = 6,
+};
+
+/// Outcome of closing an account. Stable numbers.
+enum class CloseResult : std::uint32_t {
+  ok = 0,
+  account_not_found = 1,
+  /// Balance or a pending amount is not zero (a transfer may still be in flight).
+  account_not_empty = 2,
+};
+
+std::string_view to_string(TransferResult result);
+std::string_view to_string(AccountResult result);
+std::string_view to_string(LedgerResult result);
+std::string_view to_string(CloseResult result);
+std::optional<TransferResult> transfer_result_from_string(std::string_view name);
+
+enum class AccountKind : std::uint8_t { member = 0, issuer = 1, system = 2 };
+std::string_view to_string(AccountKind kind);
+std::optional<AccountKind> account_kind_from_string(std::string_view name);
+
+/// Account flag bits.
+namespace account_flags {
+inline constexpr std::uint32_t debits_must_not_exceed_credits = 1U << 0;
+inline constexpr std::uint32_t credits_must_not_exceed_debits = 1U << 1;
+inline constexpr std::uint32_t closed = 1U << 2;
+inline constexpr std::uint32_t all = debits_must_not_exceed_credits |
+                                     credits_must_not_exceed_debits | closed;
+}  // namespace account_flags
+
+/// Transfer flag bits. At most one may be set.
+namespace transfer_flags {
+inline constexpr std::uint32_t pending = 1U << 0;
+inline constexpr std::uint32_t post_pending = 1U << 1;
+inline constexpr std::uint32_t void_pending = 1U << 2;
+inline constexpr std::uint32_t all = pending | post_pending | void_pending;
+}  // namespace transfer_flags
+
+/// Limits on strings, shared by the library and the daemon.
+inline constexpr std::size_t owner_bytes_max = 256;
+inline constexpr std::size_t ledger_name_bytes_max = 256;
+inline constexpr std::size_t ledger_code_bytes_max = 16;
+
+struct Ledger {
+  LedgerId id = 0;
+  /// Short name, 1-16 of A-Z, 0-9, `_` (e.g. "MALL").
+  std::string code;
+  std::string name;
+  /// Days after earning at which points expire; 0 means never.
+  std::uint32_t expiry_days = 0;
+  /// Assigned by the engine when the ledger was created.
+  std::uint64_t timestamp = 0;
+
+  bool same_definition(const Ledger& other) const {
+    return id == other.id && code == other.code && name == other.name &&
+           expiry_days == other.expiry_days;
+  }
+};
+
+/// What a caller gives to create an account.
+struct AccountSpec {
+  AccountId id = 0;
+  LedgerId ledger = 0;
+  AccountKind kind = AccountKind::member;
+  std::uint32_t flags = 0;
+  std::uint64_t user_data = 0;
+  std::string owner;
+
+  bool operator==(const AccountSpec& other) const {
+    return id == other.id && ledger == other.ledger && kind == other.kind &&
+           flags == other.flags && user_data == other.user_data && owner == other.owner;
+  }
+  bool operator!=(const AccountSpec& other) const { return !(*this == other); }
+};
+
+/// The state of an account: its definition and its four balance fields.
+struct Account {
+  AccountSpec spec;
+  std::uint64_t debits_posted = 0;
+  std::uint64_t credits_posted = 0;
+  std::uint64_t debits_pending = 0;
+  std::uint64_t credits_pending = 0;
+  /// Assigned by the engine when the account was created.
+  std::uint64_t timestamp = 0;
+
+  /// credits_posted - debits_posted (negative for an issuer with outstanding points).
+  std::int64_t balance() const {
+    return static_cast<std::int64_t>(credits_posted) - static_cast<std::int64_t>(debits_posted);
+  }
+  /// balance - debits_pending: what can still be debited.
+  std::int64_t available() const {
+    return balance() - static_cast<std::int64_t>(debits_pending);
+  }
+  bool closed() const { return (spec.flags & account_flags::closed) != 0; }
+};
+
+/// A transfer as a client submits it. For `post_pending` and `void_pending`, only `id`,
+/// `debit_account` (routing) and `pending_id` are required; other zero fields mean "as in the
+/// pending transfer" and non-zero ones must match it.
+struct Transfer {
+  TransferId id = 0;
+  AccountId debit_account = 0;
+  AccountId credit_account = 0;
+  std::uint64_t amount = 0;
+  LedgerId ledger = 0;
+  /// Why the transfer was made (earn, redeem, ...): 1-65535.
+  std::uint16_t code = 0;
+  std::uint32_t flags = 0;
+  TransferId pending_id = 0;
+  /// Pending transfers only: void automatically (state `expired`) after this many seconds;
+  /// 0 means never.
+  std::uint32_t timeout_s = 0;
+  std::uint64_t user_data = 0;
+
+  bool operator==(const Transfer& other) const {
+    return id == other.id && debit_account == other.debit_account &&
+           credit_account == other.credit_account && amount == other.amount &&
+           ledger == other.ledger && code == other.code && flags == other.flags &&
+           pending_id == other.pending_id && timeout_s == other.timeout_s &&
+           user_data == other.user_data;
+  }
+  bool operator!=(const Transfer& other) const { return !(*this == other); }
+};
+
+/// One item's answer. `timestamp` and `position` are set for `ok` and `exists` (the original
+/// transfer's values), zero otherwise.
+struct TransferOutcome {
+  TransferResult result = TransferResult::ok;
+  std::uint64_t timestamp = 0;
+  std::uint64_t position = 0;
+};
+
+enum class TransferState : std::uint8_t { pending = 0, posted = 1, voided = 2, expired = 3 };
+std::string_view to_string(TransferState state);
+
+/// A stored transfer as a lookup returns it.
+struct TransferInfo {
+  /// The transfer as it was submitted.
+  Transfer request;
+  /// Resolved fields: for posts and voids taken from the pending transfer.
+  AccountId debit_account = 0;
+  AccountId credit_account = 0;
+  LedgerId ledger = 0;
+  std::uint16_t code = 0;
+  /// The amount moved (posted, reserved, or released by a void).
+  std::uint64_t amount = 0;
+  TransferState state = TransferState::posted;
+  /// Pending transfers with a timeout: when they expire (Unix ns); 0 otherwise.
+  std::uint64_t expires_at = 0;
+  std::uint64_t timestamp = 0;
+  std::uint64_t position = 0;
+};
+
+}  // namespace pointex

@@ -1,0 +1,271 @@
+#include "domain/codec.hpp"
+
+namespace pointex::domain {
+namespace {
+
+void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+
+void put_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void put_bytes(std::string& out, std::string_view s) {
+  put_varint(out, s.size());
+  out.append(s.data(), s.size());
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes)
+      : p_(reinterpret_cast<const std::uint8_t*>(bytes.data())), end_(p_ + bytes.size()) {}
+
+  std::uint8_t u8() {
+    if (p_ == end_) return fail(DecodeError::truncated), 0;
+    return *p_++;
+  }
+  std::uint64_t varint() {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p_ == end_) return fail(DecodeError::truncated), 0;
+      const std::uint8_t b = *p_++;
+      if (shift == 63 && b > 1) return fail(DecodeError::invalid_field), 0;
+      v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    return fail(DecodeError::invalid_field), 0;
+  }
+  template <class T>
+  T bounded(std::uint64_t max) {
+    const std::uint64_t v = varint();
+    if (v > max) fail(DecodeError::invalid_field);
+    return static_cast<T>(v);
+  }
+  std::string bytes(std::size_t max) {
+    const std::uint64_t n = varint();
+    if (n > max) return fail(DecodeError::invalid_field), std::string();
+    if (static_cast<std::uint64_t>(end_ - p_) < n) return fail(DecodeError::truncated), std::string();
+    std::string s(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return s;
+  }
+  DecodeError error() const { return error_; }
+  DecodeError finish() {
+    if (error_ == DecodeError::none && p_ != end_) error_ = DecodeError::trailing_bytes;
+    return error_;
+  }
+  void fail(DecodeError e) {
+    if (error_ == DecodeError::none) error_ = e;
+    p_ = end_;
+  }
+
+ private:
+  const std::uint8_t* p_;
+  const std::uint8_t* end_;
+  DecodeError error_ = DecodeError::none;
+};
+
+constexpr std::uint8_t resolved_differs = 1;
+
+void encode(const LedgerCreated& e, std::string& out) {
+  put_u8(out, static_cast<std::uint8_t>(EventType::ledger_created));
+  put_u8(out, ledger_created_version);
+  put_varint(out, e.ledger.timestamp);
+  put_varint(out, e.ledger.id);
+  put_bytes(out, e.ledger.code);
+  put_bytes(out, e.ledger.name);
+  put_varint(out, e.ledger.expiry_days);
+}
+
+void encode(const AccountCreated& e, std::string& out) {
+  put_u8(out, static_cast<std::uint8_t>(EventType::account_created));
+  put_u8(out, account_created_version);
+  put_varint(out, e.timestamp);
+  put_varint(out, e.spec.id);
+  put_varint(out, e.spec.ledger);
+  put_u8(out, static_cast<std::uint8_t>(e.spec.kind));
+  put_varint(out, e.spec.flags);
+  put_varint(out, e.spec.user_data);
+  put_bytes(out, e.spec.owner);
+}
+
+void encode(const AccountClosed& e, std::string& out) {
+  put_u8(out, static_cast<std::uint8_t>(EventType::account_closed));
+  put_u8(out, account_closed_version);
+  put_varint(out, e.timestamp);
+  put_varint(out, e.id);
+}
+
+bool resolved_equals_request(const TransferEvent& e) {
+  const Transfer& r = e.request;
+  return e.debit_account == r.debit_account && e.credit_account == r.credit_account &&
+         e.ledger == r.ledger && e.code == r.code && e.amount == r.amount;
+}
+
+void encode(const TransferEvent& e, std::string& out) {
+  put_u8(out, static_cast<std::uint8_t>(EventType::transfer));
+  put_u8(out, transfer_version);
+  put_varint(out, e.timestamp);
+  put_u8(out, static_cast<std::uint8_t>(e.kind));
+  const Transfer& r = e.request;
+  put_varint(out, r.id);
+  put_varint(out, r.debit_account);
+  put_varint(out, r.credit_account);
+  put_varint(out, r.amount);
+  put_varint(out, r.ledger);
+  put_varint(out, r.code);
+  put_varint(out, r.flags);
+  put_varint(out, r.pending_id);
+  put_varint(out, r.timeout_s);
+  put_varint(out, r.user_data);
+  const bool differs = !resolved_equals_request(e);
+  put_u8(out, differs ? resolved_differs : 0);
+  if (differs) {
+    put_varint(out, e.debit_account);
+    put_varint(out, e.credit_account);
+    put_varint(out, e.ledger);
+    put_varint(out, e.code);
+    put_varint(out, e.amount);
+  }
+  put_varint(out, e.pending_amount);
+  put_varint(out, e.expires_at);
+}
+
+DecodeError decode_ledger_created(Reader& in, std::uint8_t version, Event* out) {
+  if (version != 1) return DecodeError::unknown_version;
+  LedgerCreated e;
+  e.ledger.timestamp = in.varint();
+  e.ledger.id = in.varint();
+  e.ledger.code = in.bytes(ledger_code_bytes_max);
+  e.ledger.name = in.bytes(ledger_name_bytes_max);
+  e.ledger.expiry_days = in.bounded<std::uint32_t>(UINT32_MAX);
+  *out = std::move(e);
+  return in.finish();
+}
+
+DecodeError decode_account_created(Reader& in, std::uint8_t version, Event* out) {
+  if (version != 1) return DecodeError::unknown_version;
+  AccountCreated e;
+  e.timestamp = in.varint();
+  e.spec.id = in.varint();
+  e.spec.ledger = in.varint();
+  const std::uint8_t kind = in.u8();
+  if (kind > static_cast<std::uint8_t>(AccountKind::system)) in.fail(DecodeError::invalid_field);
+  e.spec.kind = static_cast<AccountKind>(kind);
+  e.spec.flags = in.bounded<std::uint32_t>(account_flags::all);
+  e.spec.user_data = in.varint();
+  e.spec.owner = in.bytes(owner_bytes_max);
+  *out = std::move(e);
+  return in.finish();
+}
+
+DecodeError decode_account_closed(Reader& in, std::uint8_t version, Event* out) {
+  if (version != 1) return DecodeError::unknown_version;
+  AccountClosed e;
+  e.timestamp = in.varint();
+  e.id = in.varint();
+  *out = e;
+  return in.finish();
+}
+
+DecodeError decode_transfer(Reader& in, std::uint8_t version, Event* out) {
+  if (version != 1) return DecodeError::unknown_version;
+  TransferEvent e;
+  e.timestamp = in.varint();
+  const std::uint8_t kind = in.u8();
+  if (kind > static_cast<std::uint8_t>(TransferKind::expire)) in.fail(DecodeError::invalid_field);
+  e.kind = static_cast<TransferKind>(kind);
+  Transfer& r = e.request;
+  r.id = in.varint();
+  r.debit_account = in.varint();
+  r.credit_account = in.varint();
+  r.amount = in.varint();
+  r.ledger = in.varint();
+  r.code = in.bounded<std::uint16_t>(UINT16_MAX);
+  r.flags = in.bounded<std::uint32_t>(transfer_flags::all);
+  r.pending_id = in.varint();
+  r.timeout_s = in.bounded<std::uint32_t>(UINT32_MAX);
+  r.user_data = in.varint();
+  const std::uint8_t differs = in.u8();
+  if (differs > resolved_differs) in.fail(DecodeError::invalid_field);
+  if (differs != 0) {
+    e.debit_account = in.varint();
+    e.credit_account = in.varint();
+    e.ledger = in.varint();
+    e.code = in.bounded<std::uint16_t>(UINT16_MAX);
+    e.amount = in.varint();
+  } else {
+    e.debit_account = r.debit_account;
+    e.credit_account = r.credit_account;
+    e.ledger = r.ledger;
+    e.code = r.code;
+    e.amount = r.amount;
+  }
+  e.pending_amount = in.varint();
+  e.expires_at = in.varint();
+  *out = e;
+  return in.finish();
+}
+
+}  // namespace
+
+void encode_event(const Event& event, std::string& out) {
+  std::visit([&out](const auto& e) { encode(e, out); }, event);
+}
+
+DecodeError decode_event(std::string_view bytes, Event* event) {
+  Reader in(bytes);
+  const std::uint8_t type = in.u8();
+  const std::uint8_t version = in.u8();
+  if (in.error() != DecodeError::none) return in.error();
+  switch (static_cast<EventType>(type)) {
+    case EventType::ledger_created: return decode_ledger_created(in, version, event);
+    case EventType::account_created: return decode_account_created(in, version, event);
+    case EventType::account_closed: return decode_account_closed(in, version, event);
+    case EventType::transfer: return decode_transfer(in, version, event);
+  }
+  return DecodeError::unknown_type;
+}
+
+std::string_view to_string(DecodeError error) {
+  switch (error) {
+    case DecodeError::none: return "none";
+    case DecodeError::truncated: return "truncated";
+    case DecodeError::trailing_bytes: return "trailing_bytes";
+    case DecodeError::unknown_type: return "unknown_type";
+    case DecodeError::unknown_version: return "unknown_version";
+    case DecodeError::invalid_field: return "invalid_field";
+  }
+  return "unknown";
+}
+
+std::uint64_t event_timestamp(const Event& event) {
+  return std::visit(
+      [](const auto& e) -> std::uint64_t {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, LedgerCreated>) {
+          return e.ledger.timestamp;
+        } else {
+          return e.timestamp;
+        }
+      },
+      event);
+}
+
+void set_event_timestamp(Event& event, std::uint64_t timestamp) {
+  std::visit(
+      [timestamp](auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, LedgerCreated>) {
+          e.ledger.timestamp = timestamp;
+        } else {
+          e.timestamp = timestamp;
+        }
+      },
+      event);
+}
+
+}  // namespace pointex::domain

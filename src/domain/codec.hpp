@@ -1,0 +1,45 @@
+#pragma once
+/// Binary encoding of events: [u8 type][u8 schema version][fields as LEB128 varints / length-
+/// prefixed bytes]. The layout of every version ever written is kept readable: a new shape gets
+/// a new version and an upcaster in decode_event, and tests/fixtures holds golden encodings.
+/// docs/storage.md describes the bytes.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "domain/events.hpp"
+
+namespace pointex::domain {
+
+enum class EventType : std::uint8_t {
+  ledger_created = 1,
+  account_created = 2,
+  account_closed = 3,
+  transfer = 4,
+};
+
+/// The newest schema version of each type: what encode_event writes.
+inline constexpr std::uint8_t ledger_created_version = 1;
+inline constexpr std::uint8_t account_created_version = 1;
+inline constexpr std::uint8_t account_closed_version = 1;
+inline constexpr std::uint8_t transfer_version = 1;
+
+/// Appends the encoding of `event` to `out`.
+void encode_event(const Event& event, std::string& out);
+
+enum class DecodeError : std::uint8_t {
+  none = 0,
+  truncated,
+  trailing_bytes,
+  unknown_type,
+  /// A version newer than this build knows: written by a newer PointEx.
+  unknown_version,
+  invalid_field,
+};
+std::string_view to_string(DecodeError error);
+
+/// Decodes one event; on error `*event` is unspecified. Never skips anything silently.
+[[nodiscard]] DecodeError decode_event(std::string_view bytes, Event* event);
+
+}  // namespace pointex::domain

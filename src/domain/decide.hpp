@@ -1,0 +1,93 @@
+#pragma once
+/// The business rules of PointEx as pure functions: no I/O, no clock reads, no actors.
+///
+/// A transfer touches two accounts, each owned by its own actor, so its decision is split along
+/// the order in which the checks run (docs/semantics.md has the full list):
+///   1. validate_transfer: the item's own fields;
+///   2. check_accounts: both accounts exist and share the ledger (from the account directory);
+///   3. decide_debit (debit account's actor): idempotency, closed, the pending transfer named by a
+///      post or void, the debit account's balance limit and overflow. Accepting applies the
+///      debit side tentatively (apply_debit) so that later commands see it;
+///   4. decide_credit (credit account's actor): closed, the credit account's balance limit and
+///      overflow. Accepting applies the credit side (apply_credit) and commits the event;
+///      refusing makes the debit actor undo step 3 (revert_debit).
+/// evolve() applies a committed event to an account (recovery, tests); it never rejects.
+
+#include <cstdint>
+#include <optional>
+
+#include "domain/account_state.hpp"
+#include "domain/events.hpp"
+#include "pointex/types.hpp"
+
+namespace pointex::domain {
+
+/// Step 1: checks that need nothing but the item.
+TransferResult validate_transfer(const Transfer& transfer);
+
+/// Step 2: `debit`/`credit` are the accounts named by the transfer, or null when not found.
+/// A post or void with credit_account 0 passes a null `credit`.
+TransferResult check_accounts(const Transfer& transfer, const AccountSpec* debit,
+                              const AccountSpec* credit);
+
+/// What the debit account's actor does with a transfer.
+struct DebitDecision {
+  enum class Kind : std::uint8_t {
+    /// Rejected with `result`; nothing changes.
+    reject,
+    /// Same id already stored (`result` is exists or exists_with_different_fields); `record`
+    /// holds the original. The original outcome stands.
+    exists,
+    /// Depends on an in-flight transfer `wait_for`; decide again once it is durable or undone.
+    wait,
+    /// Accepted: apply `event` to the debit account and pass it on to the credit account.
+    accept,
+  };
+  Kind kind = Kind::reject;
+  TransferResult result = TransferResult::ok;
+  const TransferRecord* record = nullptr;
+  TransferId wait_for = 0;
+  TransferEvent event;
+};
+
+/// Step 3. `credit_closed` is what the account directory knows of the credit account (the
+/// credit actor checks again authoritatively). `now_ns` decides expiry and sets expires_at.
+DebitDecision decide_debit(const AccountState& debit, const Transfer& transfer,
+                           bool credit_closed, std::uint64_t now_ns);
+
+/// The debit account's own expiry of a pending transfer whose timeout has passed. Returns the
+/// expire event, or nothing if the pending transfer is no longer pending (or busy, or not due).
+std::optional<TransferEvent> decide_expire(const AccountState& debit, TransferId pending_id,
+                                           std::uint64_t now_ns);
+
+/// Step 4: ok, account_closed, exceeds_debits or overflow.
+TransferResult decide_credit(const AccountState& credit, const TransferEvent& event);
+
+/// Applies the debit side of an accepted event (tentatively: record not yet committed).
+void apply_debit(AccountState& debit, const TransferEvent& event);
+/// Marks a tentatively applied event durable at `timestamp`/`position`.
+void confirm_debit(AccountState& debit, const TransferEvent& event, std::uint64_t timestamp,
+                   std::uint64_t position);
+/// Undoes apply_debit after the credit account refused the event.
+void revert_debit(AccountState& debit, const TransferEvent& event);
+/// Applies the credit side of an event.
+void apply_credit(AccountState& credit, const TransferEvent& event);
+
+/// Applies a committed event to `state` on whichever side(s) `state` is (recovery, tests).
+void evolve(AccountState& state, const TransferEvent& event, std::uint64_t position);
+
+/// Closing: ok (also when already closed) or account_not_empty.
+CloseResult decide_close(const AccountState& state);
+void apply_close(AccountState& state);
+
+/// Account creation checks that need nothing but the spec (ledger existence is checked by the
+/// caller, after these).
+AccountResult validate_account(const AccountSpec& spec);
+
+/// Ledger definition checks.
+LedgerResult validate_ledger(const Ledger& ledger);
+
+/// The transfer as a lookup shows it.
+TransferInfo transfer_info(const TransferRecord& record);
+
+}  // namespace pointex::domain

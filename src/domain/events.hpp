@@ -1,0 +1,73 @@
+#pragma once
+/// The events of the PointEx event log. Events are facts: they are never rejected when
+/// applied. Business rejections are result codes and are never stored.
+
+#include <cstdint>
+#include <variant>
+
+#include "pointex/types.hpp"
+
+namespace pointex::domain {
+
+/// What a transfer event does to the two accounts' balances.
+enum class TransferKind : std::uint8_t {
+  /// Single-phase: debits_posted / credits_posted += amount.
+  single = 0,
+  /// Reserve: debits_pending / credits_pending += amount.
+  pending = 1,
+  /// Post a pending transfer: pending -= pending_amount, posted += amount (amount <= pending).
+  post = 2,
+  /// Void a pending transfer: pending -= pending_amount.
+  void_pending = 3,
+  /// Timeout of a pending transfer: pending -= pending_amount; state `expired`.
+  expire = 4,
+};
+
+/// One committed transfer, written once to the log by the credit account's actor (the commit
+/// point) and applied to both accounts.
+struct TransferEvent {
+  /// The transfer as submitted (for an expiry: id 0, pending_id set, the rest zero).
+  Transfer request;
+  TransferKind kind = TransferKind::single;
+  /// Resolved fields (for post/void/expire taken from the pending transfer).
+  AccountId debit_account = 0;
+  AccountId credit_account = 0;
+  LedgerId ledger = 0;
+  std::uint16_t code = 0;
+  /// Moved amount: posted (single, post), reserved (pending) or released (void, expire).
+  std::uint64_t amount = 0;
+  /// post/void/expire: the pending transfer's full amount, released from pending.
+  std::uint64_t pending_amount = 0;
+  /// pending with a timeout: when it expires (Unix ns); else 0.
+  std::uint64_t expires_at = 0;
+  /// Assigned at commit; unique and increasing in log order.
+  std::uint64_t timestamp = 0;
+
+  /// Key of the pending transfer this event changes, or 0.
+  TransferId pending_id() const { return request.pending_id; }
+  bool is_two_phase_resolution() const {
+    return kind == TransferKind::post || kind == TransferKind::void_pending ||
+           kind == TransferKind::expire;
+  }
+};
+
+struct LedgerCreated {
+  Ledger ledger;  // ledger.timestamp is the event's timestamp
+};
+
+struct AccountCreated {
+  AccountSpec spec;
+  std::uint64_t timestamp = 0;
+};
+
+struct AccountClosed {
+  AccountId id = 0;
+  std::uint64_t timestamp = 0;
+};
+
+using Event = std::variant<LedgerCreated, AccountCreated, AccountClosed, TransferEvent>;
+
+std::uint64_t event_timestamp(const Event& event);
+void set_event_timestamp(Event& event, std::uint64_t timestamp);
+
+}  // namespace pointex::domain

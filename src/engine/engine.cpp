@@ -1,0 +1,571 @@
+// The engine facade: options, recovery, routing of commands to account actors, shutdown.
+
+#include "pointex/engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/account_actor.hpp"
+#include "actors/messages.hpp"
+#include "domain/codec.hpp"
+#include "domain/decide.hpp"
+#include "engine/engine_impl.hpp"
+#include "engine/transfer_batch.hpp"
+
+namespace pointex {
+namespace {
+
+/// Hard ceilings on the options (a configuration past them is an error, not clamped).
+constexpr std::uint32_t batch_items_limit = 1U << 16;
+constexpr std::uint32_t shards_limit = 4096;
+constexpr std::uint32_t threads_limit = 256;
+constexpr std::uint32_t expiry_check_interval_ms = 50;
+constexpr auto shutdown_drain_timeout = std::chrono::seconds(60);
+
+std::uint64_t system_clock_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+Status validate_options(const EngineOptions& o) {
+  if (o.data_dir.empty()) return Status::invalid_argument("data_dir must be set");
+  if (o.batch_items_max == 0 || o.batch_items_max > batch_items_limit) {
+    return Status::invalid_argument("batch_items_max must be 1-" +
+                                    std::to_string(batch_items_limit));
+  }
+  if (o.shards == 0 || o.shards > shards_limit) {
+    return Status::invalid_argument("shards must be 1-" + std::to_string(shards_limit));
+  }
+  if (o.threads > threads_limit) {
+    return Status::invalid_argument("threads must be 0-" + std::to_string(threads_limit));
+  }
+  if (o.inflight_transfers_max < o.batch_items_max) {
+    return Status::invalid_argument("inflight_transfers_max must be at least batch_items_max");
+  }
+  if (o.commit_group_events_max == 0) {
+    return Status::invalid_argument("commit_group_events_max must be at least 1");
+  }
+  if (o.recovery_progress_events == 0) {
+    return Status::invalid_argument("recovery_progress_events must be at least 1");
+  }
+  return Status::ok();
+}
+
+/// A chunk whose completion a caller waits for.
+class WaitedChunk final : public store::JournalChunk {
+ public:
+  std::promise<Status> done;
+  void on_durable() override { done.set_value(Status::ok()); }
+  void on_failed(const Status& status) override { done.set_value(status); }
+};
+
+class AccountsChunk final : public store::JournalChunk {
+ public:
+  std::vector<AccountResult> results;
+  AccountCallback callback;
+  void on_durable() override { callback(Status::ok(), std::move(results)); }
+  void on_failed(const Status& status) override { callback(status, {}); }
+};
+
+/// Applies one recovered event to the in-memory state.
+class Recovery {
+ public:
+  explicit Recovery(Engine::Impl& core) : core_(core) {}
+
+  Status apply(std::uint64_t position, std::string_view bytes) {
+    domain::Event event;
+    const domain::DecodeError err = domain::decode_event(bytes, &event);
+    if (err != domain::DecodeError::none) {
+      return Status::corruption("event at position " + std::to_string(position) + ": " +
+                                std::string(domain::to_string(err)) +
+                                (err == domain::DecodeError::unknown_version ||
+                                         err == domain::DecodeError::unknown_type
+                                     ? " (written by a newer PointEx?)"
+                                     : ""));
+    }
+    POINTEX_ASSERT(position > last_position);
+    last_position = position;
+    last_timestamp = std::max(last_timestamp, domain::event_timestamp(event));
+    return std::visit([&](auto& e) { return apply_event(position, e); }, event);
+  }
+
+  std::uint64_t last_position = 0;
+  std::uint64_t last_timestamp = 0;
+
+ private:
+  Status apply_event(std::uint64_t, const domain::LedgerCreated& e) {
+    core_.ledgers[e.ledger.id] = e.ledger;
+    core_.ledger_codes[e.ledger.code] = e.ledger.id;
+    return Status::ok();
+  }
+  Status apply_event(std::uint64_t position, const domain::AccountCreated& e) {
+    auto state = std::make_unique<domain::AccountState>();
+    state->account.spec = e.spec;
+    state->account.timestamp = e.timestamp;
+    bool inserted = false;
+    core_.directory.insert(std::move(state), &inserted);
+    if (!inserted) return at(position, "account " + std::to_string(e.spec.id) + " created twice");
+    return Status::ok();
+  }
+  Status apply_event(std::uint64_t position, const domain::AccountClosed& e) {
+    engine::AccountEntry* entry = core_.directory.find(e.id);
+    if (entry == nullptr) return at(position, "closing unknown account");
+    domain::apply_close(*entry->dormant);
+    entry->closed.store(true);
+    return Status::ok();
+  }
+  Status apply_event(std::uint64_t position, const domain::TransferEvent& e) {
+    engine::AccountEntry* debit = core_.directory.find(e.debit_account);
+    engine::AccountEntry* credit = core_.directory.find(e.credit_account);
+    if (debit == nullptr || credit == nullptr) {
+      return at(position, "transfer names an unknown account");
+    }
+    domain::evolve(*debit->dormant, e, position);
+    domain::evolve(*credit->dormant, e, position);
+    return Status::ok();
+  }
+  static Status at(std::uint64_t position, const std::string& what) {
+    return Status::corruption("event at position " + std::to_string(position) + ": " + what);
+  }
+
+  Engine::Impl& core_;
+};
+
+Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* last_timestamp) {
+  const auto started = std::chrono::steady_clock::now();
+  std::uint64_t total = 0;
+  Status s = core.log->last_position(&total);
+  if (!s.is_ok()) return s;
+  spdlog::info("pointex: recovering from {} (log up to position {})", core.options.data_dir,
+               total);
+  Recovery recovery(core);
+  Status failure;
+  std::uint64_t count = 0;
+  s = core.log->scan(1, [&](std::uint64_t position, std::string_view bytes) {
+    failure = recovery.apply(position, bytes);
+    if (!failure.is_ok()) return false;
+    if (++count % core.options.recovery_progress_events == 0) {
+      spdlog::info("pointex: recovery {} events, position {}/{}", count, position, total);
+    }
+    return true;
+  });
+  if (!s.is_ok()) return s;
+  if (!failure.is_ok()) return failure;
+  core.recovered_events = count;
+  core.recovery_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                            started)
+          .count());
+  spdlog::info("pointex: recovered {} events, {} ledgers, {} accounts in {} ms", count,
+               core.ledgers.size(), core.directory.size(), core.recovery_ms);
+  *next_position = recovery.last_position + 1;
+  *last_timestamp = recovery.last_timestamp;
+  return Status::ok();
+}
+
+/// Pending transfers with a timeout that recovery found still pending.
+actors::ScheduleExpiry recovered_expiries(const engine::Directory& directory) {
+  actors::ScheduleExpiry msg;
+  directory.for_each([&](engine::AccountEntry& entry) {
+    if (!entry.dormant) return;
+    for (const auto& [id, record] : entry.dormant->transfers) {
+      if (record.state == TransferState::pending && record.event.expires_at != 0) {
+        msg.entries.push_back({record.event.expires_at, entry.spec.id, id});
+      }
+    }
+  });
+  return msg;
+}
+
+void start_actors(Engine::Impl& core) {
+  const std::uint32_t threads =
+      core.options.threads != 0 ? core.options.threads
+                                : std::max(1U, std::thread::hardware_concurrency());
+  core.caf_config.set("scheduler.max-threads", static_cast<std::size_t>(threads));
+  // Work sharing: with many small messages, work stealing spins threads on each other's
+  // queues (measured 7x slower in ../shared/notes/CAF-0.17.md).
+  core.caf_config.set("scheduler.policy", caf::atom("sharing"));
+  core.caf_config.set("logger.verbosity", caf::atom("quiet"));
+  core.caf_config.set("logger.console", caf::atom("none"));
+  core.system = std::make_unique<caf::actor_system>(core.caf_config);
+  core.expiry = actors::spawn_expiry_actor(*core.system, &core, expiry_check_interval_ms);
+  actors::ScheduleExpiry pending = recovered_expiries(core.directory);
+  if (!pending.entries.empty()) caf::anon_send(core.expiry, std::move(pending));
+}
+
+template <class T>
+T wait(std::future<T>& f) {
+  return f.get();
+}
+
+}  // namespace
+
+caf::actor Engine::Impl::actor_of(engine::AccountEntry& entry) {
+  std::lock_guard<std::mutex> lock(entry.mutex);
+  if (!entry.actor) {
+    POINTEX_ASSERT(entry.dormant != nullptr);
+    entry.actor = actors::spawn_account_actor(*system, this, std::move(entry.dormant));
+  }
+  return entry.actor;
+}
+
+caf::actor Engine::Impl::actor_of(AccountId id) {
+  engine::AccountEntry* entry = directory.find(id);
+  return entry == nullptr ? caf::actor() : actor_of(*entry);
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
+  engine->reset();
+  Status s = validate_options(options);
+  if (!s.is_ok()) return s;
+  if (!options.clock_ns) options.clock_ns = system_clock_ns;
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return Status::io_error("cannot create data dir " + options.data_dir + ": " + ec.message());
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  s = store::EventLog::open(impl->options.data_dir, &impl->log);
+  if (!s.is_ok()) return s;
+  std::uint64_t next_position = 1;
+  std::uint64_t last_timestamp = 0;
+  s = recover(*impl, &next_position, &last_timestamp);
+  if (!s.is_ok()) return s;
+  store::JournalOptions jo;
+  jo.sync = impl->options.durability == Durability::sync;
+  jo.group_events_max = impl->options.commit_group_events_max;
+  Impl* core = impl.get();
+  jo.on_failure = [core](const Status& status) {
+    spdlog::critical("pointex: event log write failed, engine stopped: {}", status.to_string());
+    // Commands parked behind a transfer that will never be acknowledged are answered now.
+    core->directory.for_each([](engine::AccountEntry& entry) {
+      std::lock_guard<std::mutex> lock(entry.mutex);
+      if (entry.actor) caf::anon_send(entry.actor, actors::FailParked{});
+    });
+  };
+  impl->journal = std::make_unique<store::Journal>(*impl->log, jo, next_position, last_timestamp,
+                                                   impl->options.clock_ns);
+  start_actors(*impl);
+  engine->reset(new Engine(std::move(impl)));
+  return Status::ok();
+}
+
+Engine::~Engine() {
+  Impl& core = *impl_;
+  core.stopping.store(true);
+  const auto deadline = std::chrono::steady_clock::now() + shutdown_drain_timeout;
+  while (core.inflight.load() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (core.inflight.load() != 0) {
+    spdlog::warn("pointex: closing with {} transfers still unanswered", core.inflight.load());
+  }
+  core.directory.for_each([](engine::AccountEntry& entry) {
+    std::lock_guard<std::mutex> lock(entry.mutex);
+    if (entry.actor) caf::anon_send_exit(entry.actor, caf::exit_reason::user_shutdown);
+  });
+  caf::anon_send_exit(core.expiry, caf::exit_reason::user_shutdown);
+  core.journal->stop();
+  core.directory.for_each([](engine::AccountEntry& entry) {
+    std::lock_guard<std::mutex> lock(entry.mutex);
+    entry.actor = nullptr;
+  });
+  core.expiry = nullptr;
+  core.system.reset();
+  core.journal.reset();
+  core.log.reset();
+}
+
+const EngineOptions& Engine::options() const { return impl_->options; }
+
+Status Engine::create_ledger(const Ledger& ledger, LedgerResult* result) {
+  Impl& core = *impl_;
+  if (core.stopping.load()) return Status::shutting_down("engine is closing");
+  *result = domain::validate_ledger(ledger);
+  if (*result != LedgerResult::ok) return Status::ok();
+  auto chunk = std::make_unique<WaitedChunk>();
+  std::future<Status> done = chunk->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(core.ledgers_mutex);
+    const auto it = core.ledgers.find(ledger.id);
+    const auto code = core.ledger_codes.find(ledger.code);
+    if (it != core.ledgers.end()) {
+      *result = it->second.same_definition(ledger) ? LedgerResult::exists
+                                                   : LedgerResult::exists_with_different_fields;
+    } else if (code != core.ledger_codes.end()) {
+      *result = LedgerResult::code_taken;
+    } else {
+      Ledger stored = ledger;
+      chunk->events.emplace_back(domain::LedgerCreated{stored});
+      stored.timestamp = core.journal->append(std::move(chunk)).first_timestamp;
+      core.ledgers[stored.id] = stored;
+      core.ledger_codes[stored.code] = stored.id;
+    }
+    // An `exists` answer waits behind a barrier for the original to be durable.
+    if (chunk) core.journal->append(std::move(chunk));
+  }
+  return wait(done);
+}
+
+std::vector<Ledger> Engine::ledgers() const {
+  std::lock_guard<std::mutex> lock(impl_->ledgers_mutex);
+  std::vector<Ledger> out;
+  out.reserve(impl_->ledgers.size());
+  for (const auto& [id, ledger] : impl_->ledgers) out.push_back(ledger);
+  return out;
+}
+
+std::optional<Ledger> Engine::ledger(LedgerId id) const {
+  std::lock_guard<std::mutex> lock(impl_->ledgers_mutex);
+  const auto it = impl_->ledgers.find(id);
+  if (it == impl_->ledgers.end()) return std::nullopt;
+  return it->second;
+}
+
+void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback callback) {
+  Impl& core = *impl_;
+  if (core.stopping.load()) return callback(Status::shutting_down("engine is closing"), {});
+  if (accounts.size() > core.options.batch_items_max) {
+    return callback(Status::invalid_argument(
+                        "batch of " + std::to_string(accounts.size()) +
+                        " accounts is over batch_items_max " +
+                        std::to_string(core.options.batch_items_max)),
+                    {});
+  }
+  auto chunk = std::make_unique<AccountsChunk>();
+  chunk->results.resize(accounts.size());
+  chunk->callback = std::move(callback);
+  std::lock_guard<std::mutex> lock(core.create_mutex);
+  std::unordered_map<AccountId, std::size_t> in_batch;  // id -> first index in this batch
+  std::vector<std::size_t> created;
+  for (std::size_t i = 0; i < accounts.size(); ++i) {
+    const AccountSpec& spec = accounts[i];
+    AccountResult r = domain::validate_account(spec);
+    if (r == AccountResult::ok && !ledger(spec.ledger)) r = AccountResult::ledger_not_found;
+    if (r == AccountResult::ok) {
+      const engine::AccountEntry* existing = core.directory.find(spec.id);
+      const auto earlier = in_batch.find(spec.id);
+      const AccountSpec* other = existing != nullptr ? &existing->spec
+                                 : earlier != in_batch.end() ? &accounts[earlier->second]
+                                                             : nullptr;
+      if (other != nullptr) {
+        r = *other == spec ? AccountResult::exists : AccountResult::exists_with_different_fields;
+      } else {
+        in_batch.emplace(spec.id, i);
+        created.push_back(i);
+        chunk->events.emplace_back(domain::AccountCreated{spec, 0});
+      }
+    }
+    chunk->results[i] = r;
+  }
+  // Append before publishing: any transfer naming a new account is logged after its creation.
+  const store::Journal::Appended appended = core.journal->append(std::move(chunk));
+  if (appended.first_position == 0) return;  // the log failed; on_failed answered
+  const std::uint64_t timestamp = appended.first_timestamp;
+  for (std::size_t k = 0; k < created.size(); ++k) {
+    auto state = std::make_unique<domain::AccountState>();
+    state->account.spec = accounts[created[k]];
+    state->account.timestamp = timestamp + k;
+    bool inserted = false;
+    core.directory.insert(std::move(state), &inserted);
+    POINTEX_ASSERT(inserted);
+  }
+}
+
+Status Engine::create_accounts(std::vector<AccountSpec> accounts,
+                               std::vector<AccountResult>* results) {
+  std::promise<Status> done;
+  std::future<Status> f = done.get_future();
+  create_accounts(std::move(accounts), [&](const Status& s, std::vector<AccountResult> r) {
+    *results = std::move(r);
+    done.set_value(s);
+  });
+  return wait(f);
+}
+
+void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback callback) {
+  Impl& core = *impl_;
+  const std::size_t n = transfers.size();
+  if (core.stopping.load()) return callback(Status::shutting_down("engine is closing"), {});
+  if (core.journal->failed()) {
+    return callback(Status::io_error("the event log failed; reopen the data dir"), {});
+  }
+  if (n > core.options.batch_items_max) {
+    return callback(Status::invalid_argument("batch of " + std::to_string(n) +
+                                             " transfers is over batch_items_max " +
+                                             std::to_string(core.options.batch_items_max)),
+                    {});
+  }
+  if (n == 0) return callback(Status::ok(), {});
+  const std::uint64_t before = core.inflight.fetch_add(n);
+  if (before + n > core.options.inflight_transfers_max) {
+    core.inflight.fetch_sub(n);
+    return callback(Status::overloaded("too many transfers in flight; retry with the same ids"),
+                    {});
+  }
+  auto* batch = new engine::TransferBatch(n, std::move(callback), &core.inflight);
+
+  struct Route {
+    engine::AccountEntry* debit;
+    std::uint32_t index;
+    bool credit_closed;
+  };
+  std::vector<Route> routes;
+  routes.reserve(n);
+  std::uint32_t answered = 0;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const Transfer& t = transfers[i];
+    TransferResult r = domain::validate_transfer(t);
+    engine::AccountEntry* debit = nullptr;
+    engine::AccountEntry* credit = nullptr;
+    if (r == TransferResult::ok) {
+      debit = core.directory.find(t.debit_account);
+      credit = t.credit_account != 0 ? core.directory.find(t.credit_account) : nullptr;
+      r = domain::check_accounts(t, debit ? &debit->spec : nullptr,
+                                 credit ? &credit->spec : nullptr);
+    }
+    if (r != TransferResult::ok) {
+      batch->set(i, {r, 0, 0});
+      ++answered;
+      continue;
+    }
+    const bool credit_closed = credit != nullptr && credit->closed.load(std::memory_order_acquire);
+    routes.push_back({debit, i, credit_closed});
+  }
+  std::stable_sort(routes.begin(), routes.end(),
+                   [](const Route& a, const Route& b) { return a.debit < b.debit; });
+  // Count the answered items down last: until then the batch cannot finish under our feet.
+  for (std::size_t begin = 0; begin < routes.size();) {
+    std::size_t end = begin;
+    actors::DebitBatch msg;
+    while (end < routes.size() && routes[end].debit == routes[begin].debit) {
+      const Route& r = routes[end];
+      msg.items.push_back({transfers[r.index], batch, r.index, r.credit_closed});
+      ++end;
+    }
+    caf::anon_send(core.actor_of(*routes[begin].debit), std::move(msg));
+    begin = end;
+  }
+  if (answered > 0) batch->count_down(answered);
+}
+
+Status Engine::submit_transfers(std::vector<Transfer> transfers,
+                                std::vector<TransferOutcome>* outcomes) {
+  std::promise<Status> done;
+  std::future<Status> f = done.get_future();
+  submit_transfers(std::move(transfers), [&](const Status& s, std::vector<TransferOutcome> o) {
+    *outcomes = std::move(o);
+    done.set_value(s);
+  });
+  return wait(f);
+}
+
+Status Engine::close_account(AccountId id, CloseResult* result, Account* account) {
+  Impl& core = *impl_;
+  if (core.stopping.load()) return Status::shutting_down("engine is closing");
+  engine::AccountEntry* entry = core.directory.find(id);
+  if (entry == nullptr) {
+    *result = CloseResult::account_not_found;
+    return Status::ok();
+  }
+  std::promise<Status> done;
+  std::future<Status> f = done.get_future();
+  caf::anon_send(core.actor_of(*entry),
+                 actors::CloseRequest{[&](const Status& s, CloseResult r, const Account& a) {
+                   *result = r;
+                   *account = a;
+                   done.set_value(s);
+                 }});
+  return wait(f);
+}
+
+Status Engine::lookup_accounts(const std::vector<AccountId>& ids,
+                               std::vector<std::optional<Account>>* accounts) {
+  Impl& core = *impl_;
+  if (core.stopping.load()) return Status::shutting_down("engine is closing");
+  accounts->assign(ids.size(), std::nullopt);
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::size_t waiting = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    engine::AccountEntry* entry = core.directory.find(ids[i]);
+    if (entry == nullptr) continue;
+    std::unique_lock<std::mutex> entry_lock(entry->mutex);
+    if (!entry->actor) {
+      (*accounts)[i] = entry->dormant->account;
+      continue;
+    }
+    caf::actor actor = entry->actor;
+    entry_lock.unlock();
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++waiting;
+    }
+    caf::anon_send(actor, actors::LookupAccount{[&, i](const Account& a) {
+                     std::lock_guard<std::mutex> lock(mutex);
+                     (*accounts)[i] = a;
+                     if (--waiting == 0) cv.notify_one();
+                   }});
+  }
+  std::unique_lock<std::mutex> lock(mutex);
+  cv.wait(lock, [&] { return waiting == 0; });
+  return Status::ok();
+}
+
+Status Engine::lookup_transfer(AccountId debit_account, TransferId id,
+                               std::optional<TransferInfo>* transfer) {
+  Impl& core = *impl_;
+  if (core.stopping.load()) return Status::shutting_down("engine is closing");
+  *transfer = std::nullopt;
+  engine::AccountEntry* entry = core.directory.find(debit_account);
+  if (entry == nullptr) return Status::ok();
+  std::unique_lock<std::mutex> entry_lock(entry->mutex);
+  if (!entry->actor) {
+    const auto& transfers = entry->dormant->transfers;
+    const auto it = transfers.find(id);
+    if (it != transfers.end() && it->second.committed) {
+      *transfer = domain::transfer_info(it->second);
+    }
+    return Status::ok();
+  }
+  caf::actor actor = entry->actor;
+  entry_lock.unlock();
+  std::promise<std::optional<TransferInfo>> done;
+  std::future<std::optional<TransferInfo>> f = done.get_future();
+  caf::anon_send(actor, actors::LookupTransfer{
+                            id, [&](std::optional<TransferInfo> t) { done.set_value(t); }});
+  *transfer = wait(f);
+  return Status::ok();
+}
+
+EngineStats Engine::stats() const {
+  const Impl& core = *impl_;
+  EngineStats s;
+  {
+    std::lock_guard<std::mutex> lock(core.ledgers_mutex);
+    s.ledgers = core.ledgers.size();
+  }
+  s.accounts = core.directory.size();
+  s.recovered_events = core.recovered_events;
+  s.recovery_ms = core.recovery_ms;
+  const store::JournalStats js = core.journal->stats();
+  s.committed_position = js.committed_position;
+  s.commit_groups = js.groups;
+  s.committed_events = js.events;
+  s.inflight_transfers = core.inflight.load();
+  s.live_account_actors = core.live_actors.load();
+  return s;
+}
+
+}  // namespace pointex

@@ -1,0 +1,56 @@
+#pragma once
+/// Engine::Impl: what the facade and the actors share. Private; includes CAF, so only the
+/// engine's and actors' .cpp files include it.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "engine/directory.hpp"
+#include "pointex/engine.hpp"
+#include "store/event_log.hpp"
+#include "store/journal.hpp"
+
+namespace pointex {
+
+struct Engine::Impl {
+  EngineOptions options;
+  std::unique_ptr<store::EventLog> log;
+  std::unique_ptr<store::Journal> journal;
+  engine::Directory directory;
+
+  mutable std::mutex ledgers_mutex;
+  std::map<LedgerId, Ledger> ledgers;
+  std::unordered_map<std::string, LedgerId> ledger_codes;
+
+  /// Serializes account creation (directory insert + append), which is off the hot path.
+  std::mutex create_mutex;
+
+  std::atomic<std::uint64_t> inflight{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> live_actors{0};
+
+  std::uint64_t recovered_events = 0;
+  std::uint64_t recovery_ms = 0;
+
+  caf::actor_system_config caf_config;
+  std::unique_ptr<caf::actor_system> system;
+  caf::actor expiry;
+
+  std::uint64_t now() const { return options.clock_ns(); }
+
+  /// The actor of an account, spawned from its dormant state on first use.
+  caf::actor actor_of(engine::AccountEntry& entry);
+  /// Same, by id; null if no such account.
+  caf::actor actor_of(AccountId id);
+};
+
+}  // namespace pointex

@@ -1,0 +1,148 @@
+#include "store/event_log.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/memtablerep.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <vector>
+
+namespace pointex::store {
+namespace {
+
+constexpr const char* events_cf_name = "events";
+
+void encode_key(std::uint64_t position, char out[8]) {
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<char>(position & 0xFF);
+    position >>= 8;
+  }
+}
+
+std::uint64_t decode_key(const rocksdb::Slice& key) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(key[i]);
+  return v;
+}
+
+Status from_rocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::ok();
+  std::string message = std::string(what) + ": " + s.ToString();
+  if (s.IsCorruption()) return Status::corruption(message);
+  if (s.IsInvalidArgument()) return Status::invalid_argument(message);
+  return Status::io_error(message);
+}
+
+}  // namespace
+
+struct EventLog::Batch::Impl {
+  rocksdb::WriteBatch batch;
+  rocksdb::ColumnFamilyHandle* family = nullptr;
+};
+
+struct EventLog::Impl {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* events = nullptr;
+
+  ~Impl() {
+    for (auto* h : handles) {
+      if (db) db->DestroyColumnFamilyHandle(h);
+    }
+  }
+};
+
+EventLog::Batch::Batch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+EventLog::Batch::~Batch() = default;
+void EventLog::Batch::clear() { impl_->batch.Clear(); }
+std::size_t EventLog::Batch::size() const { return impl_->batch.Count(); }
+
+EventLog::EventLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+EventLog::~EventLog() = default;
+
+Status EventLog::open(const std::string& dir, std::unique_ptr<EventLog>* log) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  // The vector memtable of the events family does not support concurrent inserts.
+  db_options.allow_concurrent_memtable_write = false;
+  db_options.max_background_jobs = 2;
+
+  rocksdb::ColumnFamilyOptions events_options;
+  events_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+  events_options.write_buffer_size = 64ULL << 20;
+  events_options.compression = rocksdb::kNoCompression;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {events_cf_name, events_options},
+  };
+  auto impl = std::make_unique<Impl>();
+  rocksdb::DB* raw = nullptr;
+  Status s = from_rocks(rocksdb::DB::Open(db_options, dir, families, &impl->handles, &raw),
+                        "opening event log in " + dir);
+  if (!s.is_ok()) return s;
+  impl->db.reset(raw);
+  impl->events = impl->handles[1];
+
+  std::string format;
+  const rocksdb::Status got = impl->db->Get(rocksdb::ReadOptions(), "format", &format);
+  if (got.IsNotFound()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = from_rocks(impl->db->Put(wo, "format", std::string(log_format)), "writing format");
+    if (!s.is_ok()) return s;
+  } else if (!got.ok()) {
+    return from_rocks(got, "reading format");
+  } else if (format != log_format) {
+    return Status::corruption("data dir " + dir + " holds format '" + format + "', expected '" +
+                              std::string(log_format) + "'");
+  }
+  log->reset(new EventLog(std::move(impl)));
+  return Status::ok();
+}
+
+void EventLog::Batch::put(std::uint64_t position, std::string_view event_bytes) {
+  char key[8];
+  encode_key(position, key);
+  const rocksdb::Status s = impl_->batch.Put(
+      impl_->family, rocksdb::Slice(key, 8), rocksdb::Slice(event_bytes.data(), event_bytes.size()));
+  (void)s;  // WriteBatch::Put fails only past its 4 GiB size limit; groups are far smaller.
+}
+
+std::unique_ptr<EventLog::Batch> EventLog::new_batch() const {
+  auto impl = std::make_unique<Batch::Impl>();
+  impl->family = impl_->events;
+  return std::unique_ptr<Batch>(new Batch(std::move(impl)));
+}
+
+Status EventLog::write(Batch& batch, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return from_rocks(impl_->db->Write(wo, &batch.impl_->batch), "writing event log");
+}
+
+Status EventLog::scan(std::uint64_t from,
+                      const std::function<bool(std::uint64_t, std::string_view)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->events));
+  char key[8];
+  encode_key(from, key);
+  for (it->Seek(rocksdb::Slice(key, 8)); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) return Status::corruption("event log key of wrong size");
+    const rocksdb::Slice v = it->value();
+    if (!fn(decode_key(it->key()), std::string_view(v.data(), v.size()))) break;
+  }
+  return from_rocks(it->status(), "scanning event log");
+}
+
+Status EventLog::last_position(std::uint64_t* position) const {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(),
+                                                               impl_->events));
+  it->SeekToLast();
+  *position = it->Valid() ? decode_key(it->key()) : 0;
+  return from_rocks(it->status(), "reading last position");
+}
+
+}  // namespace pointex::store
