@@ -26,6 +26,7 @@ class TransferChunk final : public store::JournalChunk {
     std::uint32_t index;
   };
   std::vector<Completion> completions;
+  engine::AccountEntry* debit_entry = nullptr;
   caf::actor debit_actor;
 
   void on_durable() override {
@@ -34,7 +35,8 @@ class TransferChunk final : public store::JournalChunk {
       completions[i].batch->complete(
           completions[i].index, {TransferResult::ok, first_timestamp + i, first_position + i});
     }
-    caf::anon_send(debit_actor, CommitAck{std::move(events), first_position, first_timestamp});
+    auto* node = new engine::CommitNode{std::move(events), first_position, first_timestamp};
+    if (debit_entry->acks.push(node)) caf::anon_send(debit_actor, Poke{});
   }
   void on_failed(const Status&) override {
     for (const Completion& c : completions) {
@@ -54,30 +56,38 @@ class CloseChunk final : public store::JournalChunk {
 struct AccountActorState {
   static inline const char* name = "pointex.account";
   Engine::Impl* core = nullptr;
+  engine::AccountEntry* entry = nullptr;
   std::unique_ptr<domain::AccountState> account;
+  bool poke_wanted = false;
   /// Commands waiting for an in-flight transfer (by its id) to be durable or undone.
   std::unordered_map<TransferId, std::vector<DebitItem>> parked;
-  /// Per handler: accepted events grouped by credit account.
-  std::vector<std::pair<AccountId, CreditBatch>> outbox;
+  /// Per handler: accepted events grouped by credit account (entry null: look it up by id).
+  struct Outgoing {
+    AccountId credit;
+    engine::AccountEntry* entry;
+    CreditBatch batch;
+  };
+  std::vector<Outgoing> outbox;
   std::vector<ExpiryEntry> expiries;
 };
 
 using Self = caf::stateful_actor<AccountActorState>;
 
-CreditBatch& outbox_for(AccountActorState& st, AccountId credit) {
-  for (auto& [id, batch] : st.outbox) {
-    if (id == credit) return batch;
+CreditBatch& outbox_for(AccountActorState& st, AccountId credit, engine::AccountEntry* entry) {
+  for (auto& out : st.outbox) {
+    if (out.credit == credit) return out.batch;
   }
-  st.outbox.emplace_back(credit, CreditBatch{});
-  return st.outbox.back().second;
+  st.outbox.push_back({credit, entry, CreditBatch{{}, st.entry}});
+  return st.outbox.back().batch;
 }
 
 void flush_outbox(Self* self) {
   AccountActorState& st = self->state;
-  for (auto& [credit, batch] : st.outbox) {
-    caf::actor target = st.core->actor_of(credit);
+  for (auto& out : st.outbox) {
+    caf::actor target =
+        out.entry != nullptr ? st.core->actor_of(*out.entry) : st.core->actor_of(out.credit);
     POINTEX_ASSERT(target);
-    self->send(target, std::move(batch));
+    self->send(target, std::move(out.batch));
   }
   st.outbox.clear();
   if (!st.expiries.empty()) {
@@ -112,7 +122,8 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now) {
   if (d.event.kind == domain::TransferKind::pending && d.event.expires_at != 0) {
     st.expiries.push_back({d.event.expires_at, st.account->id(), d.event.request.id});
   }
-  outbox_for(st, d.event.credit_account).items.push_back({d.event, item.batch, item.index});
+  outbox_for(st, d.event.credit_account, item.credit_entry)
+      .items.push_back({d.event, item.batch, item.index});
 }
 
 /// Decides again the commands that waited on `id`.
@@ -124,10 +135,49 @@ void wake(Self* self, TransferId id, std::uint64_t now) {
   for (DebitItem& item : items) decide_one(self, item, now);
 }
 
+/// Marks durable what the journal acknowledged, and decides again what waited on it.
+/// Returns whether anything arrived.
+bool absorb_commits(Self* self, std::uint64_t now) {
+  AccountActorState& st = self->state;
+  engine::CommitNode* node = st.entry->acks.drain();
+  if (node == nullptr) return false;
+  while (node != nullptr) {
+    for (std::size_t i = 0; i < node->events.size(); ++i) {
+      const auto& e = std::get<domain::TransferEvent>(node->events[i]);
+      domain::confirm_debit(*st.account, e, node->first_timestamp + i, node->first_position + i);
+    }
+    if (!st.parked.empty()) {
+      for (const domain::Event& event : node->events) {
+        const auto& e = std::get<domain::TransferEvent>(event);
+        if (e.request.id != 0) wake(self, e.request.id, now);
+        if (e.is_two_phase_resolution()) wake(self, e.pending_id(), now);
+      }
+    }
+    delete std::exchange(node, node->next);
+  }
+  return true;
+}
+
+/// Ends every handler: while commands are parked, ask the journal for a poke, and absorb what
+/// arrived meanwhile (see AckInbox); then send what was decided.
+void settle(Self* self, std::uint64_t now) {
+  AccountActorState& st = self->state;
+  for (;;) {
+    const bool want = !st.parked.empty();
+    if (want != st.poke_wanted) {
+      st.entry->acks.want_poke(want);
+      st.poke_wanted = want;
+    }
+    if (!want || !absorb_commits(self, now)) break;
+  }
+  flush_outbox(self);
+}
+
 void on_debits(Self* self, DebitBatch& msg) {
   const std::uint64_t now = self->state.core->now();
+  absorb_commits(self, now);
   for (DebitItem& item : msg.items) decide_one(self, item, now);
-  flush_outbox(self);
+  settle(self, now);
 }
 
 void on_credits(Self* self, CreditBatch& msg) {
@@ -148,31 +198,19 @@ void on_credits(Self* self, CreditBatch& msg) {
   }
   caf::actor debit = caf::actor_cast<caf::actor>(self->current_sender());
   POINTEX_ASSERT(debit);
+  POINTEX_ASSERT(msg.debit_entry != nullptr);
   if (!chunk->events.empty()) {
     chunk->debit_actor = debit;
+    chunk->debit_entry = msg.debit_entry;
     st.core->journal->append(std::move(chunk));
   }
   if (!refusals.items.empty()) self->send(debit, std::move(refusals));
 }
 
-void on_ack(Self* self, CommitAck& msg) {
-  AccountActorState& st = self->state;
-  const std::uint64_t now = st.core->now();
-  for (std::size_t i = 0; i < msg.events.size(); ++i) {
-    const auto& e = std::get<domain::TransferEvent>(msg.events[i]);
-    domain::confirm_debit(*st.account, e, msg.first_timestamp + i, msg.first_position + i);
-  }
-  for (const domain::Event& event : msg.events) {
-    const auto& e = std::get<domain::TransferEvent>(event);
-    if (e.request.id != 0) wake(self, e.request.id, now);
-    if (e.is_two_phase_resolution()) wake(self, e.pending_id(), now);
-  }
-  flush_outbox(self);
-}
-
 void on_refusals(Self* self, RefusalBatch& msg) {
   AccountActorState& st = self->state;
   const std::uint64_t now = st.core->now();
+  absorb_commits(self, now);
   for (Refusal& r : msg.items) {
     domain::revert_debit(*st.account, r.event);
     if (r.batch != nullptr) r.batch->complete(r.index, {r.result, 0, 0});
@@ -181,23 +219,25 @@ void on_refusals(Self* self, RefusalBatch& msg) {
     if (r.event.request.id != 0) wake(self, r.event.request.id, now);
     if (r.event.is_two_phase_resolution()) wake(self, r.event.pending_id(), now);
   }
-  flush_outbox(self);
+  settle(self, now);
 }
 
 void on_expire(Self* self, ExpireDue& msg) {
   AccountActorState& st = self->state;
   const std::uint64_t now = st.core->now();
+  absorb_commits(self, now);
   for (TransferId pending_id : msg.pending_ids) {
     std::optional<domain::TransferEvent> e = domain::decide_expire(*st.account, pending_id, now);
     if (!e) continue;
     domain::apply_debit(*st.account, *e);
-    outbox_for(st, e->credit_account).items.push_back({*e, nullptr, 0});
+    outbox_for(st, e->credit_account, nullptr).items.push_back({*e, nullptr, 0});
   }
-  flush_outbox(self);
+  settle(self, now);
 }
 
 void on_close(Self* self, CloseRequest& msg) {
   AccountActorState& st = self->state;
+  absorb_commits(self, st.core->now());
   const CloseResult r = domain::decide_close(*st.account);
   auto chunk = std::make_unique<CloseChunk>();
   chunk->reply = std::move(msg.reply);
@@ -208,9 +248,7 @@ void on_close(Self* self, CloseRequest& msg) {
   if (!st.account->closed()) {
     domain::apply_close(*st.account);
     chunk->events.emplace_back(domain::AccountClosed{st.account->id(), 0});
-    engine::AccountEntry* entry = st.core->directory.find(st.account->id());
-    POINTEX_ASSERT(entry != nullptr);
-    entry->closed.store(true, std::memory_order_release);
+    st.entry->closed.store(true, std::memory_order_release);
   }
   // A repeated close is a barrier: answered once the first close is durable.
   chunk->account = st.account->account;
@@ -224,20 +262,28 @@ void on_fail_parked(Self* self) {
   self->state.parked.clear();
 }
 
-caf::behavior account_actor(Self* self, Engine::Impl* core, domain::AccountState* account) {
+caf::behavior account_actor(Self* self, Engine::Impl* core, engine::AccountEntry* entry,
+                            domain::AccountState* account) {
   self->state.core = core;
+  self->state.entry = entry;
   self->state.account.reset(account);
   core->live_actors.fetch_add(1, std::memory_order_relaxed);
   self->attach_functor([core] { core->live_actors.fetch_sub(1, std::memory_order_relaxed); });
   return {
       [=](DebitBatch& msg) { on_debits(self, msg); },
       [=](CreditBatch& msg) { on_credits(self, msg); },
-      [=](CommitAck& msg) { on_ack(self, msg); },
+      [=](Poke&) {
+        const std::uint64_t now = self->state.core->now();
+        absorb_commits(self, now);
+        settle(self, now);
+      },
       [=](RefusalBatch& msg) { on_refusals(self, msg); },
       [=](ExpireDue& msg) { on_expire(self, msg); },
       [=](CloseRequest& msg) { on_close(self, msg); },
       [=](LookupAccount& msg) { msg.reply(self->state.account->account); },
       [=](LookupTransfer& msg) {
+        absorb_commits(self, self->state.core->now());
+        settle(self, self->state.core->now());
         const auto& transfers = self->state.account->transfers;
         const auto it = transfers.find(msg.id);
         if (it == transfers.end() || !it->second.committed) {
@@ -253,8 +299,9 @@ caf::behavior account_actor(Self* self, Engine::Impl* core, domain::AccountState
 }  // namespace
 
 caf::actor spawn_account_actor(caf::actor_system& system, Engine::Impl* core,
+                               engine::AccountEntry* entry,
                                std::unique_ptr<domain::AccountState> account) {
-  return system.spawn(account_actor, core, account.release());
+  return system.spawn(account_actor, core, entry, account.release());
 }
 
 }  // namespace pointex::actors

@@ -6,12 +6,14 @@
 #include <caf/fwd.hpp>
 
 #include "domain/account_state.hpp"
+#include "engine/directory.hpp"
 #include "pointex/engine.hpp"
 
 namespace pointex::actors {
 
 /// Spawns the actor that owns `account` from now on.
 caf::actor spawn_account_actor(caf::actor_system& system, Engine::Impl* core,
+                               engine::AccountEntry* entry,
                                std::unique_ptr<domain::AccountState> account);
 
 /// Spawns the expiry actor: it wakes account actors when their pending transfers time out.

@@ -15,6 +15,7 @@
 
 namespace pointex::engine {
 class TransferBatch;
+struct AccountEntry;
 }
 
 namespace pointex::actors {
@@ -25,6 +26,9 @@ struct DebitItem {
   engine::TransferBatch* batch = nullptr;
   std::uint32_t index = 0;
   bool credit_closed = false;
+  /// The credit account's directory entry when the transfer names it (null for a post or void
+  /// that leaves it to the pending transfer).
+  engine::AccountEntry* credit_entry = nullptr;
 };
 struct DebitBatch {
   std::vector<DebitItem> items;
@@ -39,6 +43,8 @@ struct CreditItem {
 };
 struct CreditBatch {
   std::vector<CreditItem> items;
+  /// The sender: where commits are acknowledged (its AckInbox) and refusals sent.
+  engine::AccountEntry* debit_entry = nullptr;
 };
 
 /// Credit account -> debit account: these were refused; undo them and answer.
@@ -52,12 +58,8 @@ struct RefusalBatch {
   std::vector<Refusal> items;
 };
 
-/// Journal -> debit account: these events are durable (event i at first_position + i).
-struct CommitAck {
-  std::vector<domain::Event> events;
-  std::uint64_t first_position = 0;
-  std::uint64_t first_timestamp = 0;
-};
+/// Journal -> debit account: something arrived in your AckInbox while commands were parked.
+struct Poke {};
 
 /// Expiry actor -> debit account: these pending transfers' timeouts may have passed.
 struct ExpireDue {
@@ -93,7 +95,7 @@ struct FailParked {};
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::DebitBatch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::CreditBatch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::RefusalBatch)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::CommitAck)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::Poke)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::ExpireDue)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::ScheduleExpiry)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::CloseRequest)

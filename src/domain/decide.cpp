@@ -364,6 +364,11 @@ void evolve(AccountState& state, const TransferEvent& e, std::uint64_t position)
 CloseResult decide_close(const AccountState& state) {
   if (state.closed()) return CloseResult::ok;
   if (!state.empty()) return CloseResult::account_not_empty;
+  // The balances include tentatively applied debits that may still be undone (revert_debit):
+  // an account is only empty once nothing of it is in flight.
+  for (const auto& [id, record] : state.transfers) {
+    if (!record.committed || record.busy_with != 0) return CloseResult::account_not_empty;
+  }
   return CloseResult::ok;
 }
 

@@ -9,13 +9,62 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <caf/actor.hpp>
 
 #include "domain/account_state.hpp"
+#include "domain/events.hpp"
 #include "pointex/types.hpp"
 
 namespace pointex::engine {
+
+/// Durable transfers, for their debit account's actor to mark committed (see AckInbox).
+struct CommitNode {
+  std::vector<domain::Event> events;
+  std::uint64_t first_position = 0;
+  std::uint64_t first_timestamp = 0;
+  CommitNode* next = nullptr;
+};
+
+/// A lock-free inbox through which the journal tells a debit account which of its transfers are
+/// durable, without a message per commit: the account's actor drains it at the start of every
+/// message it handles. Only while the actor has commands parked on an in-flight transfer does
+/// it ask (wants_poke) for a message when something arrives. Both sides use sequentially
+/// consistent operations in opposite order (push then read the flag; set the flag then drain),
+/// so a commit is never missed: either the journal sees the flag, or the actor sees the node.
+class AckInbox {
+ public:
+  ~AckInbox() { delete_list(head_.exchange(nullptr)); }
+  /// Journal side. Returns true if the actor asked to be poked.
+  bool push(CommitNode* node) {
+    node->next = head_.load(std::memory_order_relaxed);
+    while (!head_.compare_exchange_weak(node->next, node, std::memory_order_seq_cst)) {
+    }
+    return wants_poke_.load(std::memory_order_seq_cst);
+  }
+  /// Actor side: everything pushed so far, oldest first (the caller deletes the nodes).
+  CommitNode* drain() {
+    CommitNode* list = head_.exchange(nullptr, std::memory_order_seq_cst);
+    CommitNode* reversed = nullptr;
+    while (list != nullptr) {
+      CommitNode* next = list->next;
+      list->next = reversed;
+      reversed = list;
+      list = next;
+    }
+    return reversed;
+  }
+  void want_poke(bool on) { wants_poke_.store(on, std::memory_order_seq_cst); }
+
+ private:
+  static void delete_list(CommitNode* n) {
+    while (n != nullptr) delete std::exchange(n, n->next);
+  }
+  std::atomic<CommitNode*> head_{nullptr};
+  std::atomic<bool> wants_poke_{false};
+};
 
 struct AccountEntry {
   explicit AccountEntry(const AccountSpec& s) : spec(s) {}
@@ -24,7 +73,12 @@ struct AccountEntry {
   /// What the directory knows of the account being closed (the actor is authoritative).
   std::atomic<bool> closed{false};
 
+  AckInbox acks;
+
   std::mutex mutex;
+  /// Set (release) once `actor` is; from then on `actor` never changes while the engine runs,
+  /// so it may be read without the mutex.
+  std::atomic<bool> spawned{false};
   /// The live actor, or null while the account's state waits in `dormant`.
   caf::actor actor;
   std::unique_ptr<domain::AccountState> dormant;

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include <caf/all.hpp>
-#include <spdlog/spdlog.h>
+#include "engine/log.hpp"
 
 #include "actors/account_actor.hpp"
 #include "actors/messages.hpp"
@@ -144,7 +144,7 @@ Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* 
   std::uint64_t total = 0;
   Status s = core.log->last_position(&total);
   if (!s.is_ok()) return s;
-  spdlog::info("pointex: recovering from {} (log up to position {})", core.options.data_dir,
+  log().info("recovering from {} (log up to position {})", core.options.data_dir,
                total);
   Recovery recovery(core);
   Status failure;
@@ -153,7 +153,7 @@ Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* 
     failure = recovery.apply(position, bytes);
     if (!failure.is_ok()) return false;
     if (++count % core.options.recovery_progress_events == 0) {
-      spdlog::info("pointex: recovery {} events, position {}/{}", count, position, total);
+      log().info("recovery {} events, position {}/{}", count, position, total);
     }
     return true;
   });
@@ -164,7 +164,7 @@ Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* 
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                             started)
           .count());
-  spdlog::info("pointex: recovered {} events, {} ledgers, {} accounts in {} ms", count,
+  log().info("recovered {} events, {} ledgers, {} accounts in {} ms", count,
                core.ledgers.size(), core.directory.size(), core.recovery_ms);
   *next_position = recovery.last_position + 1;
   *last_timestamp = recovery.last_timestamp;
@@ -209,10 +209,12 @@ T wait(std::future<T>& f) {
 }  // namespace
 
 caf::actor Engine::Impl::actor_of(engine::AccountEntry& entry) {
+  if (entry.spawned.load(std::memory_order_acquire)) return entry.actor;
   std::lock_guard<std::mutex> lock(entry.mutex);
   if (!entry.actor) {
     POINTEX_ASSERT(entry.dormant != nullptr);
-    entry.actor = actors::spawn_account_actor(*system, this, std::move(entry.dormant));
+    entry.actor = actors::spawn_account_actor(*system, this, &entry, std::move(entry.dormant));
+    entry.spawned.store(true, std::memory_order_release);
   }
   return entry.actor;
 }
@@ -247,7 +249,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   jo.group_events_max = impl->options.commit_group_events_max;
   Impl* core = impl.get();
   jo.on_failure = [core](const Status& status) {
-    spdlog::critical("pointex: event log write failed, engine stopped: {}", status.to_string());
+    log().critical("event log write failed, engine stopped: {}", status.to_string());
     // Commands parked behind a transfer that will never be acknowledged are answered now.
     core->directory.for_each([](engine::AccountEntry& entry) {
       std::lock_guard<std::mutex> lock(entry.mutex);
@@ -269,7 +271,7 @@ Engine::~Engine() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   if (core.inflight.load() != 0) {
-    spdlog::warn("pointex: closing with {} transfers still unanswered", core.inflight.load());
+    log().warn("closing with {} transfers still unanswered", core.inflight.load());
   }
   core.directory.for_each([](engine::AccountEntry& entry) {
     std::lock_guard<std::mutex> lock(entry.mutex);
@@ -279,6 +281,7 @@ Engine::~Engine() {
   core.journal->stop();
   core.directory.for_each([](engine::AccountEntry& entry) {
     std::lock_guard<std::mutex> lock(entry.mutex);
+    entry.spawned.store(false, std::memory_order_release);
     entry.actor = nullptr;
   });
   core.expiry = nullptr;
@@ -418,6 +421,7 @@ void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback 
 
   struct Route {
     engine::AccountEntry* debit;
+    engine::AccountEntry* credit;
     std::uint32_t index;
     bool credit_closed;
   };
@@ -441,7 +445,7 @@ void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback 
       continue;
     }
     const bool credit_closed = credit != nullptr && credit->closed.load(std::memory_order_acquire);
-    routes.push_back({debit, i, credit_closed});
+    routes.push_back({debit, credit, i, credit_closed});
   }
   std::stable_sort(routes.begin(), routes.end(),
                    [](const Route& a, const Route& b) { return a.debit < b.debit; });
@@ -451,7 +455,7 @@ void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback 
     actors::DebitBatch msg;
     while (end < routes.size() && routes[end].debit == routes[begin].debit) {
       const Route& r = routes[end];
-      msg.items.push_back({transfers[r.index], batch, r.index, r.credit_closed});
+      msg.items.push_back({transfers[r.index], batch, r.index, r.credit_closed, r.credit});
       ++end;
     }
     caf::anon_send(core.actor_of(*routes[begin].debit), std::move(msg));

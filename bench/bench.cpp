@@ -1,0 +1,327 @@
+// pointex-bench: throughput and latency of the engine through the embedded API.
+//
+// Workloads (same definitions for every system measured):
+//   uniform  random transfers between `accounts` pre-funded member accounts
+//   hot      every transfer debits ONE issuer account and credits a random member (a campaign)
+// Closed loop: `clients` submitters each keep one batch of `batch` transfers in flight and send
+// the next when it is answered (batch 1 = one transfer at a time). Latency is per batch, from
+// submit to answer (every `ok` durable). After each run, conservation is checked: per ledger the
+// balances sum to zero and no member is below zero; a failure exits non-zero.
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include <pointex/engine.hpp>
+
+#include "histogram.hpp"
+
+using namespace pointex;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr LedgerId bench_ledger = 1;
+constexpr AccountId issuer_id = 1;
+constexpr AccountId first_member = 1'000'001;
+constexpr std::uint64_t member_funding = 1'000'000'000;
+
+struct Config {
+  std::string workload = "all";
+  std::uint32_t accounts = 100'000;
+  std::uint32_t batch = 8190;
+  std::uint32_t clients = 4;
+  double duration_s = 10;
+  double warmup_s = 2;
+  std::string durability = "sync";
+  std::uint32_t threads = 0;
+  std::string data_dir;
+  std::string json_path;
+  bool keep = false;
+  std::uint64_t seed = 42;
+};
+
+struct RunResult {
+  std::string workload;
+  double seconds = 0;
+  std::uint64_t transfers = 0;
+  std::uint64_t ok = 0;
+  bench::Histogram latency;
+  bool conserved = false;
+  std::string conservation_message;
+  EngineStats stats;
+};
+
+int die(const std::string& what, const Status& s) {
+  fmt::print(stderr, "pointex-bench: {}: {}\n", what, s.to_string());
+  std::exit(2);
+}
+
+Status setup_accounts(Engine& engine, const Config& cfg) {
+  LedgerResult lr{};
+  Status s = engine.create_ledger({bench_ledger, "BENCH", "bench points", 0, 0}, &lr);
+  if (!s.is_ok()) return s;
+  std::vector<AccountSpec> specs{{issuer_id, bench_ledger, AccountKind::issuer, 0, 0, "issuer"}};
+  std::vector<AccountResult> results;
+  for (std::uint32_t i = 0; i < cfg.accounts; ++i) {
+    specs.push_back({first_member + i, bench_ledger, AccountKind::member,
+                     account_flags::debits_must_not_exceed_credits, 0, ""});
+    if (specs.size() == engine.options().batch_items_max || i + 1 == cfg.accounts) {
+      s = engine.create_accounts(std::move(specs), &results);
+      if (!s.is_ok()) return s;
+      specs.clear();
+    }
+  }
+  // Fund every member from the issuer so that uniform transfers succeed.
+  std::vector<Transfer> funding;
+  std::vector<TransferOutcome> outcomes;
+  for (std::uint32_t i = 0; i < cfg.accounts; ++i) {
+    funding.push_back({i + 1ULL, issuer_id, first_member + i, member_funding, bench_ledger, 1, 0,
+                       0, 0, 0});
+    if (funding.size() == engine.options().batch_items_max || i + 1 == cfg.accounts) {
+      s = engine.submit_transfers(std::move(funding), &outcomes);
+      if (!s.is_ok()) return s;
+      funding.clear();
+    }
+  }
+  return Status::ok();
+}
+
+/// Runs one workload in a closed loop and returns its figures.
+class Driver {
+ public:
+  Driver(Engine& engine, const Config& cfg, std::string workload, std::uint64_t first_id)
+      : engine_(engine), cfg_(cfg), workload_(std::move(workload)), next_id_(first_id),
+        rng_(cfg.seed) {}
+
+  RunResult run() {
+    const auto start = Clock::now();
+    measure_from_ = start + to_duration(cfg_.warmup_s);
+    end_ = measure_from_ + to_duration(cfg_.duration_s);
+    for (std::uint32_t c = 0; c < cfg_.clients; ++c) submit();
+    std::unique_lock<std::mutex> lock(mutex_);
+    auto next_progress = Clock::now() + std::chrono::seconds(1);
+    while (inflight_ > 0) {
+      done_.wait_for(lock, std::chrono::milliseconds(100));
+      while (resubmit_ > 0) {
+        --resubmit_;
+        lock.unlock();
+        submit();
+        lock.lock();
+      }
+      if (Clock::now() >= next_progress) {
+        fmt::print(stderr, "  {} {:>5.1f}s: {} transfers\n", workload_,
+                   std::chrono::duration<double>(Clock::now() - start).count(), total_);
+        next_progress += std::chrono::seconds(1);
+      }
+    }
+    result_.workload = workload_;
+    result_.seconds = cfg_.duration_s;
+    return result_;
+  }
+
+  std::uint64_t next_id() const { return next_id_; }
+
+ private:
+  static Clock::duration to_duration(double s) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  }
+
+  std::vector<Transfer> make_batch() {
+    std::vector<Transfer> batch(cfg_.batch);
+    std::uniform_int_distribution<std::uint32_t> member(0, cfg_.accounts - 1);
+    for (Transfer& t : batch) {
+      t.id = next_id_++;
+      t.amount = 1;
+      t.ledger = bench_ledger;
+      t.code = 3;
+      t.credit_account = first_member + member(rng_);
+      if (workload_ == "hot") {
+        t.debit_account = issuer_id;
+      } else {
+        do {
+          t.debit_account = first_member + member(rng_);
+        } while (t.debit_account == t.credit_account);
+      }
+    }
+    return batch;
+  }
+
+  void submit() {
+    if (Clock::now() >= end_) return;
+    std::vector<Transfer> batch = make_batch();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++inflight_;
+    }
+    const auto sent = Clock::now();
+    engine_.submit_transfers(std::move(batch), [this, sent](const Status& s,
+                                                            std::vector<TransferOutcome> out) {
+      if (!s.is_ok()) die("submit", s);
+      const auto now = Clock::now();
+      std::lock_guard<std::mutex> lock(mutex_);
+      total_ += out.size();
+      if (sent >= measure_from_ && now <= end_) {
+        result_.transfers += out.size();
+        for (const TransferOutcome& o : out) result_.ok += o.result == TransferResult::ok;
+        result_.latency.record(static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent).count()));
+      }
+      --inflight_;
+      if (now < end_) ++resubmit_;
+      done_.notify_one();
+    });
+  }
+
+  Engine& engine_;
+  const Config& cfg_;
+  std::string workload_;
+  std::uint64_t next_id_;
+  std::mt19937_64 rng_;
+  Clock::time_point measure_from_;
+  Clock::time_point end_;
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::uint32_t inflight_ = 0;
+  std::uint32_t resubmit_ = 0;
+  std::uint64_t total_ = 0;
+  RunResult result_;
+};
+
+void check_conservation(Engine& engine, const Config& cfg, RunResult& r) {
+  std::vector<AccountId> ids{issuer_id};
+  for (std::uint32_t i = 0; i < cfg.accounts; ++i) ids.push_back(first_member + i);
+  std::vector<std::optional<Account>> accounts;
+  const Status s = engine.lookup_accounts(ids, &accounts);
+  if (!s.is_ok()) die("lookup", s);
+  std::int64_t sum = 0;
+  std::uint64_t negative = 0;
+  std::uint64_t pending = 0;
+  for (const auto& a : accounts) {
+    sum += a->balance();
+    pending += a->debits_pending + a->credits_pending;
+    if (a->spec.kind == AccountKind::member && a->balance() < 0) ++negative;
+  }
+  r.conserved = sum == 0 && negative == 0 && pending == 0;
+  r.conservation_message = fmt::format("sum of balances {}, members below zero {}, pending {}",
+                                       sum, negative, pending);
+}
+
+std::string fresh_data_dir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "pointex-bench-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) die("mkdtemp", Status::io_error(tmpl));
+  return tmpl;
+}
+
+double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+nlohmann::json to_json(const RunResult& r) {
+  return {{"workload", r.workload},
+          {"seconds", r.seconds},
+          {"transfers", r.transfers},
+          {"ok", r.ok},
+          {"transfers_per_s", static_cast<double>(r.transfers) / r.seconds},
+          {"latency_ms",
+           {{"p50", ms(r.latency.quantile(0.5))},
+            {"p99", ms(r.latency.quantile(0.99))},
+            {"p999", ms(r.latency.quantile(0.999))},
+            {"max", ms(r.latency.max())}}},
+          {"commit_groups", r.stats.commit_groups},
+          {"committed_events", r.stats.committed_events},
+          {"conserved", r.conserved}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config cfg;
+  CLI::App app{"pointex-bench: engine throughput and latency"};
+  app.add_option("--workload", cfg.workload, "uniform, hot or all")
+      ->check(CLI::IsMember({"uniform", "hot", "all"}))
+      ->capture_default_str();
+  app.add_option("--accounts", cfg.accounts, "member accounts")
+      ->check(CLI::Range(2U, 50'000'000U))
+      ->capture_default_str();
+  app.add_option("--batch", cfg.batch, "transfers per submitted batch")
+      ->check(CLI::Range(1U, 8190U))
+      ->capture_default_str();
+  app.add_option("--clients", cfg.clients, "batches in flight (closed loop)")
+      ->check(CLI::Range(1U, 4096U))
+      ->capture_default_str();
+  app.add_option("--duration", cfg.duration_s, "measured seconds per workload")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  app.add_option("--warmup", cfg.warmup_s, "unmeasured seconds before")
+      ->check(CLI::Range(0.0, 600.0))
+      ->capture_default_str();
+  app.add_option("--durability", cfg.durability, "sync (fsync per group) or async")
+      ->check(CLI::IsMember({"sync", "async"}))
+      ->capture_default_str();
+  app.add_option("--threads", cfg.threads, "actor scheduler threads (0: one per core)")
+      ->capture_default_str();
+  app.add_option("--data-dir", cfg.data_dir, "data dir (default: a fresh temporary one)");
+  app.add_option("--json", cfg.json_path, "write the figures as JSON to this file");
+  app.add_flag("--keep", cfg.keep, "keep the temporary data dir");
+  app.add_option("--seed", cfg.seed, "random seed")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  const bool temporary = cfg.data_dir.empty();
+  if (temporary) cfg.data_dir = fresh_data_dir();
+  EngineOptions options;
+  options.data_dir = cfg.data_dir;
+  options.durability = cfg.durability == "sync" ? Durability::sync : Durability::async;
+  options.threads = cfg.threads;
+  std::unique_ptr<Engine> engine;
+  Status s = Engine::open(options, &engine);
+  if (!s.is_ok()) die("open", s);
+  fmt::print(stderr, "setting up {} accounts in {}\n", cfg.accounts, cfg.data_dir);
+  s = setup_accounts(*engine, cfg);
+  if (!s.is_ok()) die("setup", s);
+
+  std::vector<std::string> workloads;
+  if (cfg.workload == "all") {
+    workloads = {"uniform", "hot"};
+  } else {
+    workloads = {cfg.workload};
+  }
+  std::uint64_t next_id = 1'000'000'000ULL;
+  nlohmann::json report = {{"config",
+                            {{"accounts", cfg.accounts},
+                             {"batch", cfg.batch},
+                             {"clients", cfg.clients},
+                             {"duration_s", cfg.duration_s},
+                             {"durability", cfg.durability},
+                             {"cores", std::thread::hardware_concurrency()}}},
+                           {"runs", nlohmann::json::array()}};
+  bool all_conserved = true;
+  fmt::print("{:<9} {:>12} {:>10} {:>9} {:>9} {:>9} {:>10}\n", "workload", "transfers/s", "ok",
+             "p50 ms", "p99 ms", "p999 ms", "conserved");
+  for (const std::string& w : workloads) {
+    Driver driver(*engine, cfg, w, next_id);
+    RunResult r = driver.run();
+    next_id = driver.next_id();
+    r.stats = engine->stats();
+    check_conservation(*engine, cfg, r);
+    all_conserved = all_conserved && r.conserved;
+    fmt::print("{:<9} {:>12.0f} {:>10} {:>9.2f} {:>9.2f} {:>9.2f} {:>10}\n", w,
+               static_cast<double>(r.transfers) / r.seconds, r.ok, ms(r.latency.quantile(0.5)),
+               ms(r.latency.quantile(0.99)), ms(r.latency.quantile(0.999)),
+               r.conserved ? "yes" : "NO");
+    if (!r.conserved) fmt::print(stderr, "conservation FAILED: {}\n", r.conservation_message);
+    report["runs"].push_back(to_json(r));
+  }
+  engine.reset();
+  if (!cfg.json_path.empty()) std::ofstream(cfg.json_path) << report.dump(2) << "\n";
+  if (temporary && !cfg.keep) std::filesystem::remove_all(cfg.data_dir);
+  return all_conserved ? 0 : 1;
+}

@@ -1,0 +1,19 @@
+#include "engine/log.hpp"
+
+#include <mutex>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+namespace pointex {
+
+spdlog::logger& log() {
+  static std::once_flag once;
+  static std::shared_ptr<spdlog::logger> logger;
+  std::call_once(once, [] {
+    logger = spdlog::get("pointex");
+    if (!logger) logger = spdlog::stderr_color_mt("pointex");
+  });
+  return *logger;
+}
+
+}  // namespace pointex

@@ -1,0 +1,500 @@
+// Engine tests through the public embedding API: actors, event log, recovery, limits.
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <future>
+#include <set>
+#include <thread>
+
+#include <pointex/engine.hpp>
+
+#include "domain/codec.hpp"
+#include "store/event_log.hpp"
+#include "support.hpp"
+
+using namespace pointex;
+using pointex::test::ManualClock;
+using pointex::test::open_engine;
+using pointex::test::TempDir;
+
+namespace {
+
+constexpr LedgerId mall = 1;
+constexpr LedgerId air = 2;
+constexpr AccountId issuer = 10;
+constexpr AccountId alice = 21;
+constexpr AccountId bob = 22;
+constexpr AccountId air_member = 31;
+constexpr std::uint32_t no_overdraft = account_flags::debits_must_not_exceed_credits;
+
+void setup(Engine& e) {
+  LedgerResult r{};
+  REQUIRE(e.create_ledger({mall, "MALL", "Mall", 365, 0}, &r).is_ok());
+  REQUIRE(r == LedgerResult::ok);
+  REQUIRE(e.create_ledger({air, "AIR", "Air miles", 0, 0}, &r).is_ok());
+  REQUIRE(r == LedgerResult::ok);
+  std::vector<AccountResult> results;
+  REQUIRE(e.create_accounts({{issuer, mall, AccountKind::issuer, 0, 0, "issuer"},
+                             {alice, mall, AccountKind::member, no_overdraft, 7, "alice"},
+                             {bob, mall, AccountKind::member, no_overdraft, 0, "bob"},
+                             {air_member, air, AccountKind::member, no_overdraft, 0, "carol"}},
+                            &results)
+              .is_ok());
+  REQUIRE(results == std::vector<AccountResult>(4, AccountResult::ok));
+}
+
+Transfer single(TransferId id, AccountId debit, AccountId credit, std::uint64_t amount,
+                LedgerId ledger = mall) {
+  Transfer t;
+  t.id = id;
+  t.debit_account = debit;
+  t.credit_account = credit;
+  t.amount = amount;
+  t.ledger = ledger;
+  t.code = 1;
+  return t;
+}
+
+std::vector<TransferOutcome> submit(Engine& e, std::vector<Transfer> transfers) {
+  std::vector<TransferOutcome> out;
+  const Status s = e.submit_transfers(std::move(transfers), &out);
+  INFO(s.to_string());
+  REQUIRE(s.is_ok());
+  return out;
+}
+
+TransferResult submit_one(Engine& e, Transfer t) { return submit(e, {t})[0].result; }
+
+Account account(Engine& e, AccountId id) {
+  std::vector<std::optional<Account>> out;
+  REQUIRE(e.lookup_accounts({id}, &out).is_ok());
+  REQUIRE(out[0].has_value());
+  return *out[0];
+}
+
+std::optional<TransferInfo> transfer(Engine& e, AccountId debit, TransferId id) {
+  std::optional<TransferInfo> t;
+  REQUIRE(e.lookup_transfer(debit, id, &t).is_ok());
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("options are validated before anything is opened", "[engine]") {
+  std::unique_ptr<Engine> e;
+  EngineOptions o;
+  CHECK(Engine::open(o, &e).code() == Status::Code::invalid_argument);
+  TempDir dir;
+  o.data_dir = dir.path();
+  o.batch_items_max = 0;
+  CHECK(Engine::open(o, &e).code() == Status::Code::invalid_argument);
+  o.batch_items_max = 8190;
+  o.inflight_transfers_max = 10;
+  CHECK(Engine::open(o, &e).code() == Status::Code::invalid_argument);
+  o.inflight_transfers_max = 1U << 20;
+  o.shards = 0;
+  const Status s = Engine::open(o, &e);
+  CHECK(s.code() == Status::Code::invalid_argument);
+  CHECK(s.message().find("shards") != std::string::npos);
+  CHECK(e == nullptr);
+  CHECK_FALSE(std::filesystem::exists(dir.path()));
+}
+
+TEST_CASE("ledgers: create, idempotent retry, conflicts, bad definitions", "[engine]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  LedgerResult r{};
+  REQUIRE(e->create_ledger({1, "MALL", "Mall", 365, 0}, &r).is_ok());
+  CHECK(r == LedgerResult::ok);
+  REQUIRE(e->create_ledger({1, "MALL", "Mall", 365, 0}, &r).is_ok());
+  CHECK(r == LedgerResult::exists);
+  REQUIRE(e->create_ledger({1, "MALL", "Mall", 30, 0}, &r).is_ok());
+  CHECK(r == LedgerResult::exists_with_different_fields);
+  REQUIRE(e->create_ledger({2, "MALL", "Other", 0, 0}, &r).is_ok());
+  CHECK(r == LedgerResult::code_taken);
+  REQUIRE(e->create_ledger({3, "mall", "lower case", 0, 0}, &r).is_ok());
+  CHECK(r == LedgerResult::code_invalid);
+  REQUIRE(e->create_ledger({0, "ZERO", "", 0, 0}, &r).is_ok());
+  CHECK(r == LedgerResult::id_must_not_be_zero);
+  REQUIRE(e->ledgers().size() == 1);
+  CHECK(e->ledger(1)->timestamp != 0);
+  CHECK_FALSE(e->ledger(2).has_value());
+}
+
+TEST_CASE("accounts: results per item, duplicates within a batch, batch limit", "[engine]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  std::vector<AccountResult> r;
+  REQUIRE(e->create_accounts({{alice, mall, AccountKind::member, no_overdraft, 7, "alice"},
+                              {alice, mall, AccountKind::member, 0, 7, "alice"},
+                              {0, mall, AccountKind::member, 0, 0, ""},
+                              {40, 99, AccountKind::member, 0, 0, ""},
+                              {41, mall, AccountKind::member,
+                               no_overdraft | account_flags::credits_must_not_exceed_debits, 0, ""},
+                              {42, mall, AccountKind::member, account_flags::closed, 0, ""},
+                              {43, mall, AccountKind::member, 0, 0, std::string(257, 'x')},
+                              {44, mall, AccountKind::system, 0, 0, "fees"},
+                              {44, mall, AccountKind::system, 0, 0, "fees"},
+                              {44, mall, AccountKind::system, 0, 1, "fees"}},
+                             &r)
+              .is_ok());
+  CHECK(r == std::vector<AccountResult>{AccountResult::exists,
+                                        AccountResult::exists_with_different_fields,
+                                        AccountResult::id_must_not_be_zero,
+                                        AccountResult::ledger_not_found,
+                                        AccountResult::flags_are_mutually_exclusive,
+                                        AccountResult::flags_invalid,
+                                        AccountResult::owner_too_long,
+                                        AccountResult::ok,
+                                        AccountResult::exists,
+                                        AccountResult::exists_with_different_fields});
+  CHECK(e->stats().accounts == 5);
+
+  std::vector<AccountSpec> too_many(8191, {100, mall, AccountKind::member, 0, 0, ""});
+  const Status s = e->create_accounts(too_many, &r);
+  CHECK(s.code() == Status::Code::invalid_argument);
+  CHECK(e->stats().accounts == 5);
+}
+
+TEST_CASE("transfers: ok, idempotent retry, every early rejection", "[engine]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  auto out = submit(*e, {single(1, issuer, alice, 500), single(2, issuer, bob, 300)});
+  REQUIRE(out[0].result == TransferResult::ok);
+  REQUIRE(out[1].result == TransferResult::ok);
+  CHECK(out[0].position != out[1].position);
+  CHECK(out[0].timestamp != 0);
+
+  // A retry answers the original outcome, with its timestamp and position; no second effect.
+  auto retry = submit(*e, {single(1, issuer, alice, 500)});
+  CHECK(retry[0].result == TransferResult::exists);
+  CHECK(retry[0].position == out[0].position);
+  CHECK(retry[0].timestamp == out[0].timestamp);
+  CHECK(submit_one(*e, single(1, issuer, alice, 501)) ==
+        TransferResult::exists_with_different_fields);
+  CHECK(account(*e, alice).credits_posted == 500);
+
+  CHECK(submit_one(*e, single(0, issuer, alice, 1)) == TransferResult::id_must_not_be_zero);
+  CHECK(submit_one(*e, single(3, issuer, alice, 0)) == TransferResult::amount_must_not_be_zero);
+  CHECK(submit_one(*e, single(3, alice, alice, 1)) ==
+        TransferResult::accounts_must_be_different);
+  CHECK(submit_one(*e, single(3, 999, alice, 1)) == TransferResult::debit_account_not_found);
+  CHECK(submit_one(*e, single(3, issuer, 999, 1)) == TransferResult::credit_account_not_found);
+  CHECK(submit_one(*e, single(3, issuer, air_member, 1)) == TransferResult::ledger_mismatch);
+  CHECK(submit_one(*e, single(3, issuer, alice, 1, air)) == TransferResult::ledger_mismatch);
+  CHECK(submit_one(*e, single(3, alice, bob, 501)) == TransferResult::exceeds_credits);
+  Transfer both = single(3, issuer, alice, 1);
+  both.flags = transfer_flags::pending | transfer_flags::void_pending;
+  CHECK(submit_one(*e, both) == TransferResult::flags_are_mutually_exclusive);
+
+  // A failed transfer claims no id: the same id succeeds later.
+  CHECK(submit_one(*e, single(3, alice, bob, 100)) == TransferResult::ok);
+  const Account a = account(*e, alice);
+  CHECK(a.debits_posted == 100);
+  CHECK(a.balance() == 400);
+  CHECK(a.spec.user_data == 7);
+  CHECK(account(*e, issuer).balance() == -800);
+}
+
+TEST_CASE("items on one debit account are decided in batch order", "[engine]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  REQUIRE(submit_one(*e, single(1, issuer, alice, 100)) == TransferResult::ok);
+  // alice can pay 60 once; the second 60 in the same batch must fail, the 40 must pass.
+  auto out = submit(*e, {single(2, alice, bob, 60), single(3, alice, bob, 60),
+                         single(4, alice, bob, 40)});
+  CHECK(out[0].result == TransferResult::ok);
+  CHECK(out[1].result == TransferResult::exceeds_credits);
+  CHECK(out[2].result == TransferResult::ok);
+  CHECK(out[0].timestamp < out[2].timestamp);
+  CHECK(account(*e, alice).balance() == 0);
+  CHECK(account(*e, bob).balance() == 100);
+}
+
+TEST_CASE("two-phase: reserve, partial post, void, double post", "[engine]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  REQUIRE(submit_one(*e, single(1, issuer, alice, 100)) == TransferResult::ok);
+  Transfer p = single(2, alice, issuer, 80);
+  p.flags = transfer_flags::pending;
+  REQUIRE(submit_one(*e, p) == TransferResult::ok);
+  Account a = account(*e, alice);
+  CHECK(a.debits_pending == 80);
+  CHECK(a.available() == 20);
+  CHECK(account(*e, issuer).credits_pending == 80);
+  CHECK(submit_one(*e, single(3, alice, bob, 21)) == TransferResult::exceeds_credits);
+
+  Transfer post;
+  post.id = 4;
+  post.debit_account = alice;
+  post.pending_id = 2;
+  post.amount = 50;
+  post.flags = transfer_flags::post_pending;
+  REQUIRE(submit_one(*e, post) == TransferResult::ok);
+  a = account(*e, alice);
+  CHECK(a.debits_pending == 0);
+  CHECK(a.debits_posted == 50);
+  CHECK(a.balance() == 50);
+  CHECK(account(*e, issuer).credits_posted == 50);
+  CHECK(transfer(*e, alice, 2)->state == TransferState::posted);
+  CHECK(transfer(*e, alice, 4)->amount == 50);
+
+  Transfer again = post;
+  again.id = 5;
+  CHECK(submit_one(*e, again) == TransferResult::pending_transfer_already_posted);
+  Transfer void_it = post;
+  void_it.id = 6;
+  void_it.amount = 0;
+  void_it.flags = transfer_flags::void_pending;
+  CHECK(submit_one(*e, void_it) == TransferResult::pending_transfer_already_posted);
+  Transfer not_pending = void_it;
+  not_pending.pending_id = 1;
+  not_pending.debit_account = issuer;
+  CHECK(submit_one(*e, not_pending) == TransferResult::not_a_pending_transfer);
+  Transfer missing = void_it;
+  missing.pending_id = 77;
+  CHECK(submit_one(*e, missing) == TransferResult::pending_transfer_not_found);
+
+  // A pending transfer and its post in one batch: the post waits for the pending to be durable.
+  Transfer p2 = single(7, alice, issuer, 10);
+  p2.flags = transfer_flags::pending;
+  Transfer v2 = void_it;
+  v2.id = 8;
+  v2.pending_id = 7;
+  auto out = submit(*e, {p2, v2});
+  CHECK(out[0].result == TransferResult::ok);
+  CHECK(out[1].result == TransferResult::ok);
+  CHECK(transfer(*e, alice, 7)->state == TransferState::voided);
+  CHECK(account(*e, alice).debits_pending == 0);
+}
+
+TEST_CASE("pending timeouts expire, also across a restart", "[engine]") {
+  TempDir dir;
+  ManualClock clock;
+  {
+    auto e = open_engine(dir.path(), clock.fn());
+    setup(*e);
+    REQUIRE(submit_one(*e, single(1, issuer, alice, 100)) == TransferResult::ok);
+    Transfer p = single(2, alice, issuer, 30);
+    p.flags = transfer_flags::pending;
+    p.timeout_s = 10;
+    REQUIRE(submit_one(*e, p) == TransferResult::ok);
+    Transfer q = p;
+    q.id = 3;
+    q.timeout_s = 1000;
+    REQUIRE(submit_one(*e, q) == TransferResult::ok);
+    CHECK(transfer(*e, alice, 2)->expires_at == clock.now() + 10'000'000'000ULL);
+    clock.advance_s(11);
+    // The expiry actor checks every 50 ms.
+    for (int i = 0; i < 100 && transfer(*e, alice, 2)->state != TransferState::expired; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(transfer(*e, alice, 2)->state == TransferState::expired);
+    CHECK(account(*e, alice).debits_pending == 30);
+    Transfer post;
+    post.id = 4;
+    post.debit_account = alice;
+    post.pending_id = 2;
+    post.flags = transfer_flags::post_pending;
+    CHECK(submit_one(*e, post) == TransferResult::pending_transfer_expired);
+  }
+  clock.advance_s(1000);
+  auto e = open_engine(dir.path(), clock.fn());
+  for (int i = 0; i < 100 && transfer(*e, alice, 3)->state != TransferState::expired; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(transfer(*e, alice, 3)->state == TransferState::expired);
+  CHECK(account(*e, alice).debits_pending == 0);
+  CHECK(account(*e, issuer).credits_pending == 0);
+  CHECK(account(*e, alice).balance() == 100);
+}
+
+TEST_CASE("closing accounts", "[engine]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  REQUIRE(submit_one(*e, single(1, issuer, alice, 100)) == TransferResult::ok);
+  CloseResult r{};
+  Account a;
+  REQUIRE(e->close_account(alice, &r, &a).is_ok());
+  CHECK(r == CloseResult::account_not_empty);
+  REQUIRE(e->close_account(999, &r, &a).is_ok());
+  CHECK(r == CloseResult::account_not_found);
+  REQUIRE(submit_one(*e, single(2, alice, issuer, 100)) == TransferResult::ok);
+  REQUIRE(e->close_account(alice, &r, &a).is_ok());
+  CHECK(r == CloseResult::ok);
+  CHECK(a.closed());
+  REQUIRE(e->close_account(alice, &r, &a).is_ok());
+  CHECK(r == CloseResult::ok);
+  CHECK(submit_one(*e, single(3, issuer, alice, 1)) == TransferResult::account_closed);
+  CHECK(submit_one(*e, single(4, alice, bob, 1)) == TransferResult::account_closed);
+  // A retry of a transfer that succeeded keeps its outcome after the close.
+  CHECK(submit_one(*e, single(2, alice, issuer, 100)) == TransferResult::exists);
+  e.reset();
+  e = open_engine(dir.path());
+  CHECK(account(*e, alice).closed());
+  CHECK(submit_one(*e, single(5, issuer, alice, 1)) == TransferResult::account_closed);
+}
+
+TEST_CASE("recovery restores ledgers, accounts, balances, transfers and positions", "[engine]") {
+  TempDir dir;
+  std::vector<TransferOutcome> before;
+  Account alice_before;
+  {
+    auto e = open_engine(dir.path());
+    setup(*e);
+    std::vector<Transfer> batch;
+    for (TransferId id = 1; id <= 200; ++id) {
+      batch.push_back(single(id, issuer, id % 2 ? alice : bob, id));
+    }
+    before = submit(*e, batch);
+    for (const auto& o : before) REQUIRE(o.result == TransferResult::ok);
+    REQUIRE(submit_one(*e, single(201, alice, bob, 7)) == TransferResult::ok);
+    alice_before = account(*e, alice);
+  }
+  auto e = open_engine(dir.path());
+  CHECK(e->stats().recovered_events == 2 + 4 + 201);
+  CHECK(e->ledgers().size() == 2);
+  const Account a = account(*e, alice);
+  CHECK(a.credits_posted == alice_before.credits_posted);
+  CHECK(a.debits_posted == 7);
+  CHECK(a.spec == alice_before.spec);
+  CHECK(a.timestamp == alice_before.timestamp);
+  CHECK(account(*e, issuer).balance() + a.balance() + account(*e, bob).balance() == 0);
+  // Retries after the restart answer the original positions.
+  auto retry = submit(*e, {single(10, issuer, bob, 10)});
+  CHECK(retry[0].result == TransferResult::exists);
+  CHECK(retry[0].position == before[9].position);
+  // New positions and timestamps continue after the recovered ones.
+  auto next = submit(*e, {single(202, issuer, bob, 1)});
+  CHECK(next[0].position > e->stats().committed_position - 1);
+  CHECK(next[0].timestamp > before.back().timestamp);
+}
+
+TEST_CASE("limits: batch size and in-flight budget refuse whole, applying nothing", "[engine]") {
+  TempDir dir;
+  EngineOptions o;
+  o.data_dir = dir.path();
+  o.batch_items_max = 10;
+  o.inflight_transfers_max = 10;
+  std::unique_ptr<Engine> e;
+  REQUIRE(Engine::open(o, &e).is_ok());
+  setup(*e);
+  std::vector<Transfer> eleven;
+  for (TransferId id = 1; id <= 11; ++id) eleven.push_back(single(id, issuer, alice, 1));
+  std::vector<TransferOutcome> out;
+  CHECK(e->submit_transfers(eleven, &out).code() == Status::Code::invalid_argument);
+  CHECK(account(*e, alice).credits_posted == 0);
+
+  // 50 batches of 10 without waiting: the budget of 10 admits one at a time.
+  std::vector<std::future<Status>> results;
+  std::vector<std::shared_ptr<std::promise<Status>>> promises;
+  for (TransferId b = 0; b < 50; ++b) {
+    std::vector<Transfer> batch;
+    for (TransferId k = 1; k <= 10; ++k) batch.push_back(single(100 + b * 10 + k, issuer, alice, 1));
+    auto p = std::make_shared<std::promise<Status>>();
+    results.push_back(p->get_future());
+    e->submit_transfers(batch, [p](const Status& s, std::vector<TransferOutcome>) {
+      p->set_value(s);
+    });
+  }
+  std::uint64_t admitted = 0;
+  std::uint64_t overloaded = 0;
+  for (auto& f : results) {
+    const Status s = f.get();
+    if (s.is_ok()) ++admitted;
+    if (s.code() == Status::Code::overloaded) ++overloaded;
+  }
+  CHECK(admitted + overloaded == 50);
+  CHECK(overloaded > 0);
+  CHECK(account(*e, alice).credits_posted == admitted * 10);
+  CHECK(e->stats().inflight_transfers == 0);
+}
+
+TEST_CASE("concurrent submitters on one hot account: every point accounted for", "[engine]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  constexpr int threads = 4;
+  constexpr int batches = 20;
+  constexpr int per_batch = 250;
+  std::vector<std::thread> workers;
+  std::atomic<std::uint64_t> ok{0};
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int b = 0; b < batches; ++b) {
+        std::vector<Transfer> batch;
+        for (int k = 0; k < per_batch; ++k) {
+          const TransferId id = 1 + static_cast<TransferId>((t * batches + b) * per_batch + k);
+          batch.push_back(single(id, issuer, k % 2 ? alice : bob, 1));
+        }
+        // Every batch twice, concurrently with the others: retries never apply twice.
+        for (int repeat = 0; repeat < 2; ++repeat) {
+          std::vector<TransferOutcome> out;
+          REQUIRE(e->submit_transfers(batch, &out).is_ok());
+          for (const auto& o : out) {
+            REQUIRE((o.result == (repeat == 0 ? TransferResult::ok : TransferResult::exists)));
+            ok += repeat == 0;
+          }
+        }
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  const std::uint64_t total = threads * batches * per_batch;
+  CHECK(ok == total);
+  CHECK(account(*e, issuer).debits_posted == total);
+  CHECK(account(*e, alice).credits_posted + account(*e, bob).credits_posted == total);
+}
+
+TEST_CASE("a data dir written by a newer PointEx is refused on open, never skipped", "[engine]") {
+  TempDir dir;
+  {
+    auto e = open_engine(dir.path());
+    setup(*e);
+  }
+  {
+    std::unique_ptr<store::EventLog> log;
+    REQUIRE(store::EventLog::open(dir.path(), &log).is_ok());
+    std::uint64_t last = 0;
+    REQUIRE(log->last_position(&last).is_ok());
+    auto batch = log->new_batch();
+    std::string bytes;
+    domain::encode_event(domain::AccountClosed{alice, 1}, bytes);
+    bytes[1] = static_cast<char>(99);  // schema version 99
+    batch->put(last + 1, bytes);
+    REQUIRE(log->write(*batch, true).is_ok());
+  }
+  std::unique_ptr<Engine> e;
+  EngineOptions o;
+  o.data_dir = dir.path();
+  const Status s = Engine::open(o, &e);
+  CHECK(s.code() == Status::Code::corruption);
+  CHECK(s.message().find("unknown_version") != std::string::npos);
+  CHECK(s.message().find("position 7") != std::string::npos);
+  CHECK(e == nullptr);
+}
+
+TEST_CASE("a foreign directory format is refused", "[engine]") {
+  TempDir dir;
+  {
+    auto e = open_engine(dir.path());
+  }
+  {
+    // Rewrite the format marker through RocksDB is not possible from here; instead open a
+    // data dir whose files are not RocksDB at all.
+    TempDir junk;
+    std::filesystem::create_directories(junk.path());
+    std::ofstream(junk.path() + "/CURRENT") << "garbage\n";
+    std::unique_ptr<Engine> e;
+    EngineOptions o;
+    o.data_dir = junk.path();
+    const Status s = Engine::open(o, &e);
+    CHECK_FALSE(s.is_ok());
+    CHECK(e == nullptr);
+  }
+}
