@@ -899,8 +899,8 @@ TEST_CASE("overflow: no balance field ever passes amount_sum_max, nothing wraps"
     CHECK(w.when(single(2, issuer, bob, 1)).result == TransferResult::ok);
     CHECK(w.balances_of(issuer) == Balances{max, 0, 0, 0});
     CHECK(w.when(single(3, issuer, bob, 1)).result == TransferResult::overflow);
-    // debits_pending is a field of its own
-    CHECK(w.when(pending(3, issuer, bob, 1)).result == TransferResult::ok);
+    // posted and pending count together
+    CHECK(w.when(pending(3, issuer, bob, 1)).result == TransferResult::overflow);
   }
   SECTION("credits_posted of the credit account: the tentative debit is undone") {
     w.given(single(1, issuer, alice, max - 1));
@@ -914,29 +914,30 @@ TEST_CASE("overflow: no balance field ever passes amount_sum_max, nothing wraps"
     w.given(pending(1, issuer, alice, max));
     CHECK(w.when(pending(2, issuer, bob, 1)).result == TransferResult::overflow);
     CHECK(w.when(pending(2, issuer2, alice, 1)).result == TransferResult::overflow);
-    CHECK(w.when(single(2, issuer2, alice, max)).result == TransferResult::ok);
-    CHECK(w.balances_of(alice) == Balances{0, max, 0, max});
+    // credits_posted + credits_pending would pass the maximum
+    CHECK(w.when(single(2, issuer2, alice, 1)).result == TransferResult::overflow);
+    CHECK(w.balances_of(alice) == Balances{0, 0, 0, max});
+    // the available amount of the most indebted debit account still fits
+    CHECK(w.at(issuer).account.available() == -std::numeric_limits<std::int64_t>::max());
   }
-  SECTION("a post overflows the debit account's debits_posted") {
-    w.given(single(1, issuer, alice, max - 5));
+  SECTION("a post never overflows: posted and pending were bounded together") {
+    w.given(single(1, issuer, alice, max - 10));
     w.given(pending(2, issuer, bob, 10));
-    CHECK(w.when(post(3, issuer, 2)).result == TransferResult::overflow);
-    CHECK(w.when(post(3, issuer, 2, 6)).result == TransferResult::overflow);
-    CHECK(w.when(post(3, issuer, 2, 5)).result == TransferResult::ok);
+    CHECK(w.when(pending(3, issuer, bob, 1)).result == TransferResult::overflow);
+    CHECK(w.when(post(3, issuer, 2)).result == TransferResult::ok);
     CHECK(w.balances_of(issuer) == Balances{max, 0, 0, 0});
-    CHECK(w.balances_of(bob) == Balances{0, 5, 0, 0});
+    CHECK(w.balances_of(bob) == Balances{0, 10, 0, 0});
   }
-  SECTION("a post overflows the credit account's credits_posted and is undone") {
+  SECTION("a pending credit past the maximum is refused by the credit side and undone") {
     w.given(single(1, issuer, alice, max - 5));
-    w.given(pending(2, issuer2, alice, 10));
     const AccountState before = w.at(issuer2);
-    const Outcome o = w.when(post(3, issuer2, 2));
+    const Outcome o = w.when(pending(2, issuer2, alice, 10));
     CHECK(o.result == TransferResult::overflow);
     CHECK(o.kind == Kind::accept);  // the debit side accepted; the credit side refused
     CHECK(same_state(w.at(issuer2), before));
-    CHECK(w.record(issuer2, 2).state == TransferState::pending);
-    CHECK_FALSE(w.has_record(issuer2, 3));
-    CHECK(w.when(post(3, issuer2, 2, 5)).result == TransferResult::ok);
+    CHECK_FALSE(w.has_record(issuer2, 2));
+    CHECK(w.when(pending(2, issuer2, alice, 5)).result == TransferResult::ok);
+    CHECK(w.when(post(3, issuer2, 2)).result == TransferResult::ok);
     CHECK(w.balances_of(alice) == Balances{0, max, 0, 0});
     CHECK(w.balances_of(issuer2) == Balances{5, 0, 0, 0});
   }
@@ -948,10 +949,8 @@ TEST_CASE("overflow: no balance field ever passes amount_sum_max, nothing wraps"
   }
   for (AccountId id : {issuer, issuer2, alice, bob, escrow}) {
     const Balances b = w.balances_of(id);
-    CHECK(b.debits_posted <= max);
-    CHECK(b.credits_posted <= max);
-    CHECK(b.debits_pending <= max);
-    CHECK(b.credits_pending <= max);
+    CHECK(b.debits_pending <= max - b.debits_posted);
+    CHECK(b.credits_pending <= max - b.credits_posted);
   }
   w.require_replay_equal();
 }

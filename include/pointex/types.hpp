@@ -14,9 +14,10 @@ using LedgerId = std::uint64_t;
 using AccountId = std::uint64_t;
 using TransferId = std::uint64_t;
 
-/// Every balance field (posted and pending, debits and credits) stays at or below this, so that
-/// `balance` and `available` always fit a signed 64-bit integer. A transfer that would pass it
-/// fails with `TransferResult::overflow`.
+/// On each side of an account, posted plus pending (debits_posted + debits_pending, and
+/// credits_posted + credits_pending) stays at or below this, so that `balance` and `available`
+/// always fit a signed 64-bit integer. A transfer that would pass it fails with
+/// `TransferResult::overflow`; a post never can (it moves pending to posted).
 inline constexpr std::uint64_t amount_sum_max =
     static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
 

@@ -58,8 +58,10 @@ DebitDecision decide_new_debit(const AccountState& debit, const Transfer& t, Tra
     const u128 debits = static_cast<u128>(a.debits_posted) + a.debits_pending + t.amount;
     if (debits > a.credits_posted) return reject(TransferResult::exceeds_credits);
   }
-  const std::uint64_t field = kind == TransferKind::pending ? a.debits_pending : a.debits_posted;
-  if (exceeds_max(static_cast<u128>(field) + t.amount)) return reject(TransferResult::overflow);
+  // Posted and pending together stay within amount_sum_max, so available() always fits.
+  if (exceeds_max(static_cast<u128>(a.debits_posted) + a.debits_pending + t.amount)) {
+    return reject(TransferResult::overflow);
+  }
 
   TransferEvent e;
   e.request = t;
@@ -97,9 +99,7 @@ DebitDecision decide_resolution(const AccountState& debit, const Transfer& t, Tr
   if (kind == TransferKind::post) {
     if (t.amount > pe.amount) return reject(TransferResult::exceeds_pending_amount);
     if (t.amount != 0) amount = t.amount;
-    if (exceeds_max(static_cast<u128>(debit.account.debits_posted) + amount)) {
-      return reject(TransferResult::overflow);
-    }
+    // No overflow check: a post moves at most the pending amount from pending to posted.
   } else if (t.amount != 0 && t.amount != pe.amount) {
     return reject(TransferResult::pending_transfer_has_different_fields);
   }
@@ -219,16 +219,15 @@ TransferResult decide_credit(const AccountState& credit, const TransferEvent& e)
         const u128 credits = static_cast<u128>(a.credits_posted) + a.credits_pending + e.amount;
         if (credits > a.debits_posted) return TransferResult::exceeds_debits;
       }
-      const std::uint64_t field =
-          e.kind == TransferKind::pending ? a.credits_pending : a.credits_posted;
-      if (exceeds_max(static_cast<u128>(field) + e.amount)) return TransferResult::overflow;
+      if (exceeds_max(static_cast<u128>(a.credits_posted) + a.credits_pending + e.amount)) {
+        return TransferResult::overflow;
+      }
       return TransferResult::ok;
     }
     case TransferKind::post:
+      // Moves at most the pending amount from pending to posted: it cannot overflow.
+      POINTEX_ASSERT(e.amount <= e.pending_amount);
       POINTEX_ASSERT(a.credits_pending >= e.pending_amount);
-      if (exceeds_max(static_cast<u128>(a.credits_posted) + e.amount)) {
-        return TransferResult::overflow;
-      }
       return TransferResult::ok;
     case TransferKind::void_pending:
     case TransferKind::expire:
@@ -347,16 +346,16 @@ void apply_credit(AccountState& credit, const TransferEvent& e) {
       a.credits_pending -= e.pending_amount;
       break;
   }
-  POINTEX_ASSERT(a.credits_posted <= amount_sum_max);
-  POINTEX_ASSERT(a.credits_pending <= amount_sum_max);
+  POINTEX_ASSERT(static_cast<u128>(a.credits_posted) + a.credits_pending <= amount_sum_max);
 }
 
 void evolve(AccountState& state, const TransferEvent& e, std::uint64_t position) {
   if (state.id() == e.debit_account) {
     apply_debit(state, e);
     confirm_debit(state, e, e.timestamp, position);
-    POINTEX_ASSERT(state.account.debits_posted <= amount_sum_max);
-    POINTEX_ASSERT(state.account.debits_pending <= amount_sum_max);
+    POINTEX_ASSERT(static_cast<u128>(state.account.debits_posted) +
+                       state.account.debits_pending <=
+                   amount_sum_max);
   }
   if (state.id() == e.credit_account) apply_credit(state, e);
 }

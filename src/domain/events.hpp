@@ -26,7 +26,8 @@ enum class TransferKind : std::uint8_t {
 /// One committed transfer, written once to the log by the credit account's actor (the commit
 /// point) and applied to both accounts.
 struct TransferEvent {
-  /// The transfer as submitted (for an expiry: id 0, pending_id set, the rest zero).
+  /// The transfer as submitted (for an expiry: id 0, debit_account and pending_id set, the
+  /// rest zero).
   Transfer request;
   TransferKind kind = TransferKind::single;
   /// Resolved fields (for post/void/expire taken from the pending transfer).

@@ -107,6 +107,11 @@ class Recovery {
     return Status::ok();
   }
   Status apply_event(std::uint64_t position, const domain::AccountCreated& e) {
+    // Pair assertion: what was validated before it was written must still be valid.
+    if (domain::validate_account(e.spec) != AccountResult::ok) {
+      return at(position, "account definition fails validation");
+    }
+    if (core_.ledgers.count(e.spec.ledger) == 0) return at(position, "account of unknown ledger");
     auto state = std::make_unique<domain::AccountState>();
     state->account.spec = e.spec;
     state->account.timestamp = e.timestamp;
@@ -123,10 +128,17 @@ class Recovery {
     return Status::ok();
   }
   Status apply_event(std::uint64_t position, const domain::TransferEvent& e) {
+    if (e.kind != domain::TransferKind::expire &&
+        domain::validate_transfer(e.request) != TransferResult::ok) {
+      return at(position, "transfer fails validation");
+    }
     engine::AccountEntry* debit = core_.directory.find(e.debit_account);
     engine::AccountEntry* credit = core_.directory.find(e.credit_account);
-    if (debit == nullptr || credit == nullptr) {
+    if (debit == nullptr || credit == nullptr || debit == credit) {
       return at(position, "transfer names an unknown account");
+    }
+    if (debit->spec.ledger != e.ledger || credit->spec.ledger != e.ledger) {
+      return at(position, "transfer across ledgers");
     }
     domain::evolve(*debit->dormant, e, position);
     domain::evolve(*credit->dormant, e, position);
