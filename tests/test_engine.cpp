@@ -9,6 +9,7 @@
 #include <pointex/engine.hpp>
 
 #include "domain/codec.hpp"
+#include "engine/engine_impl.hpp"
 #include "store/event_log.hpp"
 #include "support.hpp"
 
@@ -92,10 +93,10 @@ TEST_CASE("options are validated before anything is opened", "[engine]") {
   o.inflight_transfers_max = 10;
   CHECK(Engine::open(o, &e).code() == Status::Code::invalid_argument);
   o.inflight_transfers_max = 1U << 20;
-  o.shards = 0;
+  o.threads = 100000;
   const Status s = Engine::open(o, &e);
   CHECK(s.code() == Status::Code::invalid_argument);
-  CHECK(s.message().find("shards") != std::string::npos);
+  CHECK(s.message().find("threads") != std::string::npos);
   CHECK(e == nullptr);
   CHECK_FALSE(std::filesystem::exists(dir.path()));
 }
@@ -497,4 +498,50 @@ TEST_CASE("a foreign directory format is refused", "[engine]") {
     CHECK_FALSE(s.is_ok());
     CHECK(e == nullptr);
   }
+}
+
+namespace pointex {
+struct EngineTestAccess {
+  static store::EventLog& log(Engine& e) { return *e.impl_->log; }
+};
+}  // namespace pointex
+
+TEST_CASE("a failed event log write is fail-stop: nothing unknown is acknowledged", "[engine]") {
+  TempDir dir;
+  std::vector<TransferOutcome> acked;
+  {
+    auto e = open_engine(dir.path());
+    setup(*e);
+    acked = submit(*e, {single(1, issuer, alice, 100)});
+    REQUIRE(acked[0].result == TransferResult::ok);
+    EngineTestAccess::log(*e).fail_writes_after(0);
+    // A pending transfer and a void that waits on it: the pending one is never durable, so the
+    // void, parked in alice's actor, must be answered too (as failed), not hang.
+    Transfer p = single(2, alice, issuer, 10);
+    p.flags = transfer_flags::pending;
+    Transfer v;
+    v.id = 3;
+    v.debit_account = alice;
+    v.pending_id = 2;
+    v.flags = transfer_flags::void_pending;
+    std::vector<TransferOutcome> out;
+    const Status s = e->submit_transfers({p, v, single(4, issuer, bob, 5)}, &out);
+    CHECK(s.code() == Status::Code::io_error);
+    const Status after = e->submit_transfers({single(5, issuer, bob, 5)}, &out);
+    CHECK(after.code() == Status::Code::io_error);
+    LedgerResult lr{};
+    CHECK(e->create_ledger({9, "LATE", "", 0, 0}, &lr).code() == Status::Code::io_error);
+    CHECK(e->stats().inflight_transfers == 0);
+  }
+  auto e = open_engine(dir.path());
+  CHECK(account(*e, alice).balance() == 100);
+  CHECK(account(*e, alice).debits_pending == 0);
+  CHECK(account(*e, bob).balance() == 0);
+  CHECK_FALSE(transfer(*e, alice, 2).has_value());
+  CHECK_FALSE(e->ledger(9).has_value());
+  // The same ids are decided afresh after the reopen.
+  auto retry = submit(*e, {single(4, issuer, bob, 5), single(1, issuer, alice, 100)});
+  CHECK(retry[0].result == TransferResult::ok);
+  CHECK(retry[1].result == TransferResult::exists);
+  CHECK(retry[1].position == acked[0].position);
 }

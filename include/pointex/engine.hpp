@@ -36,11 +36,6 @@ struct EngineOptions {
   /// has its own thread besides these. Default: 0.
   std::uint32_t threads = 0;
 
-  /// Number of shards accounts are spread over (by hash of id). Shards are the unit of
-  /// placement; every shard's events go through the one ordered event log writer of this engine
-  /// (see docs/architecture.md). Default: 16.
-  std::uint32_t shards = 16;
-
   /// Largest number of transfers (or accounts) in one submitted batch. Default: 8190.
   std::uint32_t batch_items_max = 8190;
 
@@ -137,6 +132,7 @@ class Engine {
   struct Impl;
 
  private:
+  friend struct EngineTestAccess;  // fault injection in tests/
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

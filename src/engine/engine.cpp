@@ -24,7 +24,6 @@ namespace {
 
 /// Hard ceilings on the options (a configuration past them is an error, not clamped).
 constexpr std::uint32_t batch_items_limit = 1U << 16;
-constexpr std::uint32_t shards_limit = 4096;
 constexpr std::uint32_t threads_limit = 256;
 constexpr std::uint32_t expiry_check_interval_ms = 50;
 constexpr auto shutdown_drain_timeout = std::chrono::seconds(60);
@@ -40,9 +39,6 @@ Status validate_options(const EngineOptions& o) {
   if (o.batch_items_max == 0 || o.batch_items_max > batch_items_limit) {
     return Status::invalid_argument("batch_items_max must be 1-" +
                                     std::to_string(batch_items_limit));
-  }
-  if (o.shards == 0 || o.shards > shards_limit) {
-    return Status::invalid_argument("shards must be 1-" + std::to_string(shards_limit));
   }
   if (o.threads > threads_limit) {
     return Status::invalid_argument("threads must be 0-" + std::to_string(threads_limit));

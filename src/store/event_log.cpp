@@ -117,6 +117,10 @@ std::unique_ptr<EventLog::Batch> EventLog::new_batch() const {
 }
 
 Status EventLog::write(Batch& batch, bool sync) {
+  for (std::int64_t left = fail_after_.load(); left >= 0;) {
+    if (left == 0) return Status::io_error("writing event log: injected failure");
+    if (fail_after_.compare_exchange_weak(left, left - 1)) break;
+  }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   return from_rocks(impl_->db->Write(wo, &batch.impl_->batch), "writing event log");

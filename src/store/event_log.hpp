@@ -9,6 +9,7 @@
 ///     order and read in order by recovery only.
 ///   column family `default`: metadata; key "format" = "pointex-log-1".
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -54,6 +55,10 @@ class EventLog {
   [[nodiscard]] Status scan(std::uint64_t from,
                             const std::function<bool(std::uint64_t, std::string_view)>& fn) const;
 
+  /// Fault injection for tests: after `writes` more successful writes, every write fails with
+  /// io_error (as a full or failing disk would). Negative: never (the default).
+  void fail_writes_after(std::int64_t writes) { fail_after_.store(writes); }
+
   /// Highest stored position (0 when the log is empty).
   [[nodiscard]] Status last_position(std::uint64_t* position) const;
 
@@ -61,6 +66,7 @@ class EventLog {
   struct Impl;
   explicit EventLog(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+  std::atomic<std::int64_t> fail_after_{-1};
 };
 
 }  // namespace pointex::store
