@@ -21,33 +21,7 @@
 #include "domain/events.hpp"
 #include "pointex/types.hpp"
 
-// Readable names in failure messages (identical in every test file of this target).
-namespace Catch {
-template <>
-struct StringMaker<pointex::TransferResult> {
-  static std::string convert(pointex::TransferResult v) { return std::string(to_string(v)); }
-};
-template <>
-struct StringMaker<pointex::AccountResult> {
-  static std::string convert(pointex::AccountResult v) { return std::string(to_string(v)); }
-};
-template <>
-struct StringMaker<pointex::LedgerResult> {
-  static std::string convert(pointex::LedgerResult v) { return std::string(to_string(v)); }
-};
-template <>
-struct StringMaker<pointex::CloseResult> {
-  static std::string convert(pointex::CloseResult v) { return std::string(to_string(v)); }
-};
-template <>
-struct StringMaker<pointex::TransferState> {
-  static std::string convert(pointex::TransferState v) { return std::string(to_string(v)); }
-};
-template <>
-struct StringMaker<pointex::domain::DecodeError> {
-  static std::string convert(pointex::domain::DecodeError v) { return std::string(to_string(v)); }
-};
-}  // namespace Catch
+#include "string_makers.hpp"
 
 namespace {
 

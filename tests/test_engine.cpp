@@ -11,6 +11,7 @@
 #include "domain/codec.hpp"
 #include "engine/engine_impl.hpp"
 #include "store/event_log.hpp"
+#include "string_makers.hpp"
 #include "support.hpp"
 
 using namespace pointex;
