@@ -50,6 +50,13 @@ struct EngineOptions {
   /// Log recovery progress every this many events. Default: 1M.
   std::uint64_t recovery_progress_events = 1'000'000;
 
+  /// Largest page of an account's history. Default: 1000.
+  std::uint32_t history_page_max = 1000;
+
+  /// Longest a read waits for the read models to reach its `min_position`; then it fails with
+  /// `Status::timed_out` (HTTP 503 not_caught_up). Default: 5000 ms.
+  std::uint32_t read_wait_ms_max = 5000;
+
   /// Clock used for timestamps and timeouts, in Unix nanoseconds. Tests may replace it.
   /// Default: the system clock.
   std::function<std::uint64_t()> clock_ns;
@@ -64,10 +71,44 @@ struct EngineStats {
   std::uint64_t recovery_ms = 0;
   /// Highest position committed to the event log.
   std::uint64_t committed_position = 0;
+  /// Position the read models include (the projection lags committed_position by the rest).
+  std::uint64_t projected_position = 0;
   std::uint64_t commit_groups = 0;
   std::uint64_t committed_events = 0;
   std::uint64_t inflight_transfers = 0;
   std::uint64_t live_account_actors = 0;
+};
+
+/// A page of an account's history, newest first.
+struct HistoryQuery {
+  AccountId account = 0;
+  /// 1 to history_page_max.
+  std::uint32_t limit = 100;
+  /// The cursor: only events before this position (0: from the newest). Pass the previous
+  /// page's `next_before_position`.
+  std::uint64_t before_position = 0;
+  /// Only transfers with this code (0: any).
+  std::uint16_t code = 0;
+  /// Only events with timestamp in [from_ns, to_ns) (0: unbounded).
+  std::uint64_t from_ns = 0;
+  std::uint64_t to_ns = 0;
+  /// Wait until the read models include this position (read-your-writes).
+  std::uint64_t min_position = 0;
+};
+struct HistoryPage {
+  std::vector<AccountEvent> events;
+  /// Cursor of the next page, 0 when there is none.
+  std::uint64_t next_before_position = 0;
+};
+
+/// What verify() found. `ok` is true when every check passed; `problems` says what did not.
+struct VerifyReport {
+  bool ok = false;
+  std::uint64_t events = 0;
+  std::uint64_t ledgers = 0;
+  std::uint64_t accounts = 0;
+  std::uint64_t open_pending_transfers = 0;
+  std::vector<std::string> problems;
 };
 
 using TransferCallback =
@@ -125,6 +166,35 @@ class Engine {
   /// Looks up a transfer by its debit account and id (ids are unique per debit account).
   [[nodiscard]] Status lookup_transfer(AccountId debit_account, TransferId id,
                                        std::optional<TransferInfo>* transfer);
+
+  /// Read side (CQRS): the read models the projector keeps from committed events. Each read
+  /// first waits, at most `read_wait_ms_max`, until they include `min_position` (0: no wait);
+  /// on timeout it fails with `timed_out` and reads nothing.
+  [[nodiscard]] Status read_account(AccountId id, std::uint64_t min_position,
+                                    std::optional<Account>* account);
+  [[nodiscard]] Status read_transfer(AccountId debit_account, TransferId id,
+                                     std::uint64_t min_position,
+                                     std::optional<TransferInfo>* transfer);
+  /// Every transfer with this id, whatever its debit account.
+  [[nodiscard]] Status find_transfers(TransferId id, std::uint64_t min_position,
+                                      std::vector<TransferInfo>* transfers);
+  /// History of an account, newest first: every event that touched it, with the transfer's
+  /// state and the account's balances after the event. `invalid_argument` for a limit of 0 or
+  /// over history_page_max.
+  [[nodiscard]] Status account_history(const HistoryQuery& query, HistoryPage* page);
+  /// Ledger statistics for UTC days [from_day, to_day] (days since 1970-01-01).
+  [[nodiscard]] Status ledger_stats(LedgerId ledger, std::uint32_t from_day,
+                                    std::uint32_t to_day, std::uint64_t min_position,
+                                    std::vector<LedgerDayStats>* days);
+
+  /// Offline (the data dir must not be open): drops every read model and rebuilds it by
+  /// replaying the event log, logging progress.
+  [[nodiscard]] static Status rebuild_read_models(const std::string& data_dir);
+  /// Offline audit of a data dir: per ledger the balances sum to zero and credits pending
+  /// equal debits pending; every account's state in the read models equals the fold of its
+  /// events; pending amounts equal the open pending transfers; the read models' checkpoint is
+  /// the end of the log. Status is not ok only if the audit could not run.
+  [[nodiscard]] static Status verify(const std::string& data_dir, VerifyReport* report);
 
   EngineStats stats() const;
   const EngineOptions& options() const;

@@ -120,6 +120,11 @@ inline constexpr std::uint32_t void_pending = 1U << 2;
 inline constexpr std::uint32_t all = pending | post_pending | void_pending;
 }  // namespace transfer_flags
 
+/// Transfer code of expiries of earned points (member -> issuer expiry account). Ledger
+/// statistics count transfers to an issuer account with this code as `expired`, other
+/// transfers to an issuer account as `redeemed`.
+inline constexpr std::uint16_t expiry_transfer_code = 65535;
+
 /// Limits on strings, shared by the library and the daemon.
 inline constexpr std::size_t owner_bytes_max = 256;
 inline constexpr std::size_t ledger_name_bytes_max = 256;
@@ -217,6 +222,21 @@ struct TransferOutcome {
 enum class TransferState : std::uint8_t { pending = 0, posted = 1, voided = 2, expired = 3 };
 std::string_view to_string(TransferState state);
 
+/// What one committed transfer event did to the balances of its two accounts.
+enum class TransferKind : std::uint8_t {
+  /// Single-phase: debits_posted / credits_posted += amount.
+  single = 0,
+  /// Reserve: debits_pending / credits_pending += amount.
+  pending = 1,
+  /// Post a pending transfer: pending -= the pending amount, posted += amount (<= it).
+  post = 2,
+  /// Void a pending transfer: pending -= the pending amount.
+  void_pending = 3,
+  /// A pending transfer's timeout ran out: pending -= the pending amount; state `expired`.
+  expire = 4,
+};
+std::string_view to_string(TransferKind kind);
+
 /// A stored transfer as a lookup returns it.
 struct TransferInfo {
   /// The transfer as it was submitted.
@@ -233,6 +253,38 @@ struct TransferInfo {
   std::uint64_t expires_at = 0;
   std::uint64_t timestamp = 0;
   std::uint64_t position = 0;
+};
+
+/// One event in an account's history (newest first in a page).
+struct AccountEvent {
+  std::uint64_t position = 0;
+  std::uint64_t timestamp = 0;
+  TransferKind kind = TransferKind::single;
+  std::uint16_t code = 0;
+  std::uint64_t amount = 0;
+  /// The transfer and its current state (for an expiry: the pending transfer that expired).
+  TransferInfo transfer;
+  /// The account's balances right after this event.
+  std::uint64_t debits_posted = 0;
+  std::uint64_t credits_posted = 0;
+  std::uint64_t debits_pending = 0;
+  std::uint64_t credits_pending = 0;
+};
+
+/// Per ledger and UTC day (days since 1970-01-01).
+struct LedgerDayStats {
+  std::uint32_t day = 0;
+  /// Posted from an issuer account to a non-issuer account.
+  std::uint64_t issued = 0;
+  /// Posted from a non-issuer account to an issuer account (code other than
+  /// expiry_transfer_code).
+  std::uint64_t redeemed = 0;
+  /// Same, with code expiry_transfer_code.
+  std::uint64_t expired = 0;
+  /// Transfers committed (posts and voids count, expiries do not).
+  std::uint64_t transfers = 0;
+  /// Outstanding liability at the end of the day: points held outside issuer accounts.
+  std::int64_t outstanding = 0;
 };
 
 }  // namespace pointex

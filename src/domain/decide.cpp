@@ -126,6 +126,51 @@ void release_debit_pending(Account& a, std::uint64_t pending_amount) {
   a.debits_pending -= pending_amount;
 }
 
+/// The debit side's balance effect of an event.
+void debit_balances(Account& a, const TransferEvent& e) {
+  switch (e.kind) {
+    case TransferKind::single:
+      a.debits_posted += e.amount;
+      break;
+    case TransferKind::pending:
+      a.debits_pending += e.amount;
+      break;
+    case TransferKind::post:
+      POINTEX_ASSERT(e.amount <= e.pending_amount);
+      release_debit_pending(a, e.pending_amount);
+      a.debits_posted += e.amount;
+      break;
+    case TransferKind::void_pending:
+    case TransferKind::expire:
+      release_debit_pending(a, e.pending_amount);
+      break;
+  }
+  POINTEX_ASSERT(static_cast<u128>(a.debits_posted) + a.debits_pending <= amount_sum_max);
+}
+
+/// The credit side's balance effect of an event.
+void credit_balances(Account& a, const TransferEvent& e) {
+  switch (e.kind) {
+    case TransferKind::single:
+      a.credits_posted += e.amount;
+      break;
+    case TransferKind::pending:
+      a.credits_pending += e.amount;
+      break;
+    case TransferKind::post:
+      POINTEX_ASSERT(a.credits_pending >= e.pending_amount);
+      a.credits_pending -= e.pending_amount;
+      a.credits_posted += e.amount;
+      break;
+    case TransferKind::void_pending:
+    case TransferKind::expire:
+      POINTEX_ASSERT(a.credits_pending >= e.pending_amount);
+      a.credits_pending -= e.pending_amount;
+      break;
+  }
+  POINTEX_ASSERT(static_cast<u128>(a.credits_posted) + a.credits_pending <= amount_sum_max);
+}
+
 }  // namespace
 
 TransferResult validate_transfer(const Transfer& t) {
@@ -245,17 +290,15 @@ void apply_debit(AccountState& debit, const TransferEvent& e) {
   record.event = e;
   switch (e.kind) {
     case TransferKind::single:
-      a.debits_posted += e.amount;
+      debit_balances(a, e);
       record.state = TransferState::posted;
       break;
     case TransferKind::pending:
-      a.debits_pending += e.amount;
+      debit_balances(a, e);
       record.state = TransferState::pending;
       break;
     case TransferKind::post: {
-      POINTEX_ASSERT(e.amount <= e.pending_amount);
-      release_debit_pending(a, e.pending_amount);
-      a.debits_posted += e.amount;
+      debit_balances(a, e);
       TransferRecord& p = record_of(debit, e.pending_id());
       p.state = TransferState::posted;
       p.busy_with = e.request.id;
@@ -263,7 +306,7 @@ void apply_debit(AccountState& debit, const TransferEvent& e) {
       break;
     }
     case TransferKind::void_pending: {
-      release_debit_pending(a, e.pending_amount);
+      debit_balances(a, e);
       TransferRecord& p = record_of(debit, e.pending_id());
       p.state = TransferState::voided;
       p.busy_with = e.request.id;
@@ -271,7 +314,7 @@ void apply_debit(AccountState& debit, const TransferEvent& e) {
       break;
     }
     case TransferKind::expire: {
-      release_debit_pending(a, e.pending_amount);
+      debit_balances(a, e);
       TransferRecord& p = record_of(debit, e.pending_id());
       p.state = TransferState::expired;
       p.busy_with = e.pending_id();
@@ -327,26 +370,12 @@ void revert_debit(AccountState& debit, const TransferEvent& e) {
 
 void apply_credit(AccountState& credit, const TransferEvent& e) {
   POINTEX_ASSERT(e.credit_account == credit.id());
-  Account& a = credit.account;
-  switch (e.kind) {
-    case TransferKind::single:
-      a.credits_posted += e.amount;
-      break;
-    case TransferKind::pending:
-      a.credits_pending += e.amount;
-      break;
-    case TransferKind::post:
-      POINTEX_ASSERT(a.credits_pending >= e.pending_amount);
-      a.credits_pending -= e.pending_amount;
-      a.credits_posted += e.amount;
-      break;
-    case TransferKind::void_pending:
-    case TransferKind::expire:
-      POINTEX_ASSERT(a.credits_pending >= e.pending_amount);
-      a.credits_pending -= e.pending_amount;
-      break;
-  }
-  POINTEX_ASSERT(static_cast<u128>(a.credits_posted) + a.credits_pending <= amount_sum_max);
+  credit_balances(credit.account, e);
+}
+
+void apply_balances(Account& account, const TransferEvent& e) {
+  if (account.spec.id == e.debit_account) debit_balances(account, e);
+  if (account.spec.id == e.credit_account) credit_balances(account, e);
 }
 
 void evolve(AccountState& state, const TransferEvent& e, std::uint64_t position) {

@@ -73,6 +73,10 @@ void revert_debit(AccountState& debit, const TransferEvent& event);
 /// Applies the credit side of an event.
 void apply_credit(AccountState& credit, const TransferEvent& event);
 
+/// The balance effect of an event on an account, on whichever side(s) it is; no records.
+/// (Projections and audits fold balances with this.)
+void apply_balances(Account& account, const TransferEvent& event);
+
 /// Applies a committed event to `state` on whichever side(s) `state` is (recovery, tests).
 void evolve(AccountState& state, const TransferEvent& event, std::uint64_t position);
 

@@ -9,19 +9,8 @@
 
 namespace pointex::domain {
 
-/// What a transfer event does to the two accounts' balances.
-enum class TransferKind : std::uint8_t {
-  /// Single-phase: debits_posted / credits_posted += amount.
-  single = 0,
-  /// Reserve: debits_pending / credits_pending += amount.
-  pending = 1,
-  /// Post a pending transfer: pending -= pending_amount, posted += amount (amount <= pending).
-  post = 2,
-  /// Void a pending transfer: pending -= pending_amount.
-  void_pending = 3,
-  /// Timeout of a pending transfer: pending -= pending_amount; state `expired`.
-  expire = 4,
-};
+/// What a transfer event does to the two accounts' balances (public: include/pointex/types.hpp).
+using TransferKind = pointex::TransferKind;
 
 /// One committed transfer, written once to the log by the credit account's actor (the commit
 /// point) and applied to both accounts.

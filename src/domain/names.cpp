@@ -118,6 +118,17 @@ std::string_view to_string(TransferState state) {
   return "unknown";
 }
 
+std::string_view to_string(TransferKind kind) {
+  switch (kind) {
+    case TransferKind::single: return "single";
+    case TransferKind::pending: return "pending";
+    case TransferKind::post: return "post";
+    case TransferKind::void_pending: return "void";
+    case TransferKind::expire: return "expire";
+  }
+  return "unknown";
+}
+
 std::string Status::to_string() const {
   static constexpr std::array<std::string_view, 7> names = {
       "ok", "invalid_argument", "overloaded", "io_error", "corruption", "shutting_down",

@@ -25,6 +25,8 @@ namespace {
 /// Hard ceilings on the options (a configuration past them is an error, not clamped).
 constexpr std::uint32_t batch_items_limit = 1U << 16;
 constexpr std::uint32_t threads_limit = 256;
+constexpr std::uint32_t history_page_limit = 100'000;
+constexpr std::uint32_t read_wait_ms_limit = 600'000;
 constexpr std::uint32_t expiry_check_interval_ms = 50;
 constexpr auto shutdown_drain_timeout = std::chrono::seconds(60);
 
@@ -51,6 +53,14 @@ Status validate_options(const EngineOptions& o) {
   }
   if (o.recovery_progress_events == 0) {
     return Status::invalid_argument("recovery_progress_events must be at least 1");
+  }
+  if (o.history_page_max == 0 || o.history_page_max > history_page_limit) {
+    return Status::invalid_argument("history_page_max must be 1-" +
+                                    std::to_string(history_page_limit));
+  }
+  if (o.read_wait_ms_max > read_wait_ms_limit) {
+    return Status::invalid_argument("read_wait_ms_max must be at most " +
+                                    std::to_string(read_wait_ms_limit));
   }
   return Status::ok();
 }
@@ -232,6 +242,19 @@ caf::actor Engine::Impl::actor_of(AccountId id) {
   return entry == nullptr ? caf::actor() : actor_of(*entry);
 }
 
+Status Engine::Impl::wait_for_read_models(std::uint64_t min_position) {
+  if (stopping.load()) return Status::shutting_down("engine is closing");
+  if (min_position == 0 || projector->checkpoint() >= min_position) return Status::ok();
+  if (projector->wait_for(min_position, std::chrono::milliseconds(options.read_wait_ms_max))) {
+    return Status::ok();
+  }
+  const Status failure = projector->failure();
+  if (!failure.is_ok()) return failure;
+  return Status::timed_out("read models are at position " +
+                           std::to_string(projector->checkpoint()) + ", not yet at " +
+                           std::to_string(min_position));
+}
+
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
@@ -252,10 +275,18 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   std::uint64_t last_timestamp = 0;
   s = recover(*impl, &next_position, &last_timestamp);
   if (!s.is_ok()) return s;
+  impl->read_model = std::make_unique<store::ReadModel>(impl->log->db());
+  impl->projector = std::make_unique<engine::Projector>(*impl->read_model, *impl->log);
+  s = impl->projector->catch_up(impl->options.recovery_progress_events);
+  if (!s.is_ok()) return s;
+  impl->projector->start();
   store::JournalOptions jo;
   jo.sync = impl->options.durability == Durability::sync;
   jo.group_events_max = impl->options.commit_group_events_max;
   Impl* core = impl.get();
+  jo.on_group = [core](std::uint64_t first, std::string bytes, std::vector<std::uint32_t> ends) {
+    core->projector->submit({first, std::move(bytes), std::move(ends)});
+  };
   jo.on_failure = [core](const Status& status) {
     log().critical("event log write failed, engine stopped: {}", status.to_string());
     // Commands parked behind a transfer that will never be acknowledged are answered now.
@@ -287,6 +318,7 @@ Engine::~Engine() {
   });
   caf::anon_send_exit(core.expiry, caf::exit_reason::user_shutdown);
   core.journal->stop();
+  core.projector->stop();  // applies every group the journal handed over
   core.directory.for_each([](engine::AccountEntry& entry) {
     std::lock_guard<std::mutex> lock(entry.mutex);
     entry.spawned.store(false, std::memory_order_release);
@@ -295,6 +327,8 @@ Engine::~Engine() {
   core.expiry = nullptr;
   core.system.reset();
   core.journal.reset();
+  core.projector.reset();
+  core.read_model.reset();
   core.log.reset();
 }
 
@@ -561,6 +595,79 @@ Status Engine::lookup_transfer(AccountId debit_account, TransferId id,
   return Status::ok();
 }
 
+Status Engine::read_account(AccountId id, std::uint64_t min_position,
+                            std::optional<Account>* account) {
+  const Status s = impl_->wait_for_read_models(min_position);
+  if (!s.is_ok()) return s;
+  return impl_->read_model->account(id, account);
+}
+
+Status Engine::read_transfer(AccountId debit_account, TransferId id, std::uint64_t min_position,
+                             std::optional<TransferInfo>* transfer) {
+  const Status s = impl_->wait_for_read_models(min_position);
+  if (!s.is_ok()) return s;
+  return impl_->read_model->transfer(debit_account, id, transfer);
+}
+
+Status Engine::find_transfers(TransferId id, std::uint64_t min_position,
+                              std::vector<TransferInfo>* transfers) {
+  const Status s = impl_->wait_for_read_models(min_position);
+  if (!s.is_ok()) return s;
+  return impl_->read_model->transfers_by_id(id, transfers);
+}
+
+Status Engine::account_history(const HistoryQuery& query, HistoryPage* page) {
+  if (query.limit == 0 || query.limit > impl_->options.history_page_max) {
+    return Status::invalid_argument("limit must be 1-" +
+                                    std::to_string(impl_->options.history_page_max));
+  }
+  if (query.to_ns != 0 && query.to_ns <= query.from_ns) {
+    return Status::invalid_argument("to must be after from");
+  }
+  Status s = impl_->wait_for_read_models(query.min_position);
+  if (!s.is_ok()) return s;
+  store::HistoryFilter filter{query.before_position, query.code, query.from_ns, query.to_ns};
+  std::vector<store::HistoryEntry> entries;
+  page->events.clear();
+  s = impl_->read_model->history(query.account, filter, query.limit, &entries,
+                                 &page->next_before_position);
+  if (!s.is_ok()) return s;
+  for (const store::HistoryEntry& h : entries) {
+    AccountEvent e;
+    e.position = h.position;
+    e.timestamp = h.timestamp;
+    e.kind = h.kind;
+    e.code = h.code;
+    e.amount = h.amount;
+    e.debits_posted = h.after.debits_posted;
+    e.credits_posted = h.after.credits_posted;
+    e.debits_pending = h.after.debits_pending;
+    e.credits_pending = h.after.credits_pending;
+    std::optional<TransferInfo> t;
+    s = impl_->read_model->transfer(h.debit_account, h.transfer_id, &t);
+    if (!s.is_ok()) return s;
+    if (!t) return Status::corruption("history names a transfer the read models lack");
+    e.transfer = *t;
+    page->events.push_back(e);
+  }
+  return Status::ok();
+}
+
+Status Engine::ledger_stats(LedgerId ledger, std::uint32_t from_day, std::uint32_t to_day,
+                            std::uint64_t min_position, std::vector<LedgerDayStats>* days) {
+  if (to_day < from_day) return Status::invalid_argument("to_day is before from_day");
+  Status s = impl_->wait_for_read_models(min_position);
+  if (!s.is_ok()) return s;
+  std::vector<store::DayStats> stored;
+  s = impl_->read_model->stats(ledger, from_day, to_day, &stored);
+  if (!s.is_ok()) return s;
+  days->clear();
+  for (const store::DayStats& d : stored) {
+    days->push_back({d.day, d.issued, d.redeemed, d.expired, d.transfers, d.outstanding});
+  }
+  return Status::ok();
+}
+
 EngineStats Engine::stats() const {
   const Impl& core = *impl_;
   EngineStats s;
@@ -575,6 +682,7 @@ EngineStats Engine::stats() const {
   s.committed_position = js.committed_position;
   s.commit_groups = js.groups;
   s.committed_events = js.events;
+  s.projected_position = core.projector->checkpoint();
   s.inflight_transfers = core.inflight.load();
   s.live_account_actors = core.live_actors.load();
   return s;

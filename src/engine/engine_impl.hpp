@@ -15,15 +15,19 @@
 #include <caf/actor_system_config.hpp>
 
 #include "engine/directory.hpp"
+#include "engine/projector.hpp"
 #include "pointex/engine.hpp"
 #include "store/event_log.hpp"
 #include "store/journal.hpp"
+#include "store/read_model.hpp"
 
 namespace pointex {
 
 struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<store::EventLog> log;
+  std::unique_ptr<store::ReadModel> read_model;
+  std::unique_ptr<engine::Projector> projector;
   std::unique_ptr<store::Journal> journal;
   engine::Directory directory;
 
@@ -46,6 +50,9 @@ struct Engine::Impl {
   caf::actor expiry;
 
   std::uint64_t now() const { return options.clock_ns(); }
+
+  /// Waits until the read models include `min_position` (bounded by read_wait_ms_max).
+  Status wait_for_read_models(std::uint64_t min_position);
 
   /// The actor of an account, spawned from its dormant state on first use.
   caf::actor actor_of(engine::AccountEntry& entry);

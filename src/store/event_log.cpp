@@ -1,8 +1,10 @@
 #include "store/event_log.hpp"
 
-#include <rocksdb/db.h>
+#include "store/db.hpp"
+
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <vector>
@@ -10,7 +12,7 @@
 namespace pointex::store {
 namespace {
 
-constexpr const char* events_cf_name = "events";
+constexpr const char* format_key = "format";
 
 void encode_key(std::uint64_t position, char out[8]) {
   for (int i = 7; i >= 0; --i) {
@@ -19,11 +21,16 @@ void encode_key(std::uint64_t position, char out[8]) {
   }
 }
 
-std::uint64_t decode_key(const rocksdb::Slice& key) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(key[i]);
-  return v;
+std::uint64_t decode_key(const rocksdb::Slice& key) { return get_be64(key.data()); }
+
+rocksdb::ColumnFamilyOptions read_model_options() {
+  rocksdb::ColumnFamilyOptions o;
+  o.write_buffer_size = 64ULL << 20;
+  o.OptimizeForPointLookup(64);  // bloom filters and a block cache for Gets
+  return o;
 }
+
+}  // namespace
 
 Status from_rocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::ok();
@@ -33,34 +40,13 @@ Status from_rocks(const rocksdb::Status& s, std::string_view what) {
   return Status::io_error(message);
 }
 
-}  // namespace
-
-struct EventLog::Batch::Impl {
-  rocksdb::WriteBatch batch;
-  rocksdb::ColumnFamilyHandle* family = nullptr;
-};
-
-struct EventLog::Impl {
-  std::unique_ptr<rocksdb::DB> db;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::ColumnFamilyHandle* events = nullptr;
-
-  ~Impl() {
-    for (auto* h : handles) {
-      if (db) db->DestroyColumnFamilyHandle(h);
-    }
+Db::~Db() {
+  for (auto* h : handles) {
+    if (db) db->DestroyColumnFamilyHandle(h);
   }
-};
+}
 
-EventLog::Batch::Batch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-EventLog::Batch::~Batch() = default;
-void EventLog::Batch::clear() { impl_->batch.Clear(); }
-std::size_t EventLog::Batch::size() const { return impl_->batch.Count(); }
-
-EventLog::EventLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-EventLog::~EventLog() = default;
-
-Status EventLog::open(const std::string& dir, std::unique_ptr<EventLog>* log) {
+Status Db::open(const std::string& dir, std::shared_ptr<Db>* out) {
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
@@ -75,22 +61,33 @@ Status EventLog::open(const std::string& dir, std::unique_ptr<EventLog>* log) {
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {events_cf_name, events_options},
+      {"events", events_options},
+      {"rm_accounts", read_model_options()},
+      {"rm_transfers", read_model_options()},
+      {"rm_transfer_ids", read_model_options()},
+      {"rm_history", rocksdb::ColumnFamilyOptions()},
+      {"rm_stats", rocksdb::ColumnFamilyOptions()},
   };
-  auto impl = std::make_unique<Impl>();
+  auto db = std::make_shared<Db>();
   rocksdb::DB* raw = nullptr;
-  Status s = from_rocks(rocksdb::DB::Open(db_options, dir, families, &impl->handles, &raw),
-                        "opening event log in " + dir);
+  Status s = from_rocks(rocksdb::DB::Open(db_options, dir, families, &db->handles, &raw),
+                        "opening data dir " + dir);
   if (!s.is_ok()) return s;
-  impl->db.reset(raw);
-  impl->events = impl->handles[1];
+  db->db.reset(raw);
+  db->meta = db->handles[0];
+  db->events = db->handles[1];
+  db->accounts = db->handles[2];
+  db->transfers = db->handles[3];
+  db->transfer_ids = db->handles[4];
+  db->history = db->handles[5];
+  db->stats = db->handles[6];
 
   std::string format;
-  const rocksdb::Status got = impl->db->Get(rocksdb::ReadOptions(), "format", &format);
+  const rocksdb::Status got = db->db->Get(rocksdb::ReadOptions(), format_key, &format);
   if (got.IsNotFound()) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    s = from_rocks(impl->db->Put(wo, "format", std::string(log_format)), "writing format");
+    s = from_rocks(db->db->Put(wo, format_key, std::string(log_format)), "writing format");
     if (!s.is_ok()) return s;
   } else if (!got.ok()) {
     return from_rocks(got, "reading format");
@@ -98,9 +95,36 @@ Status EventLog::open(const std::string& dir, std::unique_ptr<EventLog>* log) {
     return Status::corruption("data dir " + dir + " holds format '" + format + "', expected '" +
                               std::string(log_format) + "'");
   }
+  *out = std::move(db);
+  return Status::ok();
+}
+
+struct EventLog::Batch::Impl {
+  rocksdb::WriteBatch batch;
+  rocksdb::ColumnFamilyHandle* family = nullptr;
+};
+
+struct EventLog::Impl {
+  std::shared_ptr<Db> db;
+};
+
+EventLog::Batch::Batch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+EventLog::Batch::~Batch() = default;
+void EventLog::Batch::clear() { impl_->batch.Clear(); }
+std::size_t EventLog::Batch::size() const { return impl_->batch.Count(); }
+
+EventLog::EventLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+EventLog::~EventLog() = default;
+
+Status EventLog::open(const std::string& dir, std::unique_ptr<EventLog>* log) {
+  auto impl = std::make_unique<Impl>();
+  const Status s = Db::open(dir, &impl->db);
+  if (!s.is_ok()) return s;
   log->reset(new EventLog(std::move(impl)));
   return Status::ok();
 }
+
+std::shared_ptr<Db> EventLog::db() const { return impl_->db; }
 
 void EventLog::Batch::put(std::uint64_t position, std::string_view event_bytes) {
   char key[8];
@@ -112,7 +136,7 @@ void EventLog::Batch::put(std::uint64_t position, std::string_view event_bytes) 
 
 std::unique_ptr<EventLog::Batch> EventLog::new_batch() const {
   auto impl = std::make_unique<Batch::Impl>();
-  impl->family = impl_->events;
+  impl->family = impl_->db->events;
   return std::unique_ptr<Batch>(new Batch(std::move(impl)));
 }
 
@@ -123,14 +147,14 @@ Status EventLog::write(Batch& batch, bool sync) {
   }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  return from_rocks(impl_->db->Write(wo, &batch.impl_->batch), "writing event log");
+  return from_rocks(impl_->db->db->Write(wo, &batch.impl_->batch), "writing event log");
 }
 
 Status EventLog::scan(std::uint64_t from,
                       const std::function<bool(std::uint64_t, std::string_view)>& fn) const {
   rocksdb::ReadOptions ro;
   ro.total_order_seek = true;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->events));
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->db->NewIterator(ro, impl_->db->events));
   char key[8];
   encode_key(from, key);
   for (it->Seek(rocksdb::Slice(key, 8)); it->Valid(); it->Next()) {
@@ -142,8 +166,8 @@ Status EventLog::scan(std::uint64_t from,
 }
 
 Status EventLog::last_position(std::uint64_t* position) const {
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(),
-                                                               impl_->events));
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->db->NewIterator(rocksdb::ReadOptions(), impl_->db->events));
   it->SeekToLast();
   *position = it->Valid() ? decode_key(it->key()) : 0;
   return from_rocks(it->status(), "reading last position");

@@ -78,7 +78,8 @@ void Journal::fail_all(std::vector<std::unique_ptr<JournalChunk>>& chunks, const
 void Journal::run() {
   std::vector<std::unique_ptr<JournalChunk>> group;
   std::unique_ptr<EventLog::Batch> batch = log_.new_batch();
-  std::string buffer;
+  std::string bytes;
+  std::vector<std::uint32_t> ends;
   for (;;) {
     std::uint64_t group_events = 0;
     {
@@ -95,14 +96,21 @@ void Journal::run() {
       queued_events_ -= group_events;
     }
 
+    std::uint64_t first_position = 0;
     std::uint64_t last_position = 0;
     if (group_events > 0) {
       batch->clear();
+      bytes.clear();
+      ends.clear();
       for (const auto& chunk : group) {
         for (std::size_t i = 0; i < chunk->events.size(); ++i) {
-          buffer.clear();
-          domain::encode_event(chunk->events[i], buffer);
-          batch->put(chunk->first_position + i, buffer);
+          const std::size_t begin = bytes.size();
+          domain::encode_event(chunk->events[i], bytes);
+          ends.push_back(static_cast<std::uint32_t>(bytes.size()));
+          batch->put(chunk->first_position + i,
+                     std::string_view(bytes.data() + begin, bytes.size() - begin));
+          if (first_position == 0) first_position = chunk->first_position + i;
+          POINTEX_ASSERT(last_position == 0 || chunk->first_position + i == last_position + 1);
           last_position = chunk->first_position + i;
         }
       }
@@ -125,6 +133,11 @@ void Journal::run() {
       committed_position_.store(last_position, std::memory_order_release);
       groups_.fetch_add(1, std::memory_order_relaxed);
       events_.fetch_add(group_events, std::memory_order_relaxed);
+      if (options_.on_group) {
+        options_.on_group(first_position, std::move(bytes), std::move(ends));
+        bytes = std::string();
+        ends = std::vector<std::uint32_t>();
+      }
     }
     for (auto& chunk : group) chunk->on_durable();
     group.clear();

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -51,6 +52,9 @@ struct JournalOptions {
   std::uint32_t group_events_max = 16384;
   /// Called once, on the writer thread, when a write fails (after the chunks' on_failed).
   std::function<void(const Status&)> on_failure;
+  /// Called on the writer thread after each durable group, before its chunks' on_durable, with
+  /// the group's first position, its encoded events back to back and each event's end offset.
+  std::function<void(std::uint64_t, std::string, std::vector<std::uint32_t>)> on_group;
 };
 
 struct JournalStats {

@@ -1,0 +1,213 @@
+// Offline audits of a data dir: rebuild the read models from the log, and verify that the log,
+// the fold of its events and the read models agree and that the ledger's invariants hold.
+
+#include <chrono>
+#include <map>
+#include <unordered_map>
+
+#include "domain/codec.hpp"
+#include "domain/decide.hpp"
+#include "engine/log.hpp"
+#include "engine/projector.hpp"
+#include "pointex/engine.hpp"
+#include "store/event_log.hpp"
+#include "store/read_model.hpp"
+
+namespace pointex {
+namespace {
+
+constexpr std::size_t problems_max = 100;
+constexpr std::uint64_t progress_events = 1'000'000;
+
+class Auditor {
+ public:
+  explicit Auditor(VerifyReport& report) : report_(report) {}
+
+  /// Folds one event; false stops the scan (the log cannot be read on).
+  bool fold(std::uint64_t position, std::string_view bytes) {
+    domain::Event event;
+    const domain::DecodeError err = domain::decode_event(bytes, &event);
+    if (err != domain::DecodeError::none) {
+      problem("event at position " + std::to_string(position) +
+              " cannot be decoded: " + std::string(domain::to_string(err)));
+      return false;
+    }
+    ++report_.events;
+    if (report_.events % progress_events == 0) {
+      log().info("verify: {} events, position {}", report_.events, position);
+    }
+    last_position_ = position;
+    if (const auto* l = std::get_if<domain::LedgerCreated>(&event)) {
+      ledgers_[l->ledger.id] = l->ledger;
+    } else if (const auto* a = std::get_if<domain::AccountCreated>(&event)) {
+      domain::AccountState& s = accounts_[a->spec.id];
+      s.account.spec = a->spec;
+      s.account.timestamp = a->timestamp;
+    } else if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
+      domain::apply_close(accounts_[c->id]);
+    } else {
+      const auto& t = std::get<domain::TransferEvent>(event);
+      const auto debit = accounts_.find(t.debit_account);
+      const auto credit = accounts_.find(t.credit_account);
+      if (debit == accounts_.end() || credit == accounts_.end()) {
+        problem("transfer at position " + std::to_string(position) + " names an unknown account");
+        return false;
+      }
+      domain::evolve(debit->second, t, position);
+      domain::evolve(credit->second, t, position);
+    }
+    return true;
+  }
+
+  void check_invariants() {
+    struct Sums {
+      std::int64_t balance = 0;
+      std::uint64_t debits_pending = 0;
+      std::uint64_t credits_pending = 0;
+    };
+    std::map<LedgerId, Sums> sums;
+    std::unordered_map<AccountId, std::uint64_t> open_debits;
+    std::unordered_map<AccountId, std::uint64_t> open_credits;
+    for (const auto& [id, s] : accounts_) {
+      const Account& a = s.account;
+      Sums& l = sums[a.spec.ledger];
+      l.balance += a.balance();
+      l.debits_pending += a.debits_pending;
+      l.credits_pending += a.credits_pending;
+      const std::uint32_t f = a.spec.flags;
+      if ((f & account_flags::debits_must_not_exceed_credits) != 0 &&
+          a.debits_posted + a.debits_pending > a.credits_posted) {
+        problem("account " + std::to_string(id) + " has debits over its credits");
+      }
+      if ((f & account_flags::credits_must_not_exceed_debits) != 0 &&
+          a.credits_posted + a.credits_pending > a.debits_posted) {
+        problem("account " + std::to_string(id) + " has credits over its debits");
+      }
+      for (const auto& [tid, r] : s.transfers) {
+        if (r.event.kind == TransferKind::pending && r.state == TransferState::pending) {
+          ++report_.open_pending_transfers;
+          open_debits[r.event.debit_account] += r.event.amount;
+          open_credits[r.event.credit_account] += r.event.amount;
+        }
+      }
+    }
+    for (const auto& [ledger, l] : sums) {
+      if (l.balance != 0) {
+        problem("ledger " + std::to_string(ledger) + ": balances sum to " +
+                std::to_string(l.balance) + ", not 0");
+      }
+      if (l.debits_pending != l.credits_pending) {
+        problem("ledger " + std::to_string(ledger) + ": debits pending " +
+                std::to_string(l.debits_pending) + " != credits pending " +
+                std::to_string(l.credits_pending));
+      }
+    }
+    for (const auto& [id, s] : accounts_) {
+      if (s.account.debits_pending != open_debits[id] ||
+          s.account.credits_pending != open_credits[id]) {
+        problem("account " + std::to_string(id) +
+                ": pending amounts differ from its open pending transfers");
+      }
+    }
+  }
+
+  Status check_read_models(const store::ReadModel& rm) {
+    std::uint64_t checkpoint = 0;
+    Status s = rm.checkpoint(&checkpoint);
+    if (!s.is_ok()) return s;
+    if (checkpoint < last_position_) {
+      problem("read models end at position " + std::to_string(checkpoint) + ", the log at " +
+              std::to_string(last_position_) + " (open the engine to catch up, or rebuild)");
+      return Status::ok();
+    }
+    for (const auto& [id, state] : accounts_) {
+      std::optional<Account> a;
+      s = rm.account(id, &a);
+      if (!s.is_ok()) return s;
+      if (!a || !same_account(*a, state.account)) {
+        problem("account " + std::to_string(id) + ": read model differs from its events");
+      }
+      for (const auto& [tid, r] : state.transfers) {
+        std::optional<TransferInfo> t;
+        s = rm.transfer(id, tid, &t);
+        if (!s.is_ok()) return s;
+        if (!t || !same_transfer(*t, domain::transfer_info(r))) {
+          problem("transfer " + std::to_string(tid) + " of account " + std::to_string(id) +
+                  ": read model differs from its events");
+        }
+      }
+    }
+    return Status::ok();
+  }
+
+  void finish() {
+    report_.ledgers = ledgers_.size();
+    report_.accounts = accounts_.size();
+    report_.ok = report_.problems.empty();
+  }
+
+ private:
+  static bool same_account(const Account& a, const Account& b) {
+    return a.spec == b.spec && a.debits_posted == b.debits_posted &&
+           a.credits_posted == b.credits_posted && a.debits_pending == b.debits_pending &&
+           a.credits_pending == b.credits_pending && a.timestamp == b.timestamp;
+  }
+  static bool same_transfer(const TransferInfo& a, const TransferInfo& b) {
+    return a.request == b.request && a.debit_account == b.debit_account &&
+           a.credit_account == b.credit_account && a.ledger == b.ledger && a.code == b.code &&
+           a.amount == b.amount && a.state == b.state && a.expires_at == b.expires_at &&
+           a.timestamp == b.timestamp && a.position == b.position;
+  }
+  void problem(std::string text) {
+    if (report_.problems.size() < problems_max) report_.problems.push_back(std::move(text));
+  }
+
+  VerifyReport& report_;
+  std::map<LedgerId, Ledger> ledgers_;
+  std::unordered_map<AccountId, domain::AccountState> accounts_;
+  std::uint64_t last_position_ = 0;
+};
+
+}  // namespace
+
+Status Engine::verify(const std::string& data_dir, VerifyReport* report) {
+  *report = VerifyReport{};
+  std::unique_ptr<store::EventLog> event_log;
+  Status s = store::EventLog::open(data_dir, &event_log);
+  if (!s.is_ok()) return s;
+  log().info("verify: folding the event log of {}", data_dir);
+  Auditor auditor(*report);
+  s = event_log->scan(1, [&](std::uint64_t position, std::string_view bytes) {
+    return auditor.fold(position, bytes);
+  });
+  if (!s.is_ok()) return s;
+  auditor.check_invariants();
+  store::ReadModel read_model(event_log->db());
+  s = auditor.check_read_models(read_model);
+  if (!s.is_ok()) return s;
+  auditor.finish();
+  log().info("verify: {} events, {} accounts, {} problems", report->events, report->accounts,
+             report->problems.size());
+  return Status::ok();
+}
+
+Status Engine::rebuild_read_models(const std::string& data_dir) {
+  std::unique_ptr<store::EventLog> event_log;
+  Status s = store::EventLog::open(data_dir, &event_log);
+  if (!s.is_ok()) return s;
+  const auto started = std::chrono::steady_clock::now();
+  store::ReadModel read_model(event_log->db());
+  s = read_model.drop_all();
+  if (!s.is_ok()) return s;
+  log().info("rebuild: read models dropped, replaying the event log");
+  engine::Projector projector(read_model, *event_log);
+  s = projector.catch_up(progress_events);
+  if (!s.is_ok()) return s;
+  log().info("rebuild: done at position {} in {} ms", projector.checkpoint(),
+             std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now() - started)
+                 .count());
+  return Status::ok();
+}
+
+}  // namespace pointex

@@ -1,0 +1,339 @@
+#include "engine/projector.hpp"
+
+#include "domain/assert.hpp"
+#include "domain/codec.hpp"
+#include "domain/decide.hpp"
+#include "engine/log.hpp"
+
+namespace pointex::engine {
+namespace {
+
+constexpr std::uint64_t ns_per_day = 86'400ULL * 1'000'000'000ULL;
+/// The account cache is dropped after a flush once it holds more than this many accounts
+/// (everything in it is written by then, so it can be reloaded).
+constexpr std::size_t cached_accounts_max = 1U << 20;
+
+std::string transfer_key(AccountId debit, TransferId id) {
+  std::string k(16, '\0');
+  for (int i = 0; i < 8; ++i) {
+    k[i] = static_cast<char>(debit >> (56 - 8 * i));
+    k[8 + i] = static_cast<char>(id >> (56 - 8 * i));
+  }
+  return k;
+}
+
+TransferState state_of(domain::TransferKind kind) {
+  switch (kind) {
+    case domain::TransferKind::pending: return TransferState::pending;
+    case domain::TransferKind::void_pending: return TransferState::voided;
+    case domain::TransferKind::expire: return TransferState::expired;
+    case domain::TransferKind::single:
+    case domain::TransferKind::post: break;
+  }
+  return TransferState::posted;
+}
+
+}  // namespace
+
+Projector::Projector(store::ReadModel& read_model, const store::EventLog& log)
+    : read_model_(read_model), log_(log),
+      writer_(std::make_unique<store::ReadModel::Writer>(read_model)) {}
+
+Projector::~Projector() { stop(); }
+
+Status Projector::catch_up(std::uint64_t progress_every) {
+  std::uint64_t from = 0;
+  Status s = read_model_.checkpoint(&from);
+  if (!s.is_ok()) return s;
+  applied_position_ = from;
+  std::uint64_t last = 0;
+  s = log_.last_position(&last);
+  if (!s.is_ok()) return s;
+  if (last > from) log().info("read models: catching up from position {} to {}", from, last);
+  Status failure;
+  std::uint64_t count = 0;
+  s = log_.scan(from + 1, [&](std::uint64_t position, std::string_view bytes) {
+    failure = apply(position, bytes);
+    if (failure.is_ok() && writer_->size() >= flush_events_max) failure = flush();
+    if (++count % progress_every == 0) {
+      log().info("read models: {} events, position {}/{}", count, position, last);
+    }
+    return failure.is_ok();
+  });
+  if (s.is_ok()) s = failure;
+  if (s.is_ok()) s = flush();
+  if (!s.is_ok()) return s;
+  publish(applied_position_);
+  return Status::ok();
+}
+
+void Projector::start() { thread_ = std::thread([this] { run(); }); }
+
+void Projector::submit(CommittedGroup group) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::move(group));
+  }
+  wake_.notify_one();
+}
+
+void Projector::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Projector::wait_for(std::uint64_t position, std::chrono::milliseconds timeout) {
+  if (checkpoint() >= position) return true;
+  std::unique_lock<std::mutex> lock(mutex_);
+  return progressed_.wait_for(lock, timeout, [&] {
+    return checkpoint_.load(std::memory_order_acquire) >= position || !failure_.is_ok();
+  }) && failure_.is_ok();
+}
+
+Status Projector::failure() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failure_;
+}
+
+void Projector::publish(std::uint64_t position) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    checkpoint_.store(position, std::memory_order_release);
+  }
+  progressed_.notify_all();
+}
+
+void Projector::run() {
+  std::deque<CommittedGroup> work;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;
+      work.swap(queue_);
+    }
+    Status s;
+    for (const CommittedGroup& group : work) {
+      s = apply_group(group);
+      if (s.is_ok() && writer_->size() >= flush_events_max) s = flush();
+      if (!s.is_ok()) break;
+    }
+    work.clear();
+    if (s.is_ok()) s = flush();
+    if (!s.is_ok()) {
+      log().error("read models stopped: {}", s.to_string());
+      std::lock_guard<std::mutex> lock(mutex_);
+      failure_ = s;
+      progressed_.notify_all();
+      return;
+    }
+    publish(applied_position_);
+  }
+}
+
+Status Projector::apply_group(const CommittedGroup& group) {
+  std::uint32_t begin = 0;
+  for (std::size_t i = 0; i < group.ends.size(); ++i) {
+    const std::string_view bytes(group.bytes.data() + begin, group.ends[i] - begin);
+    const Status s = apply(group.first_position + i, bytes);
+    if (!s.is_ok()) return s;
+    begin = group.ends[i];
+  }
+  return Status::ok();
+}
+
+Status Projector::apply(std::uint64_t position, std::string_view bytes) {
+  if (position <= applied_position_) return Status::ok();  // already in the read models
+  domain::Event event;
+  const domain::DecodeError err = domain::decode_event(bytes, &event);
+  if (err != domain::DecodeError::none) {
+    return Status::corruption("event at position " + std::to_string(position) + ": " +
+                              std::string(domain::to_string(err)));
+  }
+  Status s;
+  if (const auto* t = std::get_if<domain::TransferEvent>(&event)) {
+    s = apply_transfer(position, *t);
+  } else if (const auto* a = std::get_if<domain::AccountCreated>(&event)) {
+    Cached& c = accounts_[a->spec.id];
+    c.account = Account{};
+    c.account.spec = a->spec;
+    c.account.timestamp = a->timestamp;
+    c.last_position = position;
+    mark_dirty(a->spec.id, c);
+  } else if (const auto* closed = std::get_if<domain::AccountClosed>(&event)) {
+    Cached* c = nullptr;
+    s = account(closed->id, &c);
+    if (s.is_ok()) {
+      c->account.spec.flags |= account_flags::closed;
+      c->last_position = position;
+      mark_dirty(closed->id, *c);
+    }
+  }
+  applied_position_ = position;
+  return s;
+}
+
+Status Projector::apply_transfer(std::uint64_t position, const domain::TransferEvent& e) {
+  Cached* debit = nullptr;
+  Cached* credit = nullptr;
+  Status s = account(e.debit_account, &debit);
+  if (s.is_ok()) s = account(e.credit_account, &credit);
+  if (!s.is_ok()) return s;
+  domain::apply_balances(debit->account, e);
+  domain::apply_balances(credit->account, e);
+  debit->last_position = credit->last_position = position;
+  mark_dirty(e.debit_account, *debit);
+  mark_dirty(e.credit_account, *credit);
+
+  // The transfer itself, and the state of the pending transfer a post/void/expiry resolves.
+  const TransferId state_id = e.request.id != 0 ? e.request.id : e.pending_id();
+  if (e.request.id != 0) {
+    TransferInfo info;
+    info.request = e.request;
+    info.debit_account = e.debit_account;
+    info.credit_account = e.credit_account;
+    info.ledger = e.ledger;
+    info.code = e.code;
+    info.amount = e.amount;
+    info.state = state_of(e.kind);
+    info.expires_at = e.expires_at;
+    info.timestamp = e.timestamp;
+    info.position = position;
+    writer_->put_transfer(info);
+    writer_->put_transfer_id(e.debit_account, e.request.id);
+    unflushed_transfers_[transfer_key(e.debit_account, e.request.id)] = info;
+  }
+  if (e.is_two_phase_resolution()) {
+    TransferInfo pending;
+    s = find_transfer(e.debit_account, e.pending_id(), &pending);
+    if (!s.is_ok()) return s;
+    pending.state = state_of(e.kind);
+    writer_->put_transfer(pending);
+    unflushed_transfers_[transfer_key(e.debit_account, e.pending_id())] = pending;
+  }
+
+  for (Cached* c : {debit, credit}) {
+    store::HistoryEntry h;
+    h.position = position;
+    h.timestamp = e.timestamp;
+    h.debit_account = e.debit_account;
+    h.transfer_id = state_id;
+    h.kind = e.kind;
+    h.code = e.code;
+    h.amount = e.amount;
+    h.after = {c->account.debits_posted, c->account.credits_posted, c->account.debits_pending,
+               c->account.credits_pending};
+    writer_->put_history(c->account.spec.id, h);
+  }
+
+  store::DayStats* stats = nullptr;
+  s = day_stats(e.ledger, static_cast<std::uint32_t>(e.timestamp / ns_per_day), &stats);
+  if (!s.is_ok()) return s;
+  count_stats(e, debit->account, credit->account, *stats);
+  return Status::ok();
+}
+
+void Projector::count_stats(const domain::TransferEvent& e, const Account& debit,
+                            const Account& credit, store::DayStats& s) {
+  if (e.request.id != 0) ++s.transfers;
+  if (e.kind != domain::TransferKind::single && e.kind != domain::TransferKind::post) return;
+  const bool from_issuer = debit.spec.kind == AccountKind::issuer;
+  const bool to_issuer = credit.spec.kind == AccountKind::issuer;
+  std::int64_t& outstanding = outstanding_[e.ledger];
+  const auto amount = static_cast<std::int64_t>(e.amount);
+  if (from_issuer && !to_issuer) {
+    s.issued += e.amount;
+    outstanding += amount;
+  } else if (!from_issuer && to_issuer) {
+    if (e.code == expiry_transfer_code) {
+      s.expired += e.amount;
+    } else {
+      s.redeemed += e.amount;
+    }
+    outstanding -= amount;
+  }
+  s.outstanding = outstanding;
+}
+
+void Projector::mark_dirty(AccountId id, Cached& c) {
+  if (c.dirty) return;
+  c.dirty = true;
+  dirty_accounts_.push_back(id);
+}
+
+Status Projector::account(AccountId id, Cached** out) {
+  auto it = accounts_.find(id);
+  if (it == accounts_.end()) {
+    std::optional<Account> a;
+    std::uint64_t last = 0;
+    const Status s = read_model_.account(id, &a, &last);
+    if (!s.is_ok()) return s;
+    if (!a) return Status::corruption("read models: event names account " + std::to_string(id) +
+                                      " that is not in them");
+    it = accounts_.emplace(id, Cached{*a, last, false}).first;
+  }
+  *out = &it->second;
+  return Status::ok();
+}
+
+Status Projector::day_stats(LedgerId ledger, std::uint32_t day, store::DayStats** out) {
+  const StatsKey key{ledger, day};
+  auto it = stats_.find(key);
+  if (it == stats_.end()) {
+    std::vector<store::DayStats> days;
+    Status s = read_model_.stats(ledger, day, day, &days);
+    if (!s.is_ok()) return s;
+    if (outstanding_.count(ledger) == 0) {
+      std::optional<store::DayStats> latest;
+      s = read_model_.latest_stats(ledger, &latest);
+      if (!s.is_ok()) return s;
+      outstanding_[ledger] = latest ? latest->outstanding : 0;
+    }
+    store::DayStats d = days.empty() ? store::DayStats{} : days.front();
+    d.day = day;
+    it = stats_.emplace(key, d).first;
+  }
+  dirty_stats_.insert(key);
+  *out = &it->second;
+  return Status::ok();
+}
+
+Status Projector::find_transfer(AccountId debit, TransferId id, TransferInfo* out) {
+  const auto it = unflushed_transfers_.find(transfer_key(debit, id));
+  if (it != unflushed_transfers_.end()) {
+    *out = it->second;
+    return Status::ok();
+  }
+  std::optional<TransferInfo> t;
+  const Status s = read_model_.transfer(debit, id, &t);
+  if (!s.is_ok()) return s;
+  if (!t) return Status::corruption("read models: a post or void names a transfer not in them");
+  *out = *t;
+  return Status::ok();
+}
+
+Status Projector::flush() {
+  for (AccountId id : dirty_accounts_) {
+    Cached& c = accounts_.at(id);
+    writer_->put_account(c.account, c.last_position);
+    c.dirty = false;
+  }
+  for (const StatsKey& k : dirty_stats_) writer_->put_stats(k.ledger, stats_.at(k));
+  if (writer_->size() == 0) return Status::ok();
+  writer_->set_checkpoint(applied_position_);
+  const Status s = read_model_.write(*writer_);
+  if (!s.is_ok()) return s;
+  writer_ = std::make_unique<store::ReadModel::Writer>(read_model_);
+  dirty_accounts_.clear();
+  dirty_stats_.clear();
+  unflushed_transfers_.clear();
+  if (accounts_.size() > cached_accounts_max) accounts_.clear();
+  if (stats_.size() > 4096) stats_.clear();
+  return Status::ok();
+}
+
+}  // namespace pointex::engine

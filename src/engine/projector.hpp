@@ -1,0 +1,111 @@
+#pragma once
+/// The projector: folds committed events into the read models (store/read_model.hpp).
+///
+/// The journal hands it every durable commit group as the bytes it wrote (no re-read of the
+/// log, whose vector memtable sorts on every read). Its thread applies whatever has queued and
+/// writes the updates and the new checkpoint in one atomic batch, so the read models are exactly
+/// the fold of the log up to the checkpoint. At open it first catches up from the log from its
+/// checkpoint. Queries wait on the checkpoint (wait_for) for read-your-writes.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "domain/events.hpp"
+#include "pointex/status.hpp"
+#include "store/event_log.hpp"
+#include "store/read_model.hpp"
+
+namespace pointex::engine {
+
+/// One durable commit group, as encoded events.
+struct CommittedGroup {
+  std::uint64_t first_position = 0;
+  std::string bytes;
+  /// End offset of each event in `bytes`.
+  std::vector<std::uint32_t> ends;
+};
+
+class Projector {
+ public:
+  /// Read models are flushed at least every this many events.
+  static constexpr std::size_t flush_events_max = 65536;
+
+  Projector(store::ReadModel& read_model, const store::EventLog& log);
+  ~Projector();
+
+  /// Brings the read models from their checkpoint up to the end of the log. Call before start().
+  [[nodiscard]] Status catch_up(std::uint64_t progress_every);
+  void start();
+  /// Called on the journal's writer thread, in position order.
+  void submit(CommittedGroup group);
+  /// Applies what is queued, then stops the thread.
+  void stop();
+
+  std::uint64_t checkpoint() const { return checkpoint_.load(std::memory_order_acquire); }
+  /// Waits until the checkpoint reaches `position`; false on timeout or failure.
+  bool wait_for(std::uint64_t position, std::chrono::milliseconds timeout);
+  /// Not ok once a read-model write failed (the projector then stops).
+  Status failure() const;
+
+ private:
+  struct Cached {
+    Account account;
+    std::uint64_t last_position = 0;
+    bool dirty = false;
+  };
+  struct StatsKey {
+    LedgerId ledger;
+    std::uint32_t day;
+    bool operator==(const StatsKey& o) const { return ledger == o.ledger && day == o.day; }
+  };
+  struct StatsKeyHash {
+    std::size_t operator()(const StatsKey& k) const { return k.ledger * 1000003ULL ^ k.day; }
+  };
+
+  void run();
+  [[nodiscard]] Status apply_group(const CommittedGroup& group);
+  [[nodiscard]] Status apply(std::uint64_t position, std::string_view bytes);
+  [[nodiscard]] Status apply_transfer(std::uint64_t position, const domain::TransferEvent& e);
+  [[nodiscard]] Status account(AccountId id, Cached** out);
+  void mark_dirty(AccountId id, Cached& c);
+  [[nodiscard]] Status day_stats(LedgerId ledger, std::uint32_t day, store::DayStats** out);
+  [[nodiscard]] Status find_transfer(AccountId debit, TransferId id, TransferInfo* out);
+  void count_stats(const domain::TransferEvent& e, const Account& debit, const Account& credit,
+                   store::DayStats& s);
+  [[nodiscard]] Status flush();
+  void publish(std::uint64_t position);
+
+  store::ReadModel& read_model_;
+  const store::EventLog& log_;
+
+  // Projection state (projector thread only).
+  std::unordered_map<AccountId, Cached> accounts_;
+  std::vector<AccountId> dirty_accounts_;
+  std::unordered_map<StatsKey, store::DayStats, StatsKeyHash> stats_;
+  std::unordered_set<StatsKey, StatsKeyHash> dirty_stats_;
+  std::unordered_map<LedgerId, std::int64_t> outstanding_;
+  /// Transfers written in the current, unflushed batch (not yet readable from RocksDB).
+  std::unordered_map<std::string, TransferInfo> unflushed_transfers_;
+  std::unique_ptr<store::ReadModel::Writer> writer_;
+  std::uint64_t applied_position_ = 0;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable progressed_;
+  std::deque<CommittedGroup> queue_;
+  bool stopping_ = false;
+  Status failure_;
+  std::atomic<std::uint64_t> checkpoint_{0};
+  std::thread thread_;
+};
+
+}  // namespace pointex::engine

@@ -1,0 +1,48 @@
+#pragma once
+/// The RocksDB database of a data dir and its column families. Internal to src/store: only
+/// src/store/*.cpp include this (it pulls in RocksDB headers).
+
+#include <rocksdb/db.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pointex/status.hpp"
+
+namespace pointex::store {
+
+struct Db {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;  // the default family
+  rocksdb::ColumnFamilyHandle* events = nullptr;
+  rocksdb::ColumnFamilyHandle* accounts = nullptr;
+  rocksdb::ColumnFamilyHandle* transfers = nullptr;
+  rocksdb::ColumnFamilyHandle* transfer_ids = nullptr;
+  rocksdb::ColumnFamilyHandle* history = nullptr;
+  rocksdb::ColumnFamilyHandle* stats = nullptr;
+
+  /// The read-model families, in the order rebuild drops them.
+  std::vector<rocksdb::ColumnFamilyHandle*> read_models() const {
+    return {accounts, transfers, transfer_ids, history, stats};
+  }
+
+  static Status open(const std::string& dir, std::shared_ptr<Db>* out);
+  ~Db();
+};
+
+Status from_rocks(const rocksdb::Status& s, std::string_view what);
+
+inline void put_be64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+inline std::uint64_t get_be64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+}  // namespace pointex::store

@@ -1,0 +1,350 @@
+#include "store/read_model.hpp"
+
+#include <rocksdb/write_batch.h>
+
+#include "domain/varint.hpp"
+#include "store/db.hpp"
+
+namespace pointex::store {
+namespace {
+
+using domain::put_bytes;
+using domain::put_u8;
+using domain::put_varint;
+using domain::Reader;
+
+constexpr const char* checkpoint_key = "checkpoint";
+
+std::string key1(std::uint64_t a) {
+  std::string k;
+  put_be64(k, a);
+  return k;
+}
+std::string key2(std::uint64_t a, std::uint64_t b) {
+  std::string k;
+  put_be64(k, a);
+  put_be64(k, b);
+  return k;
+}
+
+void put_balances(std::string& out, const Balances& b) {
+  put_varint(out, b.debits_posted);
+  put_varint(out, b.credits_posted);
+  put_varint(out, b.debits_pending);
+  put_varint(out, b.credits_pending);
+}
+Balances read_balances(Reader& in) {
+  Balances b;
+  b.debits_posted = in.varint();
+  b.credits_posted = in.varint();
+  b.debits_pending = in.varint();
+  b.credits_pending = in.varint();
+  return b;
+}
+
+std::string encode_account(const Account& a, std::uint64_t last_position) {
+  std::string v;
+  put_varint(v, a.spec.id);
+  put_varint(v, a.spec.ledger);
+  put_u8(v, static_cast<std::uint8_t>(a.spec.kind));
+  put_varint(v, a.spec.flags);
+  put_varint(v, a.spec.user_data);
+  put_bytes(v, a.spec.owner);
+  put_balances(v, {a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending});
+  put_varint(v, a.timestamp);
+  put_varint(v, last_position);
+  return v;
+}
+Status decode_account(const std::string& v, Account* a, std::uint64_t* last_position) {
+  Reader in(v);
+  a->spec.id = in.varint();
+  a->spec.ledger = in.varint();
+  a->spec.kind = static_cast<AccountKind>(in.bounded<std::uint8_t>(2));
+  a->spec.flags = in.bounded<std::uint32_t>(account_flags::all);
+  a->spec.user_data = in.varint();
+  a->spec.owner = in.bytes(owner_bytes_max);
+  const Balances b = read_balances(in);
+  a->debits_posted = b.debits_posted;
+  a->credits_posted = b.credits_posted;
+  a->debits_pending = b.debits_pending;
+  a->credits_pending = b.credits_pending;
+  a->timestamp = in.varint();
+  const std::uint64_t last = in.varint();
+  if (last_position != nullptr) *last_position = last;
+  if (in.finish() != domain::DecodeError::none) return Status::corruption("bad account record");
+  return Status::ok();
+}
+
+std::string encode_transfer(const TransferInfo& t) {
+  std::string v;
+  const Transfer& r = t.request;
+  for (std::uint64_t x : {r.id, r.debit_account, r.credit_account, r.amount, r.ledger,
+                          std::uint64_t{r.code}, std::uint64_t{r.flags}, r.pending_id,
+                          std::uint64_t{r.timeout_s}, r.user_data, t.debit_account,
+                          t.credit_account, t.ledger, std::uint64_t{t.code}, t.amount}) {
+    put_varint(v, x);
+  }
+  put_u8(v, static_cast<std::uint8_t>(t.state));
+  put_varint(v, t.expires_at);
+  put_varint(v, t.timestamp);
+  put_varint(v, t.position);
+  return v;
+}
+Status decode_transfer(const std::string& v, TransferInfo* t) {
+  Reader in(v);
+  Transfer& r = t->request;
+  r.id = in.varint();
+  r.debit_account = in.varint();
+  r.credit_account = in.varint();
+  r.amount = in.varint();
+  r.ledger = in.varint();
+  r.code = in.bounded<std::uint16_t>(UINT16_MAX);
+  r.flags = in.bounded<std::uint32_t>(transfer_flags::all);
+  r.pending_id = in.varint();
+  r.timeout_s = in.bounded<std::uint32_t>(UINT32_MAX);
+  r.user_data = in.varint();
+  t->debit_account = in.varint();
+  t->credit_account = in.varint();
+  t->ledger = in.varint();
+  t->code = in.bounded<std::uint16_t>(UINT16_MAX);
+  t->amount = in.varint();
+  t->state = static_cast<TransferState>(in.bounded<std::uint8_t>(3));
+  t->expires_at = in.varint();
+  t->timestamp = in.varint();
+  t->position = in.varint();
+  if (in.finish() != domain::DecodeError::none) return Status::corruption("bad transfer record");
+  return Status::ok();
+}
+
+std::string encode_history(const HistoryEntry& e) {
+  std::string v;
+  put_varint(v, e.timestamp);
+  put_varint(v, e.debit_account);
+  put_varint(v, e.transfer_id);
+  put_u8(v, static_cast<std::uint8_t>(e.kind));
+  put_varint(v, e.code);
+  put_varint(v, e.amount);
+  put_balances(v, e.after);
+  return v;
+}
+Status decode_history(std::uint64_t position, const rocksdb::Slice& v, HistoryEntry* e) {
+  Reader in(std::string_view(v.data(), v.size()));
+  e->position = position;
+  e->timestamp = in.varint();
+  e->debit_account = in.varint();
+  e->transfer_id = in.varint();
+  e->kind = static_cast<domain::TransferKind>(in.bounded<std::uint8_t>(4));
+  e->code = in.bounded<std::uint16_t>(UINT16_MAX);
+  e->amount = in.varint();
+  e->after = read_balances(in);
+  if (in.finish() != domain::DecodeError::none) return Status::corruption("bad history record");
+  return Status::ok();
+}
+
+std::string encode_stats(const DayStats& s) {
+  std::string v;
+  put_varint(v, s.issued);
+  put_varint(v, s.redeemed);
+  put_varint(v, s.expired);
+  put_varint(v, s.transfers);
+  put_varint(v, static_cast<std::uint64_t>(s.outstanding));
+  return v;
+}
+Status decode_stats(const rocksdb::Slice& key, const rocksdb::Slice& v, DayStats* s) {
+  Reader in(std::string_view(v.data(), v.size()));
+  s->day = static_cast<std::uint32_t>(get_be64(key.data() + 4) & 0xFFFFFFFFULL);
+  s->issued = in.varint();
+  s->redeemed = in.varint();
+  s->expired = in.varint();
+  s->transfers = in.varint();
+  s->outstanding = static_cast<std::int64_t>(in.varint());
+  if (in.finish() != domain::DecodeError::none) return Status::corruption("bad stats record");
+  return Status::ok();
+}
+
+std::string stats_key(LedgerId ledger, std::uint32_t day) {
+  std::string k;
+  put_be64(k, ledger);
+  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((day >> (8 * i)) & 0xFF));
+  return k;
+}
+
+}  // namespace
+
+struct ReadModel::Writer::Impl {
+  rocksdb::WriteBatch batch;
+  Db* db = nullptr;
+};
+
+ReadModel::ReadModel(std::shared_ptr<Db> db) : db_(std::move(db)) {}
+
+ReadModel::Writer::Writer(const ReadModel& model) : impl_(std::make_unique<Impl>()) {
+  impl_->db = model.db_.get();
+}
+ReadModel::Writer::~Writer() = default;
+std::size_t ReadModel::Writer::size() const { return impl_->batch.Count(); }
+
+// Puts into a WriteBatch fail only past its 4 GiB limit; batches here are far smaller.
+void ReadModel::Writer::put_account(const Account& account, std::uint64_t last_position) {
+  (void)impl_->batch.Put(impl_->db->accounts, key1(account.spec.id),
+                         encode_account(account, last_position));
+}
+void ReadModel::Writer::put_transfer(const TransferInfo& t) {
+  (void)impl_->batch.Put(impl_->db->transfers, key2(t.debit_account, t.request.id),
+                         encode_transfer(t));
+}
+void ReadModel::Writer::put_transfer_id(AccountId debit, TransferId id) {
+  (void)impl_->batch.Put(impl_->db->transfer_ids, key2(id, debit), rocksdb::Slice());
+}
+void ReadModel::Writer::put_history(AccountId account, const HistoryEntry& entry) {
+  (void)impl_->batch.Put(impl_->db->history, key2(account, entry.position),
+                         encode_history(entry));
+}
+void ReadModel::Writer::put_stats(LedgerId ledger, const DayStats& stats) {
+  (void)impl_->batch.Put(impl_->db->stats, stats_key(ledger, stats.day), encode_stats(stats));
+}
+void ReadModel::Writer::set_checkpoint(std::uint64_t position) {
+  (void)impl_->batch.Put(impl_->db->meta, checkpoint_key, key1(position));
+}
+
+Status ReadModel::write(Writer& writer) {
+  rocksdb::WriteOptions wo;
+  wo.sync = false;
+  return from_rocks(db_->db->Write(wo, &writer.impl_->batch), "writing read models");
+}
+
+Status ReadModel::checkpoint(std::uint64_t* position) const {
+  std::string v;
+  const rocksdb::Status s = db_->db->Get(rocksdb::ReadOptions(), db_->meta, checkpoint_key, &v);
+  if (s.IsNotFound()) {
+    *position = 0;
+    return Status::ok();
+  }
+  if (!s.ok()) return from_rocks(s, "reading checkpoint");
+  if (v.size() != 8) return Status::corruption("bad read-model checkpoint");
+  *position = get_be64(v.data());
+  return Status::ok();
+}
+
+Status ReadModel::account(AccountId id, std::optional<Account>* account,
+                          std::uint64_t* last_position) const {
+  std::string v;
+  const rocksdb::Status s = db_->db->Get(rocksdb::ReadOptions(), db_->accounts, key1(id), &v);
+  account->reset();
+  if (s.IsNotFound()) return Status::ok();
+  if (!s.ok()) return from_rocks(s, "reading account");
+  Account a;
+  const Status d = decode_account(v, &a, last_position);
+  if (d.is_ok()) *account = std::move(a);
+  return d;
+}
+
+Status ReadModel::transfer(AccountId debit, TransferId id,
+                           std::optional<TransferInfo>* transfer) const {
+  std::string v;
+  const rocksdb::Status s =
+      db_->db->Get(rocksdb::ReadOptions(), db_->transfers, key2(debit, id), &v);
+  transfer->reset();
+  if (s.IsNotFound()) return Status::ok();
+  if (!s.ok()) return from_rocks(s, "reading transfer");
+  TransferInfo t;
+  const Status d = decode_transfer(v, &t);
+  if (d.is_ok()) *transfer = t;
+  return d;
+}
+
+Status ReadModel::transfers_by_id(TransferId id, std::vector<TransferInfo>* out) const {
+  out->clear();
+  const std::string prefix = key1(id);
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db->NewIterator(rocksdb::ReadOptions(), db_->transfer_ids));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != 16) return Status::corruption("bad transfer id key");
+    std::optional<TransferInfo> t;
+    const Status s = transfer(get_be64(it->key().data() + 8), id, &t);
+    if (!s.is_ok()) return s;
+    if (t) out->push_back(*t);
+  }
+  return from_rocks(it->status(), "reading transfer ids");
+}
+
+Status ReadModel::history(AccountId account, const HistoryFilter& filter, std::uint32_t limit,
+                          std::vector<HistoryEntry>* out, std::uint64_t* next_before) const {
+  out->clear();
+  *next_before = 0;
+  const std::string prefix = key1(account);
+  const std::uint64_t start = filter.before_position == 0 ? UINT64_MAX : filter.before_position - 1;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), db_->history));
+  for (it->SeekForPrev(key2(account, start)); it->Valid() && it->key().starts_with(prefix);
+       it->Prev()) {
+    if (it->key().size() != 16) return Status::corruption("bad history key");
+    HistoryEntry e;
+    const Status s = decode_history(get_be64(it->key().data() + 8), it->value(), &e);
+    if (!s.is_ok()) return s;
+    if (filter.from_ns != 0 && e.timestamp < filter.from_ns) break;  // older from here on
+    if (filter.to_ns != 0 && e.timestamp >= filter.to_ns) continue;
+    if (filter.code != 0 && e.code != filter.code) continue;
+    if (out->size() == limit) {
+      *next_before = out->back().position;
+      break;
+    }
+    out->push_back(e);
+  }
+  return from_rocks(it->status(), "reading history");
+}
+
+Status ReadModel::stats(LedgerId ledger, std::uint32_t from_day, std::uint32_t to_day,
+                        std::vector<DayStats>* out) const {
+  out->clear();
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), db_->stats));
+  const std::string end = stats_key(ledger, to_day);
+  for (it->Seek(stats_key(ledger, from_day)); it->Valid() && it->key().compare(end) <= 0;
+       it->Next()) {
+    DayStats d;
+    const Status s = decode_stats(it->key(), it->value(), &d);
+    if (!s.is_ok()) return s;
+    out->push_back(d);
+  }
+  return from_rocks(it->status(), "reading stats");
+}
+
+Status ReadModel::latest_stats(LedgerId ledger, std::optional<DayStats>* out) const {
+  out->reset();
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), db_->stats));
+  it->SeekForPrev(stats_key(ledger, UINT32_MAX));
+  if (it->Valid() && it->key().starts_with(key1(ledger))) {
+    DayStats d;
+    const Status s = decode_stats(it->key(), it->value(), &d);
+    if (!s.is_ok()) return s;
+    *out = d;
+  }
+  return from_rocks(it->status(), "reading stats");
+}
+
+Status ReadModel::drop_all() {
+  rocksdb::WriteBatch batch;
+  const std::string lo;
+  const std::string hi(17, '\xff');
+  for (rocksdb::ColumnFamilyHandle* cf : db_->read_models()) {
+    (void)batch.DeleteRange(cf, lo, hi);
+  }
+  (void)batch.Delete(db_->meta, checkpoint_key);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return from_rocks(db_->db->Write(wo, &batch), "dropping read models");
+}
+
+Status ReadModel::dump(
+    const std::function<void(const std::string&, const std::string&, const std::string&)>& fn)
+    const {
+  for (rocksdb::ColumnFamilyHandle* cf : db_->read_models()) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      fn(cf->GetName(), it->key().ToString(), it->value().ToString());
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "dumping read models");
+  }
+  return Status::ok();
+}
+
+}  // namespace pointex::store

@@ -1,0 +1,133 @@
+#pragma once
+/// The read models: what the projector derives from committed events, for queries.
+///
+/// Column families (keys big-endian, so that RocksDB's order is numeric order):
+///   rm_accounts      account id(8)                -> the account with balances, last position
+///   rm_transfers     debit account(8) + id(8)     -> the transfer and its state
+///   rm_transfer_ids  id(8) + debit account(8)     -> "" (find a transfer by id alone)
+///   rm_history       account(8) + position(8)     -> one event that touched the account, with
+///                                                    the account's balances after it
+///   rm_stats         ledger(8) + day(4)           -> per-day ledger statistics
+///   default          "checkpoint"                 -> position(8): every event up to it is in
+/// Every update is written in one WriteBatch together with the new checkpoint, so the read
+/// models are always exactly the fold of the log up to the checkpoint: a crash never applies
+/// an event twice or skips one.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "domain/events.hpp"
+#include "pointex/status.hpp"
+#include "pointex/types.hpp"
+
+namespace pointex::store {
+
+struct Db;
+
+struct Balances {
+  std::uint64_t debits_posted = 0;
+  std::uint64_t credits_posted = 0;
+  std::uint64_t debits_pending = 0;
+  std::uint64_t credits_pending = 0;
+  bool operator==(const Balances& o) const {
+    return debits_posted == o.debits_posted && credits_posted == o.credits_posted &&
+           debits_pending == o.debits_pending && credits_pending == o.credits_pending;
+  }
+};
+
+/// One event in an account's history.
+struct HistoryEntry {
+  std::uint64_t position = 0;
+  std::uint64_t timestamp = 0;
+  /// Where the transfer's state lives: (debit_account, transfer_id). For an expiry, the
+  /// pending transfer's id.
+  AccountId debit_account = 0;
+  TransferId transfer_id = 0;
+  domain::TransferKind kind = domain::TransferKind::single;
+  std::uint16_t code = 0;
+  std::uint64_t amount = 0;
+  /// This account's balances after the event.
+  Balances after;
+};
+
+struct HistoryFilter {
+  /// Only entries with position < before (0: from the newest).
+  std::uint64_t before_position = 0;
+  /// 0: any code.
+  std::uint16_t code = 0;
+  /// Timestamps in [from_ns, to_ns); 0 means unbounded.
+  std::uint64_t from_ns = 0;
+  std::uint64_t to_ns = 0;
+};
+
+/// Per ledger and day (UTC days since the epoch). See docs/storage.md for what counts.
+struct DayStats {
+  std::uint32_t day = 0;
+  std::uint64_t issued = 0;
+  std::uint64_t redeemed = 0;
+  std::uint64_t expired = 0;
+  std::uint64_t transfers = 0;
+  /// Points held outside issuer accounts at the end of the day (issued - redeemed - expired,
+  /// cumulative).
+  std::int64_t outstanding = 0;
+};
+
+class ReadModel {
+ public:
+  explicit ReadModel(std::shared_ptr<Db> db);
+
+  /// An atomic set of updates.
+  class Writer {
+   public:
+    explicit Writer(const ReadModel& model);
+    ~Writer();
+    void put_account(const Account& account, std::uint64_t last_position);
+    void put_transfer(const TransferInfo& transfer);
+    void put_transfer_id(AccountId debit, TransferId id);
+    void put_history(AccountId account, const HistoryEntry& entry);
+    void put_stats(LedgerId ledger, const DayStats& stats);
+    void set_checkpoint(std::uint64_t position);
+    std::size_t size() const;
+
+   private:
+    friend class ReadModel;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+  };
+  /// Writes atomically, without sync (the log is the durable truth; the checkpoint says how far
+  /// the read models got).
+  [[nodiscard]] Status write(Writer& writer);
+
+  [[nodiscard]] Status checkpoint(std::uint64_t* position) const;
+  [[nodiscard]] Status account(AccountId id, std::optional<Account>* account,
+                               std::uint64_t* last_position = nullptr) const;
+  [[nodiscard]] Status transfer(AccountId debit, TransferId id,
+                                std::optional<TransferInfo>* transfer) const;
+  /// Every transfer with this id (ids are unique per debit account only).
+  [[nodiscard]] Status transfers_by_id(TransferId id, std::vector<TransferInfo>* out) const;
+  /// Newest first, at most `limit`; `*next_before` is the cursor of the next page, 0 at the end.
+  [[nodiscard]] Status history(AccountId account, const HistoryFilter& filter, std::uint32_t limit,
+                               std::vector<HistoryEntry>* out,
+                               std::uint64_t* next_before) const;
+  /// Days in [from_day, to_day], oldest first.
+  [[nodiscard]] Status stats(LedgerId ledger, std::uint32_t from_day, std::uint32_t to_day,
+                             std::vector<DayStats>* out) const;
+  /// The latest day record of a ledger, if any.
+  [[nodiscard]] Status latest_stats(LedgerId ledger, std::optional<DayStats>* out) const;
+
+  /// Deletes every read model and the checkpoint (rebuild starts from there).
+  [[nodiscard]] Status drop_all();
+  /// Calls fn(family, key, value) for every read-model entry (tests compare two builds).
+  [[nodiscard]] Status dump(
+      const std::function<void(const std::string&, const std::string&, const std::string&)>& fn)
+      const;
+
+ private:
+  std::shared_ptr<Db> db_;
+};
+
+}  // namespace pointex::store
