@@ -60,6 +60,10 @@ struct RunResult {
   bool conserved = false;
   std::string conservation_message;
   EngineStats stats;
+  /// Events the read models were behind when the load stopped, and how long they took to
+  /// catch up afterwards.
+  std::uint64_t projection_lag_events = 0;
+  double projection_catch_up_s = 0;
 };
 
 int die(const std::string& what, const Status& s) {
@@ -217,6 +221,16 @@ void check_conservation(Engine& engine, const Config& cfg, RunResult& r) {
                                        sum, negative, pending);
 }
 
+void measure_projection(Engine& engine, RunResult& r) {
+  const EngineStats at_end = engine.stats();
+  r.projection_lag_events = at_end.committed_position - at_end.projected_position;
+  const auto started = Clock::now();
+  while (engine.stats().projected_position < at_end.committed_position) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  r.projection_catch_up_s = std::chrono::duration<double>(Clock::now() - started).count();
+}
+
 std::string fresh_data_dir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "pointex-bench-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) die("mkdtemp", Status::io_error(tmpl));
@@ -236,6 +250,8 @@ nlohmann::json to_json(const RunResult& r) {
             {"p99", ms(r.latency.quantile(0.99))},
             {"p999", ms(r.latency.quantile(0.999))},
             {"max", ms(r.latency.max())}}},
+          {"projection_lag_events", r.projection_lag_events},
+          {"projection_catch_up_s", r.projection_catch_up_s},
           {"commit_groups", r.stats.commit_groups},
           {"committed_events", r.stats.committed_events},
           {"conserved", r.conserved}};
@@ -304,19 +320,21 @@ int main(int argc, char** argv) {
                              {"cores", std::thread::hardware_concurrency()}}},
                            {"runs", nlohmann::json::array()}};
   bool all_conserved = true;
-  fmt::print("{:<9} {:>12} {:>10} {:>9} {:>9} {:>9} {:>10}\n", "workload", "transfers/s", "ok",
-             "p50 ms", "p99 ms", "p999 ms", "conserved");
+  fmt::print("{:<9} {:>12} {:>10} {:>9} {:>9} {:>9} {:>10} {:>11} {:>9}\n", "workload",
+             "transfers/s", "ok", "p50 ms", "p99 ms", "p999 ms", "conserved", "proj. lag",
+             "catch-up");
   for (const std::string& w : workloads) {
     Driver driver(*engine, cfg, w, next_id);
     RunResult r = driver.run();
     next_id = driver.next_id();
     r.stats = engine->stats();
+    measure_projection(*engine, r);
     check_conservation(*engine, cfg, r);
     all_conserved = all_conserved && r.conserved;
-    fmt::print("{:<9} {:>12.0f} {:>10} {:>9.2f} {:>9.2f} {:>9.2f} {:>10}\n", w,
+    fmt::print("{:<9} {:>12.0f} {:>10} {:>9.2f} {:>9.2f} {:>9.2f} {:>10} {:>11} {:>8.1f}s\n", w,
                static_cast<double>(r.transfers) / r.seconds, r.ok, ms(r.latency.quantile(0.5)),
                ms(r.latency.quantile(0.99)), ms(r.latency.quantile(0.999)),
-               r.conserved ? "yes" : "NO");
+               r.conserved ? "yes" : "NO", r.projection_lag_events, r.projection_catch_up_s);
     if (!r.conserved) fmt::print(stderr, "conservation FAILED: {}\n", r.conservation_message);
     report["runs"].push_back(to_json(r));
   }

@@ -64,9 +64,9 @@ TransferOutcome submit_ok(Engine& e, const Transfer& t) {
 using Dump = std::map<std::string, std::string>;
 
 Dump dump(const std::string& dir) {
-  std::unique_ptr<store::EventLog> log;
-  REQUIRE(store::EventLog::open(dir, &log).is_ok());
-  store::ReadModel rm(log->db());
+  std::unique_ptr<store::ReadModel> model;
+  REQUIRE(store::ReadModel::open(dir, &model).is_ok());
+  store::ReadModel& rm = *model;
   Dump d;
   REQUIRE(rm.dump([&](const std::string& cf, const std::string& k, const std::string& v) {
               d[cf + "/" + k] = v;
@@ -329,9 +329,9 @@ TEST_CASE("verify reports read models that lag or differ from the log", "[read]"
     mixed_workload(*e, clock);
   }
   {
-    std::unique_ptr<store::EventLog> log;
-    REQUIRE(store::EventLog::open(dir.path(), &log).is_ok());
-    store::ReadModel rm(log->db());
+    std::unique_ptr<store::ReadModel> model;
+    REQUIRE(store::ReadModel::open(dir.path(), &model).is_ok());
+    store::ReadModel& rm = *model;
     std::optional<Account> a;
     std::uint64_t last = 0;
     REQUIRE(rm.account(alice, &a, &last).is_ok());
@@ -347,9 +347,9 @@ TEST_CASE("verify reports read models that lag or differ from the log", "[read]"
   CHECK(report.problems[0].find("account 21") != std::string::npos);
 
   {
-    std::unique_ptr<store::EventLog> log;
-    REQUIRE(store::EventLog::open(dir.path(), &log).is_ok());
-    REQUIRE(store::ReadModel(log->db()).drop_all().is_ok());
+    std::unique_ptr<store::ReadModel> model;
+    REQUIRE(store::ReadModel::open(dir.path(), &model).is_ok());
+    REQUIRE(model->drop_all().is_ok());
   }
   REQUIRE(Engine::verify(dir.path(), &report).is_ok());
   CHECK_FALSE(report.ok);

@@ -182,8 +182,10 @@ Status Engine::verify(const std::string& data_dir, VerifyReport* report) {
   });
   if (!s.is_ok()) return s;
   auditor.check_invariants();
-  store::ReadModel read_model(event_log->db());
-  s = auditor.check_read_models(read_model);
+  std::unique_ptr<store::ReadModel> read_model;
+  s = store::ReadModel::open(data_dir, &read_model);
+  if (!s.is_ok()) return s;
+  s = auditor.check_read_models(*read_model);
   if (!s.is_ok()) return s;
   auditor.finish();
   log().info("verify: {} events, {} accounts, {} problems", report->events, report->accounts,
@@ -196,11 +198,13 @@ Status Engine::rebuild_read_models(const std::string& data_dir) {
   Status s = store::EventLog::open(data_dir, &event_log);
   if (!s.is_ok()) return s;
   const auto started = std::chrono::steady_clock::now();
-  store::ReadModel read_model(event_log->db());
-  s = read_model.drop_all();
+  std::unique_ptr<store::ReadModel> read_model;
+  s = store::ReadModel::open(data_dir, &read_model);
+  if (!s.is_ok()) return s;
+  s = read_model->drop_all();
   if (!s.is_ok()) return s;
   log().info("rebuild: read models dropped, replaying the event log");
-  engine::Projector projector(read_model, *event_log);
+  engine::Projector projector(*read_model, *event_log);
   s = projector.catch_up(progress_events);
   if (!s.is_ok()) return s;
   log().info("rebuild: done at position {} in {} ms", projector.checkpoint(),

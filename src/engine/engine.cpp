@@ -275,7 +275,8 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   std::uint64_t last_timestamp = 0;
   s = recover(*impl, &next_position, &last_timestamp);
   if (!s.is_ok()) return s;
-  impl->read_model = std::make_unique<store::ReadModel>(impl->log->db());
+  s = store::ReadModel::open(impl->options.data_dir, &impl->read_model);
+  if (!s.is_ok()) return s;
   impl->projector = std::make_unique<engine::Projector>(*impl->read_model, *impl->log);
   s = impl->projector->catch_up(impl->options.recovery_progress_events);
   if (!s.is_ok()) return s;

@@ -1,5 +1,10 @@
 #include "engine/projector.hpp"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "domain/assert.hpp"
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
@@ -12,6 +17,8 @@ constexpr std::uint64_t ns_per_day = 86'400ULL * 1'000'000'000ULL;
 /// The account cache is dropped after a flush once it holds more than this many accounts
 /// (everything in it is written by then, so it can be reloaded).
 constexpr std::size_t cached_accounts_max = 1U << 20;
+/// Scheduling priority of the projector thread (nice value, 19 = lowest).
+constexpr int projector_nice = 19;
 
 std::string transfer_key(AccountId debit, TransferId id) {
   std::string k(16, '\0');
@@ -67,7 +74,15 @@ Status Projector::catch_up(std::uint64_t progress_every) {
   return Status::ok();
 }
 
-void Projector::start() { thread_ = std::thread([this] { run(); }); }
+void Projector::start() {
+  thread_ = std::thread([this] {
+    // Queries never slow writes: under load the projector yields the cores to the commit path
+    // and catches up when there is room (the lag is reported in EngineStats).
+    pthread_setname_np(pthread_self(), "pointex-project");
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), projector_nice);
+    run();
+  });
+}
 
 void Projector::submit(CommittedGroup group) {
   {

@@ -14,11 +14,17 @@
 
 namespace pointex::store {
 
+/// Two databases per data dir: the event log (`<data_dir>`) and the read models
+/// (`<data_dir>/read-models`), so that projecting never sits in the commit path's write queue.
 struct Db {
+  enum class Kind { event_log, read_models };
+
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::ColumnFamilyHandle* meta = nullptr;  // the default family
+  rocksdb::ColumnFamilyHandle* meta = nullptr;  // the default family of either database
+  // The event log database:
   rocksdb::ColumnFamilyHandle* events = nullptr;
+  // The read-model database:
   rocksdb::ColumnFamilyHandle* accounts = nullptr;
   rocksdb::ColumnFamilyHandle* transfers = nullptr;
   rocksdb::ColumnFamilyHandle* transfer_ids = nullptr;
@@ -30,7 +36,7 @@ struct Db {
     return {accounts, transfers, transfer_ids, history, stats};
   }
 
-  static Status open(const std::string& dir, std::shared_ptr<Db>* out);
+  static Status open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out);
   ~Db();
 };
 

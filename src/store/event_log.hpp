@@ -7,9 +7,8 @@
 ///     crash may leave a gap after the last durable position, never inside it.
 ///     Its memtable is a vector (append-fast, sorted only when read): the log is written in key
 ///     order and read in order by recovery only.
-///   column family `default`: metadata; key "format" = "pointex-log-1", key "checkpoint" = the
-///     position the read models include (read_model.hpp).
-///   column families `rm_*`: the read models (read_model.hpp, docs/storage.md).
+///   column family `default`: metadata; key "format" = "pointex-log-1".
+/// The read models live in a database of their own, `<dir>/read-models` (read_model.hpp).
 
 #include <atomic>
 #include <cstdint>
@@ -25,6 +24,7 @@ namespace pointex::store {
 struct Db;
 
 inline constexpr std::string_view log_format = "pointex-log-1";
+inline constexpr std::string_view read_models_format = "pointex-read-models-1";
 
 class EventLog {
  public:
@@ -51,8 +51,6 @@ class EventLog {
 
   std::unique_ptr<Batch> new_batch() const;
 
-  /// The database the log lives in, shared with the read models.
-  std::shared_ptr<Db> db() const;
 
   /// Writes `batch` atomically; with `sync`, fsyncs the write-ahead log before returning.
   [[nodiscard]] Status write(Batch& batch, bool sync);

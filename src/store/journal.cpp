@@ -1,5 +1,7 @@
 #include "store/journal.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <string>
 
@@ -18,7 +20,10 @@ Journal::Journal(EventLog& log, JournalOptions options, std::uint64_t next_posit
   POINTEX_ASSERT(next_position_ >= 1);
   POINTEX_ASSERT(options_.group_events_max >= 1);
   committed_position_.store(next_position_ - 1);
-  writer_ = std::thread([this] { run(); });
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "pointex-journal");
+    run();
+  });
 }
 
 Journal::~Journal() { stop(); }

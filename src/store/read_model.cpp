@@ -27,6 +27,12 @@ std::string key2(std::uint64_t a, std::uint64_t b) {
   return k;
 }
 
+/// Positions are stored inverted so that newest first is a forward scan within the account's
+/// prefix (the hash memtables of the read models serve forward scans only).
+std::string history_key(AccountId account, std::uint64_t position) {
+  return key2(account, UINT64_MAX - position);
+}
+
 void put_balances(std::string& out, const Balances& b) {
   put_varint(out, b.debits_posted);
   put_varint(out, b.credits_posted);
@@ -178,6 +184,14 @@ struct ReadModel::Writer::Impl {
 
 ReadModel::ReadModel(std::shared_ptr<Db> db) : db_(std::move(db)) {}
 
+Status ReadModel::open(const std::string& data_dir, std::unique_ptr<ReadModel>* out) {
+  std::shared_ptr<Db> db;
+  const Status s = Db::open(data_dir + "/read-models", Db::Kind::read_models, &db);
+  if (!s.is_ok()) return s;
+  *out = std::make_unique<ReadModel>(std::move(db));
+  return Status::ok();
+}
+
 ReadModel::Writer::Writer(const ReadModel& model) : impl_(std::make_unique<Impl>()) {
   impl_->db = model.db_.get();
 }
@@ -197,7 +211,7 @@ void ReadModel::Writer::put_transfer_id(AccountId debit, TransferId id) {
   (void)impl_->batch.Put(impl_->db->transfer_ids, key2(id, debit), rocksdb::Slice());
 }
 void ReadModel::Writer::put_history(AccountId account, const HistoryEntry& entry) {
-  (void)impl_->batch.Put(impl_->db->history, key2(account, entry.position),
+  (void)impl_->batch.Put(impl_->db->history, history_key(account, entry.position),
                          encode_history(entry));
 }
 void ReadModel::Writer::put_stats(LedgerId ledger, const DayStats& stats) {
@@ -256,8 +270,9 @@ Status ReadModel::transfer(AccountId debit, TransferId id,
 Status ReadModel::transfers_by_id(TransferId id, std::vector<TransferInfo>* out) const {
   out->clear();
   const std::string prefix = key1(id);
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db->NewIterator(rocksdb::ReadOptions(), db_->transfer_ids));
+  rocksdb::ReadOptions ro;
+  ro.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(ro, db_->transfer_ids));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     if (it->key().size() != 16) return Status::corruption("bad transfer id key");
     std::optional<TransferInfo> t;
@@ -274,12 +289,15 @@ Status ReadModel::history(AccountId account, const HistoryFilter& filter, std::u
   *next_before = 0;
   const std::string prefix = key1(account);
   const std::uint64_t start = filter.before_position == 0 ? UINT64_MAX : filter.before_position - 1;
-  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), db_->history));
-  for (it->SeekForPrev(key2(account, start)); it->Valid() && it->key().starts_with(prefix);
-       it->Prev()) {
+  rocksdb::ReadOptions ro;
+  ro.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(ro, db_->history));
+  for (it->Seek(history_key(account, start)); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
     if (it->key().size() != 16) return Status::corruption("bad history key");
     HistoryEntry e;
-    const Status s = decode_history(get_be64(it->key().data() + 8), it->value(), &e);
+    const Status s =
+        decode_history(UINT64_MAX - get_be64(it->key().data() + 8), it->value(), &e);
     if (!s.is_ok()) return s;
     if (filter.from_ns != 0 && e.timestamp < filter.from_ns) break;  // older from here on
     if (filter.to_ns != 0 && e.timestamp >= filter.to_ns) continue;
@@ -337,8 +355,10 @@ Status ReadModel::drop_all() {
 Status ReadModel::dump(
     const std::function<void(const std::string&, const std::string&, const std::string&)>& fn)
     const {
+  rocksdb::ReadOptions all;
+  all.total_order_seek = true;  // across prefixes (slow with hash memtables; tests only)
   for (rocksdb::ColumnFamilyHandle* cf : db_->read_models()) {
-    std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), cf));
+    std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(all, cf));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       fn(cf->GetName(), it->key().ToString(), it->value().ToString());
     }

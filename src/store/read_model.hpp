@@ -5,10 +5,14 @@
 ///   rm_accounts      account id(8)                -> the account with balances, last position
 ///   rm_transfers     debit account(8) + id(8)     -> the transfer and its state
 ///   rm_transfer_ids  id(8) + debit account(8)     -> "" (find a transfer by id alone)
-///   rm_history       account(8) + position(8)     -> one event that touched the account, with
-///                                                    the account's balances after it
+///   rm_history       account(8) + ~position(8)    -> one event that touched the account, with
+///                                                    the account's balances after it (position
+///                                                    inverted: newest first is a forward scan)
 ///   rm_stats         ledger(8) + day(4)           -> per-day ledger statistics
 ///   default          "checkpoint"                 -> position(8): every event up to it is in
+///                    "format"                     -> "pointex-read-models-1"
+/// They live in their own RocksDB database, `<data_dir>/read-models`, with its own write-ahead
+/// log and write queue, so projecting never delays the event log's commits.
 /// Every update is written in one WriteBatch together with the new checkpoint, so the read
 /// models are always exactly the fold of the log up to the checkpoint: a crash never applies
 /// an event twice or skips one.
@@ -78,6 +82,9 @@ struct DayStats {
 
 class ReadModel {
  public:
+  /// Opens (creating if missing) the read models of the data dir `data_dir`, in
+  /// `<data_dir>/read-models`.
+  [[nodiscard]] static Status open(const std::string& data_dir, std::unique_ptr<ReadModel>* out);
   explicit ReadModel(std::shared_ptr<Db> db);
 
   /// An atomic set of updates.
