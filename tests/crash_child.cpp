@@ -2,7 +2,7 @@
 // a loop until SIGKILLed, printing one line per acknowledged item to stdout:
 //   A <result> <debit_account> <id> <position>
 // Every line is printed only after the engine answered it, so whatever the parent reads was
-// acknowledged. Retries of earlier acknowledged transfers must answer `exists`: anything else
+// acknowledged. A first line `R` says the engine is open and set up. Retries of earlier acknowledged transfers must answer `exists`: anything else
 // prints `E ...` and exits 3.
 //
 // usage: pointex-crash-child DATA_DIR SEED
@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   std::vector<AccountResult> ar;
   s = engine->create_accounts(specs, &ar);
   if (!s.is_ok()) die("accounts", s);
+
+  std::printf("R\n");  // ready: the parent times the kill from here
+  std::fflush(stdout);
 
   std::mt19937_64 rng(seed);
   auto pick = [&](std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng); };

@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -52,15 +53,25 @@ std::string run_and_kill(const std::string& dir, std::uint64_t seed, int run_ms)
     _exit(127);
   }
   close(fds[1]);
+  std::mutex mutex;
   std::string output;
   std::thread reader([&] {
     char buf[65536];
     for (;;) {
       const ssize_t n = read(fds[0], buf, sizeof buf);
       if (n <= 0) break;
+      std::lock_guard<std::mutex> lock(mutex);
       output.append(buf, static_cast<std::size_t>(n));
     }
   });
+  // The kill is timed from the moment the child is open (its recovery grows every round and
+  // is slow under sanitizers), waiting at most a minute for that.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (bool ready = false; !ready && std::chrono::steady_clock::now() < give_up;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::lock_guard<std::mutex> lock(mutex);
+    ready = output.rfind("R\n", 0) == 0;
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(run_ms));
   kill(pid, SIGKILL);
   int status = 0;
@@ -79,6 +90,7 @@ std::vector<Ack> parse_acks(const std::string& output) {
   std::string line;
   while (std::getline(in, line)) {
     if (in.eof()) break;  // the last line may be cut by the kill
+    if (line == "R") continue;
     std::istringstream l(line);
     std::string tag;
     Ack a;
