@@ -2,7 +2,9 @@
 // rebuild equal to the incremental build, verify.
 
 #include <catch2/catch.hpp>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include <pointex/engine.hpp>
@@ -359,4 +361,129 @@ TEST_CASE("verify reports read models that lag or differ from the log", "[read]"
   { auto e = open_engine(dir.path(), clock.fn()); }
   REQUIRE(Engine::verify(dir.path(), &report).is_ok());
   CHECK(report.ok);
+}
+
+namespace {
+
+/// Collects feed events; waits until a position has been delivered.
+struct Collector {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<FeedEvent> events;
+  std::chrono::milliseconds delay{0};
+
+  FeedCallback callback() {
+    return [this](const std::vector<FeedEvent>& batch) {
+      if (delay.count() > 0) std::this_thread::sleep_for(delay);
+      std::lock_guard<std::mutex> lock(mutex);
+      events.insert(events.end(), batch.begin(), batch.end());
+      cv.notify_all();
+    };
+  }
+  bool wait_for(std::uint64_t position) {
+    std::unique_lock<std::mutex> lock(mutex);
+    return cv.wait_for(lock, std::chrono::seconds(20), [&] {
+      return !events.empty() && events.back().position >= position;
+    });
+  }
+};
+
+void check_consecutive(const std::vector<FeedEvent>& events, std::uint64_t first) {
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    INFO("event " << i);
+    REQUIRE(events[i].position == first + i);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the feed catches up from the log, then goes live, without gaps or repeats", "[feed]") {
+  TempDir dir;
+  ManualClock clock;
+  auto e = open_engine(dir.path(), clock.fn());
+  mixed_workload(*e, clock);
+  const std::uint64_t before = e->stats().committed_position;
+  Collector c;
+  std::unique_ptr<Subscription> sub;
+  REQUIRE(e->subscribe(0, c.callback(), &sub).is_ok());
+  REQUIRE(c.wait_for(before));
+  const TransferOutcome live = submit_ok(*e, single(100, issuer, bob, 9));
+  REQUIRE(c.wait_for(live.position));
+  sub.reset();
+  check_consecutive(c.events, 1);
+  CHECK(c.events[0].type == FeedEvent::Type::ledger_created);
+  CHECK(c.events[0].ledger.code == "MALL");
+  CHECK(c.events[1].type == FeedEvent::Type::account_created);
+  const FeedEvent& last = c.events.back();
+  CHECK(last.type == FeedEvent::Type::transfer);
+  CHECK(last.transfer.request.id == 100);
+  CHECK(last.transfer.state == TransferState::posted);
+  // Event-carried state: the balances after the event, as the accounts have them now.
+  std::vector<std::optional<Account>> now;
+  REQUIRE(e->lookup_accounts({issuer, bob}, &now).is_ok());
+  CHECK(last.debit.account == issuer);
+  CHECK(last.debit.debits_posted == now[0]->debits_posted);
+  CHECK(last.credit.account == bob);
+  CHECK(last.credit.credits_posted == now[1]->credits_posted);
+  std::map<TransferKind, int> kinds;
+  for (const FeedEvent& ev : c.events) {
+    if (ev.type == FeedEvent::Type::transfer) ++kinds[ev.kind];
+  }
+  CHECK(kinds[TransferKind::expire] == 1);
+  CHECK(kinds[TransferKind::post] == 1);
+  CHECK(kinds[TransferKind::void_pending] == 1);
+}
+
+TEST_CASE("a slow feed subscriber falls back to the log and misses nothing", "[feed]") {
+  TempDir dir;
+  EngineOptions o;
+  o.data_dir = dir.path();
+  o.feed_buffer_events_max = 8;
+  o.feed_batch_events_max = 16;
+  std::unique_ptr<Engine> e;
+  REQUIRE(Engine::open(o, &e).is_ok());
+  setup(*e);
+  Collector c;
+  c.delay = std::chrono::milliseconds(5);
+  std::unique_ptr<Subscription> sub;
+  REQUIRE(e->subscribe(0, c.callback(), &sub).is_ok());
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<TransferOutcome> out;
+  for (TransferId b = 0; b < 10; ++b) {
+    std::vector<Transfer> batch;
+    for (TransferId k = 1; k <= 50; ++k) batch.push_back(single(b * 50 + k, issuer, alice, 1));
+    REQUIRE(e->submit_transfers(batch, &out).is_ok());
+  }
+  // Writers did not wait for the subscriber (500 transfers vs 5 ms per delivered batch).
+  const auto writing = std::chrono::steady_clock::now() - started;
+  const std::uint64_t end = e->stats().committed_position;
+  REQUIRE(c.wait_for(end));
+  sub.reset();
+  check_consecutive(c.events, 1);
+  CHECK(c.events.back().credit.credits_posted == 500);
+  CHECK(writing < std::chrono::seconds(5));
+}
+
+TEST_CASE("a feed subscription resumes after a position across a restart", "[feed]") {
+  TempDir dir;
+  std::uint64_t middle = 0;
+  {
+    auto e = open_engine(dir.path());
+    setup(*e);
+    for (TransferId id = 1; id <= 10; ++id) {
+      const TransferOutcome o = submit_ok(*e, single(id, issuer, alice, id));
+      if (id == 5) middle = o.position;
+    }
+  }
+  auto e = open_engine(dir.path());
+  Collector c;
+  std::unique_ptr<Subscription> sub;
+  REQUIRE(e->subscribe(middle, c.callback(), &sub).is_ok());
+  REQUIRE(c.wait_for(e->stats().committed_position));
+  sub.reset();
+  check_consecutive(c.events, middle + 1);
+  REQUIRE(c.events.size() == 5);
+  CHECK(c.events.front().transfer.request.id == 6);
+  CHECK(c.events.back().credit.credits_posted == 55);
+  CHECK(c.events.front().credit.credits_posted == 21);
 }

@@ -57,6 +57,13 @@ struct EngineOptions {
   /// `Status::timed_out` (HTTP 503 not_caught_up). Default: 5000 ms.
   std::uint32_t read_wait_ms_max = 5000;
 
+  /// Live events buffered per feed subscriber. A subscriber that falls further behind drops its
+  /// buffer and catches up from the log instead (writers never wait for it). Default: 65536.
+  std::uint32_t feed_buffer_events_max = 65536;
+
+  /// Most events handed to a feed callback at once. Default: 4096.
+  std::uint32_t feed_batch_events_max = 4096;
+
   /// Clock used for timestamps and timeouts, in Unix nanoseconds. Tests may replace it.
   /// Default: the system clock.
   std::function<std::uint64_t()> clock_ns;
@@ -110,6 +117,19 @@ struct VerifyReport {
   std::uint64_t open_pending_transfers = 0;
   std::vector<std::string> problems;
 };
+
+/// A live feed subscription; destroying it stops the deliveries (and waits for a callback
+/// that is running to return).
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+  /// The position of the last event delivered.
+  virtual std::uint64_t position() const = 0;
+};
+
+/// Receives feed events in commit order, on the subscription's own thread. Delivery of the
+/// next batch waits until it returns (back-pressure on this subscriber alone).
+using FeedCallback = std::function<void(const std::vector<FeedEvent>& events)>;
 
 using TransferCallback =
     std::function<void(const Status& status, std::vector<TransferOutcome> outcomes)>;
@@ -186,6 +206,13 @@ class Engine {
   [[nodiscard]] Status ledger_stats(LedgerId ledger, std::uint32_t from_day,
                                     std::uint32_t to_day, std::uint64_t min_position,
                                     std::vector<LedgerDayStats>* days);
+
+  /// Subscribes to committed events after `after_position` (0: from the start): first the ones
+  /// already in the log, then live ones, in commit order, without gaps or repeats. Events are
+  /// delivered once the read models include them. REQUIRES: the subscription is destroyed
+  /// before the engine (the engine stops its deliveries when it closes).
+  [[nodiscard]] Status subscribe(std::uint64_t after_position, FeedCallback callback,
+                                 std::unique_ptr<Subscription>* subscription);
 
   /// Offline (the data dir must not be open): drops every read model and rebuilds it by
   /// replaying the event log, logging progress.

@@ -287,4 +287,35 @@ struct LedgerDayStats {
   std::int64_t outstanding = 0;
 };
 
+/// The balances of one account right after an event.
+struct AccountBalances {
+  AccountId account = 0;
+  std::uint64_t debits_posted = 0;
+  std::uint64_t credits_posted = 0;
+  std::uint64_t debits_pending = 0;
+  std::uint64_t credits_pending = 0;
+};
+
+/// One committed event as the feed delivers it (event-carried state transfer: it carries the
+/// resulting balances of the accounts it touched, so consumers need not call back).
+struct FeedEvent {
+  enum class Type : std::uint8_t { ledger_created = 0, account_created = 1, account_closed = 2,
+                                   transfer = 3 };
+  std::uint64_t position = 0;
+  std::uint64_t timestamp = 0;
+  Type type = Type::transfer;
+  /// ledger_created
+  Ledger ledger;
+  /// account_created, account_closed (for a close: the id only)
+  AccountSpec account;
+  /// transfer: what it did, and the transfer as committed (state: its state right after this
+  /// event; for an expiry, `transfer.request.pending_id` names the pending transfer).
+  TransferKind kind = TransferKind::single;
+  TransferInfo transfer;
+  /// transfer: the debit and credit accounts' balances after it.
+  AccountBalances debit;
+  AccountBalances credit;
+};
+std::string_view to_string(FeedEvent::Type type);
+
 }  // namespace pointex

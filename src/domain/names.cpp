@@ -129,6 +129,16 @@ std::string_view to_string(TransferKind kind) {
   return "unknown";
 }
 
+std::string_view to_string(FeedEvent::Type type) {
+  switch (type) {
+    case FeedEvent::Type::ledger_created: return "ledger_created";
+    case FeedEvent::Type::account_created: return "account_created";
+    case FeedEvent::Type::account_closed: return "account_closed";
+    case FeedEvent::Type::transfer: return "transfer";
+  }
+  return "unknown";
+}
+
 std::string Status::to_string() const {
   static constexpr std::array<std::string_view, 7> names = {
       "ok", "invalid_argument", "overloaded", "io_error", "corruption", "shutting_down",

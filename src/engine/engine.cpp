@@ -58,6 +58,10 @@ Status validate_options(const EngineOptions& o) {
     return Status::invalid_argument("history_page_max must be 1-" +
                                     std::to_string(history_page_limit));
   }
+  if (o.feed_buffer_events_max == 0 || o.feed_batch_events_max == 0) {
+    return Status::invalid_argument("feed_buffer_events_max and feed_batch_events_max must be "
+                                    "at least 1");
+  }
   if (o.read_wait_ms_max > read_wait_ms_limit) {
     return Status::invalid_argument("read_wait_ms_max must be at most " +
                                     std::to_string(read_wait_ms_limit));
@@ -280,6 +284,10 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   impl->projector = std::make_unique<engine::Projector>(*impl->read_model, *impl->log);
   s = impl->projector->catch_up(impl->options.recovery_progress_events);
   if (!s.is_ok()) return s;
+  impl->feed = std::make_unique<engine::Feed>(*impl->log, *impl->read_model, *impl->projector,
+                                              impl->options.feed_buffer_events_max,
+                                              impl->options.feed_batch_events_max);
+  impl->projector->set_feed(impl->feed.get());
   impl->projector->start();
   store::JournalOptions jo;
   jo.sync = impl->options.durability == Durability::sync;
@@ -320,6 +328,7 @@ Engine::~Engine() {
   caf::anon_send_exit(core.expiry, caf::exit_reason::user_shutdown);
   core.journal->stop();
   core.projector->stop();  // applies every group the journal handed over
+  core.feed->stop_all();
   core.directory.for_each([](engine::AccountEntry& entry) {
     std::lock_guard<std::mutex> lock(entry.mutex);
     entry.spawned.store(false, std::memory_order_release);
@@ -328,6 +337,7 @@ Engine::~Engine() {
   core.expiry = nullptr;
   core.system.reset();
   core.journal.reset();
+  core.feed.reset();
   core.projector.reset();
   core.read_model.reset();
   core.log.reset();
@@ -666,6 +676,14 @@ Status Engine::ledger_stats(LedgerId ledger, std::uint32_t from_day, std::uint32
   for (const store::DayStats& d : stored) {
     days->push_back({d.day, d.issued, d.redeemed, d.expired, d.transfers, d.outstanding});
   }
+  return Status::ok();
+}
+
+Status Engine::subscribe(std::uint64_t after_position, FeedCallback callback,
+                         std::unique_ptr<Subscription>* subscription) {
+  if (impl_->stopping.load()) return Status::shutting_down("engine is closing");
+  if (!callback) return Status::invalid_argument("subscribe needs a callback");
+  *subscription = impl_->feed->subscribe(after_position, std::move(callback));
   return Status::ok();
 }
 

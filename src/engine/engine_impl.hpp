@@ -15,6 +15,7 @@
 #include <caf/actor_system_config.hpp>
 
 #include "engine/directory.hpp"
+#include "engine/feed.hpp"
 #include "engine/projector.hpp"
 #include "pointex/engine.hpp"
 #include "store/event_log.hpp"
@@ -28,6 +29,7 @@ struct Engine::Impl {
   std::unique_ptr<store::EventLog> log;
   std::unique_ptr<store::ReadModel> read_model;
   std::unique_ptr<engine::Projector> projector;
+  std::unique_ptr<engine::Feed> feed;
   std::unique_ptr<store::Journal> journal;
   engine::Directory directory;
 

@@ -8,6 +8,7 @@
 #include "domain/assert.hpp"
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
+#include "engine/feed.hpp"
 #include "engine/log.hpp"
 
 namespace pointex::engine {
@@ -147,6 +148,11 @@ void Projector::run() {
       return;
     }
     publish(applied_position_);
+    if (feed_ != nullptr) {
+      if (!feed_events_.empty()) feed_->publish(feed_events_);
+      feed_events_.clear();
+      feed_->notify();
+    }
   }
 }
 
@@ -189,7 +195,21 @@ Status Projector::apply(std::uint64_t position, std::string_view bytes) {
     }
   }
   applied_position_ = position;
+  if (s.is_ok() && feed_ != nullptr && feed_->wanted()) {
+    AccountBalances debit;
+    AccountBalances credit;
+    if (const auto* t = std::get_if<domain::TransferEvent>(&event)) {
+      debit = balances_of(t->debit_account);
+      credit = balances_of(t->credit_account);
+    }
+    feed_events_.push_back(make_feed_event(position, event, debit, credit));
+  }
   return s;
+}
+
+AccountBalances Projector::balances_of(AccountId id) const {
+  const Account& a = accounts_.at(id).account;
+  return {id, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending};
 }
 
 Status Projector::apply_transfer(std::uint64_t position, const domain::TransferEvent& e) {

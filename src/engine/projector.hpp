@@ -20,11 +20,14 @@
 #include <vector>
 
 #include "domain/events.hpp"
+#include "pointex/engine.hpp"
 #include "pointex/status.hpp"
 #include "store/event_log.hpp"
 #include "store/read_model.hpp"
 
 namespace pointex::engine {
+
+class Feed;
 
 /// One durable commit group, as encoded events.
 struct CommittedGroup {
@@ -44,6 +47,8 @@ class Projector {
 
   /// Brings the read models from their checkpoint up to the end of the log. Call before start().
   [[nodiscard]] Status catch_up(std::uint64_t progress_every);
+  /// Live events go to `feed` (when it has subscribers) once the read models include them.
+  void set_feed(Feed* feed) { feed_ = feed; }
   void start();
   /// Called on the journal's writer thread, in position order.
   void submit(CommittedGroup group);
@@ -77,6 +82,7 @@ class Projector {
   [[nodiscard]] Status apply_transfer(std::uint64_t position, const domain::TransferEvent& e);
   [[nodiscard]] Status account(AccountId id, Cached** out);
   void mark_dirty(AccountId id, Cached& c);
+  AccountBalances balances_of(AccountId id) const;
   [[nodiscard]] Status day_stats(LedgerId ledger, std::uint32_t day, store::DayStats** out);
   [[nodiscard]] Status find_transfer(AccountId debit, TransferId id, TransferInfo* out);
   void count_stats(const domain::TransferEvent& e, const Account& debit, const Account& credit,
@@ -86,6 +92,9 @@ class Projector {
 
   store::ReadModel& read_model_;
   const store::EventLog& log_;
+  Feed* feed_ = nullptr;
+  /// Feed events of the unflushed batch, published after the flush.
+  std::vector<FeedEvent> feed_events_;
 
   // Projection state (projector thread only).
   std::unordered_map<AccountId, Cached> accounts_;

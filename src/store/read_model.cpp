@@ -311,6 +311,20 @@ Status ReadModel::history(AccountId account, const HistoryFilter& filter, std::u
   return from_rocks(it->status(), "reading history");
 }
 
+Status ReadModel::history_at(AccountId account, std::uint64_t position,
+                             std::optional<HistoryEntry>* out) const {
+  out->reset();
+  std::string v;
+  const rocksdb::Status s =
+      db_->db->Get(rocksdb::ReadOptions(), db_->history, history_key(account, position), &v);
+  if (s.IsNotFound()) return Status::ok();
+  if (!s.ok()) return from_rocks(s, "reading history");
+  HistoryEntry e;
+  const Status d = decode_history(position, rocksdb::Slice(v), &e);
+  if (d.is_ok()) *out = e;
+  return d;
+}
+
 Status ReadModel::stats(LedgerId ledger, std::uint32_t from_day, std::uint32_t to_day,
                         std::vector<DayStats>* out) const {
   out->clear();

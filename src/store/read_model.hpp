@@ -120,6 +120,9 @@ class ReadModel {
   [[nodiscard]] Status history(AccountId account, const HistoryFilter& filter, std::uint32_t limit,
                                std::vector<HistoryEntry>* out,
                                std::uint64_t* next_before) const;
+  /// The history entry of `account` at `position`, if any.
+  [[nodiscard]] Status history_at(AccountId account, std::uint64_t position,
+                                  std::optional<HistoryEntry>* out) const;
   /// Days in [from_day, to_day], oldest first.
   [[nodiscard]] Status stats(LedgerId ledger, std::uint32_t from_day, std::uint32_t to_day,
                              std::vector<DayStats>* out) const;
