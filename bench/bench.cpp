@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -49,6 +50,20 @@ struct Config {
   std::string json_path;
   bool keep = false;
   std::uint64_t seed = 42;
+  double query_s = 3;
+  std::uint32_t query_threads = 2;
+};
+
+struct QueryResult {
+  double account_reads_per_s = 0;
+  double history_pages_per_s = 0;
+  std::uint32_t history_page = 50;
+};
+
+struct RestartResult {
+  double close_s = 0;
+  double open_s = 0;
+  std::uint64_t events = 0;
 };
 
 struct RunResult {
@@ -231,6 +246,47 @@ void measure_projection(Engine& engine, RunResult& r) {
   r.projection_catch_up_s = std::chrono::duration<double>(Clock::now() - started).count();
 }
 
+/// Read-side throughput: `threads` callers each doing blocking reads for `seconds`.
+template <class Read>
+double reads_per_s(std::uint32_t threads, double seconds, Read read) {
+  std::atomic<std::uint64_t> done{0};
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(seconds));
+  std::vector<std::thread> workers;
+  for (std::uint32_t t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937_64 rng(t + 1);
+      std::uint64_t n = 0;
+      while (Clock::now() < end) {
+        read(rng);
+        ++n;
+      }
+      done += n;
+    });
+  }
+  for (auto& w : workers) w.join();
+  return static_cast<double>(done.load()) / seconds;
+}
+
+QueryResult measure_queries(Engine& engine, const Config& cfg) {
+  QueryResult q;
+  std::uniform_int_distribution<std::uint32_t> member(0, cfg.accounts - 1);
+  q.account_reads_per_s = reads_per_s(cfg.query_threads, cfg.query_s, [&](std::mt19937_64& rng) {
+    std::optional<Account> a;
+    const Status s = engine.read_account(first_member + member(rng), 0, &a);
+    if (!s.is_ok() || !a) die("read_account", s);
+  });
+  q.history_pages_per_s = reads_per_s(cfg.query_threads, cfg.query_s, [&](std::mt19937_64& rng) {
+    HistoryQuery hq;
+    hq.account = first_member + member(rng);
+    hq.limit = q.history_page;
+    HistoryPage page;
+    const Status s = engine.account_history(hq, &page);
+    if (!s.is_ok() || page.events.empty()) die("account_history", s);
+  });
+  return q;
+}
+
 std::string fresh_data_dir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "pointex-bench-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) die("mkdtemp", Status::io_error(tmpl));
@@ -289,6 +345,12 @@ int main(int argc, char** argv) {
   app.add_option("--json", cfg.json_path, "write the figures as JSON to this file");
   app.add_flag("--keep", cfg.keep, "keep the temporary data dir");
   app.add_option("--seed", cfg.seed, "random seed")->capture_default_str();
+  app.add_option("--query-seconds", cfg.query_s, "seconds per read-side query measurement")
+      ->check(CLI::Range(0.1, 600.0))
+      ->capture_default_str();
+  app.add_option("--query-threads", cfg.query_threads, "threads issuing queries")
+      ->check(CLI::Range(1U, 256U))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const bool temporary = cfg.data_dir.empty();
@@ -338,7 +400,31 @@ int main(int argc, char** argv) {
     if (!r.conserved) fmt::print(stderr, "conservation FAILED: {}\n", r.conservation_message);
     report["runs"].push_back(to_json(r));
   }
+  fmt::print(stderr, "measuring queries ({} threads, {} s each)\n", cfg.query_threads,
+             cfg.query_s);
+  const QueryResult q = measure_queries(*engine, cfg);
+  fmt::print("queries: read_account {:.0f}/s, account_history (pages of {}) {:.0f}/s\n",
+             q.account_reads_per_s, q.history_page, q.history_pages_per_s);
+
+  RestartResult restart;
+  auto t0 = Clock::now();
   engine.reset();
+  restart.close_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  t0 = Clock::now();
+  s = Engine::open(options, &engine);
+  if (!s.is_ok()) die("reopen", s);
+  restart.open_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  restart.events = engine->stats().recovered_events;
+  fmt::print("restart: close {:.2f} s, open {:.2f} s ({} events replayed)\n", restart.close_s,
+             restart.open_s, restart.events);
+  engine.reset();
+  report["queries"] = {{"read_account_per_s", q.account_reads_per_s},
+                       {"history_pages_per_s", q.history_pages_per_s},
+                       {"history_page", q.history_page},
+                       {"threads", cfg.query_threads}};
+  report["restart"] = {{"close_s", restart.close_s},
+                       {"open_s", restart.open_s},
+                       {"events", restart.events}};
   if (!cfg.json_path.empty()) std::ofstream(cfg.json_path) << report.dump(2) << "\n";
   if (temporary && !cfg.keep) std::filesystem::remove_all(cfg.data_dir);
   return all_conserved ? 0 : 1;
