@@ -4,11 +4,10 @@
 
 #include "actors/account_actor.hpp"
 
+#include <caf/all.hpp>
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <caf/all.hpp>
 
 #include "actors/messages.hpp"
 #include "domain/decide.hpp"
@@ -32,8 +31,8 @@ class TransferChunk final : public store::JournalChunk {
   void on_durable() override {
     for (std::size_t i = 0; i < completions.size(); ++i) {
       if (completions[i].batch == nullptr) continue;
-      completions[i].batch->complete(
-          completions[i].index, {TransferResult::ok, first_timestamp + i, first_position + i});
+      completions[i].batch->complete(completions[i].index,
+                                     {TransferResult::ok, first_timestamp + i, first_position + i});
     }
     auto* node = new engine::CommitNode{std::move(events), first_position, first_timestamp};
     if (debit_entry->acks.push(node)) caf::anon_send(debit_actor, Poke{});
@@ -106,8 +105,7 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now) {
       return;
     case domain::DebitDecision::Kind::exists:
       if (d.result == TransferResult::exists) {
-        item.batch->complete(item.index,
-                             {d.result, d.record->event.timestamp, d.record->position});
+        item.batch->complete(item.index, {d.result, d.record->event.timestamp, d.record->position});
       } else {
         item.batch->complete(item.index, {d.result, 0, 0});
       }

@@ -1,9 +1,8 @@
 #pragma once
 /// Spawning account actors (the actor itself is private to account_actor.cpp).
 
-#include <memory>
-
 #include <caf/fwd.hpp>
+#include <memory>
 
 #include "domain/account_state.hpp"
 #include "engine/directory.hpp"

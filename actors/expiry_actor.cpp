@@ -3,12 +3,11 @@
 // so a stale or duplicate nudge is harmless. Timetable entries come from account actors when
 // they accept a pending transfer, and from recovery for pending transfers already in the log.
 
+#include <caf/all.hpp>
 #include <chrono>
 #include <map>
 #include <unordered_map>
 #include <vector>
-
-#include <caf/all.hpp>
 
 #include "actors/account_actor.hpp"
 #include "actors/messages.hpp"

@@ -2,12 +2,11 @@
 /// Messages between the engine facade, account actors and the expiry actor. Batches travel as
 /// batches: one message carries every item one actor gets from one step.
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <vector>
-
-#include <caf/allowed_unsafe_message_type.hpp>
 
 #include "domain/events.hpp"
 #include "pointex/status.hpp"
@@ -16,7 +15,7 @@
 namespace pointex::engine {
 class TransferBatch;
 struct AccountEntry;
-}
+}  // namespace pointex::engine
 
 namespace pointex::actors {
 

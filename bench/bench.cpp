@@ -8,22 +8,21 @@
 // submit to answer (every `ok` durable). After each run, conservation is checked: per ledger the
 // balances sum to zero and no member is below zero; a failure exits non-zero.
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
-#include <optional>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <pointex/engine.hpp>
 #include <random>
 #include <thread>
-
-#include <pointex/engine.hpp>
 
 #include "histogram.hpp"
 
@@ -105,8 +104,8 @@ Status setup_accounts(Engine& engine, const Config& cfg) {
   std::vector<Transfer> funding;
   std::vector<TransferOutcome> outcomes;
   for (std::uint32_t i = 0; i < cfg.accounts; ++i) {
-    funding.push_back({i + 1ULL, issuer_id, first_member + i, member_funding, bench_ledger, 1, 0,
-                       0, 0, 0});
+    funding.push_back(
+        {i + 1ULL, issuer_id, first_member + i, member_funding, bench_ledger, 1, 0, 0, 0, 0});
     if (funding.size() == engine.options().batch_items_max || i + 1 == cfg.accounts) {
       s = engine.submit_transfers(std::move(funding), &outcomes);
       if (!s.is_ok()) return s;
@@ -120,7 +119,10 @@ Status setup_accounts(Engine& engine, const Config& cfg) {
 class Driver {
  public:
   Driver(Engine& engine, const Config& cfg, std::string workload, std::uint64_t first_id)
-      : engine_(engine), cfg_(cfg), workload_(std::move(workload)), next_id_(first_id),
+      : engine_(engine),
+        cfg_(cfg),
+        workload_(std::move(workload)),
+        next_id_(first_id),
         rng_(cfg.seed) {}
 
   RunResult run() {
@@ -184,22 +186,22 @@ class Driver {
       ++inflight_;
     }
     const auto sent = Clock::now();
-    engine_.submit_transfers(std::move(batch), [this, sent](const Status& s,
-                                                            std::vector<TransferOutcome> out) {
-      if (!s.is_ok()) die("submit", s);
-      const auto now = Clock::now();
-      std::lock_guard<std::mutex> lock(mutex_);
-      total_ += out.size();
-      if (sent >= measure_from_ && now <= end_) {
-        result_.transfers += out.size();
-        for (const TransferOutcome& o : out) result_.ok += o.result == TransferResult::ok;
-        result_.latency.record(static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent).count()));
-      }
-      --inflight_;
-      if (now < end_) ++resubmit_;
-      done_.notify_one();
-    });
+    engine_.submit_transfers(
+        std::move(batch), [this, sent](const Status& s, std::vector<TransferOutcome> out) {
+          if (!s.is_ok()) die("submit", s);
+          const auto now = Clock::now();
+          std::lock_guard<std::mutex> lock(mutex_);
+          total_ += out.size();
+          if (sent >= measure_from_ && now <= end_) {
+            result_.transfers += out.size();
+            for (const TransferOutcome& o : out) result_.ok += o.result == TransferResult::ok;
+            result_.latency.record(static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent).count()));
+          }
+          --inflight_;
+          if (now < end_) ++resubmit_;
+          done_.notify_one();
+        });
   }
 
   Engine& engine_;
@@ -232,8 +234,8 @@ void check_conservation(Engine& engine, const Config& cfg, RunResult& r) {
     if (a->spec.kind == AccountKind::member && a->balance() < 0) ++negative;
   }
   r.conserved = sum == 0 && negative == 0 && pending == 0;
-  r.conservation_message = fmt::format("sum of balances {}, members below zero {}, pending {}",
-                                       sum, negative, pending);
+  r.conservation_message =
+      fmt::format("sum of balances {}, members below zero {}, pending {}", sum, negative, pending);
 }
 
 void measure_projection(Engine& engine, RunResult& r) {
@@ -293,7 +295,9 @@ std::string fresh_data_dir() {
   return tmpl;
 }
 
-double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+double ms(std::uint64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
 
 nlohmann::json to_json(const RunResult& r) {
   return {{"workload", r.workload},
@@ -400,8 +404,7 @@ int main(int argc, char** argv) {
     if (!r.conserved) fmt::print(stderr, "conservation FAILED: {}\n", r.conservation_message);
     report["runs"].push_back(to_json(r));
   }
-  fmt::print(stderr, "measuring queries ({} threads, {} s each)\n", cfg.query_threads,
-             cfg.query_s);
+  fmt::print(stderr, "measuring queries ({} threads, {} s each)\n", cfg.query_threads, cfg.query_s);
   const QueryResult q = measure_queries(*engine, cfg);
   fmt::print("queries: read_account {:.0f}/s, account_history (pages of {}) {:.0f}/s\n",
              q.account_reads_per_s, q.history_page, q.history_pages_per_s);
@@ -422,9 +425,8 @@ int main(int argc, char** argv) {
                        {"history_pages_per_s", q.history_pages_per_s},
                        {"history_page", q.history_page},
                        {"threads", cfg.query_threads}};
-  report["restart"] = {{"close_s", restart.close_s},
-                       {"open_s", restart.open_s},
-                       {"events", restart.events}};
+  report["restart"] = {
+      {"close_s", restart.close_s}, {"open_s", restart.open_s}, {"events", restart.events}};
   if (!cfg.json_path.empty()) std::ofstream(cfg.json_path) << report.dump(2) << "\n";
   if (temporary && !cfg.keep) std::filesystem::remove_all(cfg.data_dir);
   return all_conserved ? 0 : 1;

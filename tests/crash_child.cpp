@@ -2,18 +2,17 @@
 // a loop until SIGKILLed, printing one line per acknowledged item to stdout:
 //   A <result> <debit_account> <id> <position>
 // Every line is printed only after the engine answered it, so whatever the parent reads was
-// acknowledged. A first line `R` says the engine is open and set up. Retries of earlier acknowledged transfers must answer `exists`: anything else
-// prints `E ...` and exits 3.
+// acknowledged. A first line `R` says the engine is open and set up. Retries of earlier
+// acknowledged transfers must answer `exists`: anything else prints `E ...` and exits 3.
 //
 // usage: pointex-crash-child DATA_DIR SEED
 
 #include <cstdio>
 #include <cstdlib>
+#include <pointex/engine.hpp>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <pointex/engine.hpp>
 
 using namespace pointex;
 
@@ -56,7 +55,9 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   std::mt19937_64 rng(seed);
-  auto pick = [&](std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng); };
+  auto pick = [&](std::uint64_t n) {
+    return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng);
+  };
   std::uint64_t counter = 0;
   std::vector<Transfer> acked;    // for retries
   std::vector<Transfer> pending;  // acknowledged pending transfers, to post or void
@@ -103,8 +104,7 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const TransferOutcome& o = outcomes[i];
       if (retry[i] && o.result != TransferResult::exists) {
-        std::printf("E retry of %llu answered %s\n",
-                    static_cast<unsigned long long>(batch[i].id),
+        std::printf("E retry of %llu answered %s\n", static_cast<unsigned long long>(batch[i].id),
                     std::string(to_string(o.result)).c_str());
         std::fflush(stdout);
         return 3;

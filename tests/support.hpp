@@ -4,12 +4,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <memory>
-#include <string>
-
-#include <catch2/catch.hpp>
 #include <pointex/engine.hpp>
+#include <string>
 
 namespace pointex::test {
 

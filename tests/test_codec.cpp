@@ -20,7 +20,6 @@
 #include "domain/codec.hpp"
 #include "domain/events.hpp"
 #include "pointex/types.hpp"
-
 #include "string_makers.hpp"
 
 namespace {

@@ -15,14 +15,13 @@
 #include <chrono>
 #include <filesystem>
 #include <mutex>
+#include <pointex/engine.hpp>
 #include <random>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <pointex/engine.hpp>
 
 #include "domain/codec.hpp"
 #include "store/event_log.hpp"
@@ -139,7 +138,8 @@ Totals totals(Engine& engine) {
     t.balance_sum += a->balance();
     t.debits_pending += a->debits_pending;
     t.credits_pending += a->credits_pending;
-    if (a->spec.kind == AccountKind::member) t.lowest_member = std::min(t.lowest_member, a->balance());
+    if (a->spec.kind == AccountKind::member)
+      t.lowest_member = std::min(t.lowest_member, a->balance());
   }
   return t;
 }

@@ -20,7 +20,6 @@
 
 #include "domain/decide.hpp"
 #include "pointex/types.hpp"
-
 #include "string_makers.hpp"
 
 namespace {

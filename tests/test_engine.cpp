@@ -3,10 +3,9 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <future>
+#include <pointex/engine.hpp>
 #include <set>
 #include <thread>
-
-#include <pointex/engine.hpp>
 
 #include "domain/codec.hpp"
 #include "engine/engine_impl.hpp"
@@ -65,7 +64,9 @@ std::vector<TransferOutcome> submit(Engine& e, std::vector<Transfer> transfers) 
   return out;
 }
 
-TransferResult submit_one(Engine& e, Transfer t) { return submit(e, {t})[0].result; }
+TransferResult submit_one(Engine& e, Transfer t) {
+  return submit(e, {t})[0].result;
+}
 
 Account account(Engine& e, AccountId id) {
   std::vector<std::optional<Account>> out;
@@ -141,16 +142,12 @@ TEST_CASE("accounts: results per item, duplicates within a batch, batch limit", 
                               {44, mall, AccountKind::system, 0, 1, "fees"}},
                              &r)
               .is_ok());
-  CHECK(r == std::vector<AccountResult>{AccountResult::exists,
-                                        AccountResult::exists_with_different_fields,
-                                        AccountResult::id_must_not_be_zero,
-                                        AccountResult::ledger_not_found,
-                                        AccountResult::flags_are_mutually_exclusive,
-                                        AccountResult::flags_invalid,
-                                        AccountResult::owner_too_long,
-                                        AccountResult::ok,
-                                        AccountResult::exists,
-                                        AccountResult::exists_with_different_fields});
+  CHECK(r == std::vector<AccountResult>{
+                 AccountResult::exists, AccountResult::exists_with_different_fields,
+                 AccountResult::id_must_not_be_zero, AccountResult::ledger_not_found,
+                 AccountResult::flags_are_mutually_exclusive, AccountResult::flags_invalid,
+                 AccountResult::owner_too_long, AccountResult::ok, AccountResult::exists,
+                 AccountResult::exists_with_different_fields});
   CHECK(e->stats().accounts == 5);
 
   std::vector<AccountSpec> too_many(8191, {100, mall, AccountKind::member, 0, 0, ""});
@@ -180,8 +177,7 @@ TEST_CASE("transfers: ok, idempotent retry, every early rejection", "[engine]") 
 
   CHECK(submit_one(*e, single(0, issuer, alice, 1)) == TransferResult::id_must_not_be_zero);
   CHECK(submit_one(*e, single(3, issuer, alice, 0)) == TransferResult::amount_must_not_be_zero);
-  CHECK(submit_one(*e, single(3, alice, alice, 1)) ==
-        TransferResult::accounts_must_be_different);
+  CHECK(submit_one(*e, single(3, alice, alice, 1)) == TransferResult::accounts_must_be_different);
   CHECK(submit_one(*e, single(3, 999, alice, 1)) == TransferResult::debit_account_not_found);
   CHECK(submit_one(*e, single(3, issuer, 999, 1)) == TransferResult::credit_account_not_found);
   CHECK(submit_one(*e, single(3, issuer, air_member, 1)) == TransferResult::ledger_mismatch);
@@ -206,8 +202,8 @@ TEST_CASE("items on one debit account are decided in batch order", "[engine]") {
   setup(*e);
   REQUIRE(submit_one(*e, single(1, issuer, alice, 100)) == TransferResult::ok);
   // alice can pay 60 once; the second 60 in the same batch must fail, the 40 must pass.
-  auto out = submit(*e, {single(2, alice, bob, 60), single(3, alice, bob, 60),
-                         single(4, alice, bob, 40)});
+  auto out =
+      submit(*e, {single(2, alice, bob, 60), single(3, alice, bob, 60), single(4, alice, bob, 40)});
   CHECK(out[0].result == TransferResult::ok);
   CHECK(out[1].result == TransferResult::exceeds_credits);
   CHECK(out[2].result == TransferResult::ok);
@@ -397,12 +393,12 @@ TEST_CASE("limits: batch size and in-flight budget refuse whole, applying nothin
   std::vector<std::shared_ptr<std::promise<Status>>> promises;
   for (TransferId b = 0; b < 50; ++b) {
     std::vector<Transfer> batch;
-    for (TransferId k = 1; k <= 10; ++k) batch.push_back(single(100 + b * 10 + k, issuer, alice, 1));
+    for (TransferId k = 1; k <= 10; ++k)
+      batch.push_back(single(100 + b * 10 + k, issuer, alice, 1));
     auto p = std::make_shared<std::promise<Status>>();
     results.push_back(p->get_future());
-    e->submit_transfers(batch, [p](const Status& s, std::vector<TransferOutcome>) {
-      p->set_value(s);
-    });
+    e->submit_transfers(batch,
+                        [p](const Status& s, std::vector<TransferOutcome>) { p->set_value(s); });
   }
   std::uint64_t admitted = 0;
   std::uint64_t overloaded = 0;
@@ -483,9 +479,7 @@ TEST_CASE("a data dir written by a newer PointEx is refused on open, never skipp
 
 TEST_CASE("a foreign directory format is refused", "[engine]") {
   TempDir dir;
-  {
-    auto e = open_engine(dir.path());
-  }
+  { auto e = open_engine(dir.path()); }
   {
     // Rewrite the format marker through RocksDB is not possible from here; instead open a
     // data dir whose files are not RocksDB at all.

@@ -5,9 +5,8 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
-#include <thread>
-
 #include <pointex/engine.hpp>
+#include <thread>
 
 #include "store/event_log.hpp"
 #include "store/read_model.hpp"
@@ -31,14 +30,13 @@ void setup(Engine& e) {
   LedgerResult r{};
   REQUIRE(e.create_ledger({mall, "MALL", "Mall", 0, 0}, &r).is_ok());
   std::vector<AccountResult> results;
-  REQUIRE(e.create_accounts(
-               {{issuer, mall, AccountKind::issuer, 0, 0, "issuer"},
-                {redemption, mall, AccountKind::issuer, 0, 0, "redemption"},
-                {alice, mall, AccountKind::member,
-                 account_flags::debits_must_not_exceed_credits, 0, "alice"},
-                {bob, mall, AccountKind::member, account_flags::debits_must_not_exceed_credits, 0,
-                 "bob"}},
-               &results)
+  REQUIRE(e.create_accounts({{issuer, mall, AccountKind::issuer, 0, 0, "issuer"},
+                             {redemption, mall, AccountKind::issuer, 0, 0, "redemption"},
+                             {alice, mall, AccountKind::member,
+                              account_flags::debits_must_not_exceed_credits, 0, "alice"},
+                             {bob, mall, AccountKind::member,
+                              account_flags::debits_must_not_exceed_credits, 0, "bob"}},
+                            &results)
               .is_ok());
   REQUIRE(results == std::vector<AccountResult>(4, AccountResult::ok));
 }
@@ -72,8 +70,7 @@ Dump dump(const std::string& dir) {
   Dump d;
   REQUIRE(rm.dump([&](const std::string& cf, const std::string& k, const std::string& v) {
               d[cf + "/" + k] = v;
-            })
-              .is_ok());
+            }).is_ok());
   std::uint64_t checkpoint = 0;
   REQUIRE(rm.checkpoint(&checkpoint).is_ok());
   d["checkpoint"] = std::to_string(checkpoint);
@@ -83,7 +80,8 @@ Dump dump(const std::string& dir) {
 /// A mix of every kind of event: transfers, pending, post, void, expiry, a close.
 void mixed_workload(Engine& e, ManualClock& clock) {
   setup(e);
-  for (TransferId id = 1; id <= 40; ++id) submit_ok(e, single(id, issuer, id % 2 ? alice : bob, id));
+  for (TransferId id = 1; id <= 40; ++id)
+    submit_ok(e, single(id, issuer, id % 2 ? alice : bob, id));
   submit_ok(e, single(41, alice, bob, 5, 3));
   submit_ok(e, single(42, bob, redemption, 20, 2));
   Transfer p = single(43, alice, redemption, 30, 2);
@@ -204,8 +202,8 @@ TEST_CASE("history pages newest first with cursor, code and time filters", "[rea
 
   HistoryQuery window;
   window.account = alice;
-  window.from_ns = outcomes[9].timestamp;   // transfer 10, inclusive
-  window.to_ns = outcomes[14].timestamp;    // transfer 15, exclusive
+  window.from_ns = outcomes[9].timestamp;  // transfer 10, inclusive
+  window.to_ns = outcomes[14].timestamp;   // transfer 15, exclusive
   REQUIRE(e->account_history(window, &page).is_ok());
   REQUIRE(page.events.size() == 5);
   CHECK(page.events.front().transfer.request.id == 14);
@@ -240,7 +238,7 @@ TEST_CASE("history shows two-phase transfers with their current state", "[read]"
     state[ev.transfer.request.id] = ev.transfer.state;
     ++kinds[ev.kind];
   }
-  CHECK(state[43] == TransferState::posted);   // the pending one, posted by 44
+  CHECK(state[43] == TransferState::posted);  // the pending one, posted by 44
   CHECK(state[44] == TransferState::posted);
   CHECK(state[45] == TransferState::voided);
   CHECK(state[46] == TransferState::voided);
@@ -280,7 +278,7 @@ TEST_CASE("ledger statistics: issued, redeemed, expired, outstanding per day", "
   const auto day0 = static_cast<std::uint32_t>(clock.now() / 86'400'000'000'000ULL);
   submit_ok(*e, single(1, issuer, alice, 100));
   submit_ok(*e, single(2, issuer, bob, 50));
-  submit_ok(*e, single(3, alice, bob, 10));        // member to member: neither
+  submit_ok(*e, single(3, alice, bob, 10));  // member to member: neither
   submit_ok(*e, single(4, bob, redemption, 20, 2));
   clock.advance_s(86'400);
   submit_ok(*e, single(5, alice, redemption, 15, expiry_transfer_code));
@@ -382,9 +380,8 @@ struct Collector {
   }
   bool wait_for(std::uint64_t position) {
     std::unique_lock<std::mutex> lock(mutex);
-    return cv.wait_for(lock, std::chrono::seconds(20), [&] {
-      return !events.empty() && events.back().position >= position;
-    });
+    return cv.wait_for(lock, std::chrono::seconds(20),
+                       [&] { return !events.empty() && events.back().position >= position; });
   }
 };
 

@@ -2,9 +2,9 @@
 // (earn, give, pending then post, redeem) and prints balances. Ids are fixed, so running it
 // again shows idempotency: every command answers `exists` and the balances stay the same.
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <pointex/engine.hpp>
 
 using namespace pointex;
@@ -28,9 +28,9 @@ int fail(const Status& s) {
 void print_outcomes(const std::vector<Transfer>& transfers,
                     const std::vector<TransferOutcome>& outcomes) {
   for (std::size_t i = 0; i < transfers.size(); ++i) {
-    fmt::print("  transfer {:>3} {:>5} -> {:<5} {:>5} pts: {:<32} position {}\n",
-               transfers[i].id, transfers[i].debit_account, transfers[i].credit_account,
-               transfers[i].amount, to_string(outcomes[i].result), outcomes[i].position);
+    fmt::print("  transfer {:>3} {:>5} -> {:<5} {:>5} pts: {:<32} position {}\n", transfers[i].id,
+               transfers[i].debit_account, transfers[i].credit_account, transfers[i].amount,
+               to_string(outcomes[i].result), outcomes[i].position);
   }
 }
 
@@ -57,8 +57,7 @@ int main(int argc, char** argv) {
   std::vector<AccountSpec> specs = {
       {issuance, mall, AccountKind::issuer, 0, 0, "mall issuance"},
       {redemption, mall, AccountKind::issuer, 0, 0, "mall redemption"},
-      {alice, mall, AccountKind::member, account_flags::debits_must_not_exceed_credits, 0,
-       "alice"},
+      {alice, mall, AccountKind::member, account_flags::debits_must_not_exceed_credits, 0, "alice"},
       {bob, mall, AccountKind::member, account_flags::debits_must_not_exceed_credits, 0, "bob"},
   };
   std::vector<AccountResult> ar;
@@ -95,8 +94,8 @@ int main(int argc, char** argv) {
   std::vector<std::optional<Account>> accounts;
   s = engine->lookup_accounts({issuance, redemption, alice, bob}, &accounts);
   if (!s.is_ok()) return fail(s);
-  fmt::print("\n{:<18} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "account", "debits", "credits",
-             "pending", "balance", "available");
+  fmt::print("\n{:<18} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "account", "debits", "credits", "pending",
+             "balance", "available");
   std::int64_t sum = 0;
   for (const auto& a : accounts) {
     fmt::print("{:<18} {:>9} {:>9} {:>9} {:>9} {:>9}\n", a->spec.owner, a->debits_posted,

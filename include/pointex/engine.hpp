@@ -203,9 +203,8 @@ class Engine {
   /// over history_page_max.
   [[nodiscard]] Status account_history(const HistoryQuery& query, HistoryPage* page);
   /// Ledger statistics for UTC days [from_day, to_day] (days since 1970-01-01).
-  [[nodiscard]] Status ledger_stats(LedgerId ledger, std::uint32_t from_day,
-                                    std::uint32_t to_day, std::uint64_t min_position,
-                                    std::vector<LedgerDayStats>* days);
+  [[nodiscard]] Status ledger_stats(LedgerId ledger, std::uint32_t from_day, std::uint32_t to_day,
+                                    std::uint64_t min_position, std::vector<LedgerDayStats>* days);
 
   /// Subscribes to committed events after `after_position` (0: from the start): first the ones
   /// already in the log, then live ones, in commit order, without gaps or repeats. Events are

@@ -108,8 +108,8 @@ namespace account_flags {
 inline constexpr std::uint32_t debits_must_not_exceed_credits = 1U << 0;
 inline constexpr std::uint32_t credits_must_not_exceed_debits = 1U << 1;
 inline constexpr std::uint32_t closed = 1U << 2;
-inline constexpr std::uint32_t all = debits_must_not_exceed_credits |
-                                     credits_must_not_exceed_debits | closed;
+inline constexpr std::uint32_t all =
+    debits_must_not_exceed_credits | credits_must_not_exceed_debits | closed;
 }  // namespace account_flags
 
 /// Transfer flag bits. At most one may be set.
@@ -156,8 +156,8 @@ struct AccountSpec {
   std::string owner;
 
   bool operator==(const AccountSpec& other) const {
-    return id == other.id && ledger == other.ledger && kind == other.kind &&
-           flags == other.flags && user_data == other.user_data && owner == other.owner;
+    return id == other.id && ledger == other.ledger && kind == other.kind && flags == other.flags &&
+           user_data == other.user_data && owner == other.owner;
   }
   bool operator!=(const AccountSpec& other) const { return !(*this == other); }
 };
@@ -177,9 +177,7 @@ struct Account {
     return static_cast<std::int64_t>(credits_posted) - static_cast<std::int64_t>(debits_posted);
   }
   /// balance - debits_pending: what can still be debited.
-  std::int64_t available() const {
-    return balance() - static_cast<std::int64_t>(debits_pending);
-  }
+  std::int64_t available() const { return balance() - static_cast<std::int64_t>(debits_pending); }
   bool closed() const { return (spec.flags & account_flags::closed) != 0; }
 };
 
@@ -299,8 +297,12 @@ struct AccountBalances {
 /// One committed event as the feed delivers it (event-carried state transfer: it carries the
 /// resulting balances of the accounts it touched, so consumers need not call back).
 struct FeedEvent {
-  enum class Type : std::uint8_t { ledger_created = 0, account_created = 1, account_closed = 2,
-                                   transfer = 3 };
+  enum class Type : std::uint8_t {
+    ledger_created = 0,
+    account_created = 1,
+    account_closed = 2,
+    transfer = 3
+  };
   std::uint64_t position = 0;
   std::uint64_t timestamp = 0;
   Type type = Type::transfer;

@@ -159,22 +159,32 @@ DecodeError decode_event(std::string_view bytes, Event* event) {
   const std::uint8_t version = in.u8();
   if (in.error() != DecodeError::none) return in.error();
   switch (static_cast<EventType>(type)) {
-    case EventType::ledger_created: return decode_ledger_created(in, version, event);
-    case EventType::account_created: return decode_account_created(in, version, event);
-    case EventType::account_closed: return decode_account_closed(in, version, event);
-    case EventType::transfer: return decode_transfer(in, version, event);
+    case EventType::ledger_created:
+      return decode_ledger_created(in, version, event);
+    case EventType::account_created:
+      return decode_account_created(in, version, event);
+    case EventType::account_closed:
+      return decode_account_closed(in, version, event);
+    case EventType::transfer:
+      return decode_transfer(in, version, event);
   }
   return DecodeError::unknown_type;
 }
 
 std::string_view to_string(DecodeError error) {
   switch (error) {
-    case DecodeError::none: return "none";
-    case DecodeError::truncated: return "truncated";
-    case DecodeError::trailing_bytes: return "trailing_bytes";
-    case DecodeError::unknown_type: return "unknown_type";
-    case DecodeError::unknown_version: return "unknown_version";
-    case DecodeError::invalid_field: return "invalid_field";
+    case DecodeError::none:
+      return "none";
+    case DecodeError::truncated:
+      return "truncated";
+    case DecodeError::trailing_bytes:
+      return "trailing_bytes";
+    case DecodeError::unknown_type:
+      return "unknown_type";
+    case DecodeError::unknown_version:
+      return "unknown_version";
+    case DecodeError::invalid_field:
+      return "invalid_field";
   }
   return "unknown";
 }

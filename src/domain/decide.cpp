@@ -9,7 +9,9 @@ __extension__ typedef unsigned __int128 u128;
 
 constexpr std::uint64_t ns_per_s = 1'000'000'000ULL;
 
-bool exceeds_max(u128 sum) { return sum > static_cast<u128>(amount_sum_max); }
+bool exceeds_max(u128 sum) {
+  return sum > static_cast<u128>(amount_sum_max);
+}
 
 TransferKind kind_of(std::uint32_t flags) {
   if ((flags & transfer_flags::pending) != 0) return TransferKind::pending;
@@ -18,7 +20,9 @@ TransferKind kind_of(std::uint32_t flags) {
   return TransferKind::single;
 }
 
-int popcount(std::uint32_t x) { return __builtin_popcount(x); }
+int popcount(std::uint32_t x) {
+  return __builtin_popcount(x);
+}
 
 DebitDecision reject(TransferResult result) {
   DebitDecision d;
@@ -84,10 +88,14 @@ DebitDecision decide_resolution(const AccountState& debit, const Transfer& t, Tr
   if (p.event.kind != TransferKind::pending) return reject(TransferResult::not_a_pending_transfer);
   if (p.busy_with != 0) return wait_for(p.busy_with);
   switch (p.state) {
-    case TransferState::posted: return reject(TransferResult::pending_transfer_already_posted);
-    case TransferState::voided: return reject(TransferResult::pending_transfer_already_voided);
-    case TransferState::expired: return reject(TransferResult::pending_transfer_expired);
-    case TransferState::pending: break;
+    case TransferState::posted:
+      return reject(TransferResult::pending_transfer_already_posted);
+    case TransferState::voided:
+      return reject(TransferResult::pending_transfer_already_voided);
+    case TransferState::expired:
+      return reject(TransferResult::pending_transfer_expired);
+    case TransferState::pending:
+      break;
   }
   if (expired_at(p.event, now_ns)) return reject(TransferResult::pending_transfer_expired);
   const TransferEvent& pe = p.event;
@@ -382,8 +390,7 @@ void evolve(AccountState& state, const TransferEvent& e, std::uint64_t position)
   if (state.id() == e.debit_account) {
     apply_debit(state, e);
     confirm_debit(state, e, e.timestamp, position);
-    POINTEX_ASSERT(static_cast<u128>(state.account.debits_posted) +
-                       state.account.debits_pending <=
+    POINTEX_ASSERT(static_cast<u128>(state.account.debits_posted) + state.account.debits_pending <=
                    amount_sum_max);
   }
   if (state.id() == e.credit_account) apply_credit(state, e);
@@ -400,7 +407,9 @@ CloseResult decide_close(const AccountState& state) {
   return CloseResult::ok;
 }
 
-void apply_close(AccountState& state) { state.account.spec.flags |= account_flags::closed; }
+void apply_close(AccountState& state) {
+  state.account.spec.flags |= account_flags::closed;
+}
 
 AccountResult validate_account(const AccountSpec& spec) {
   if (spec.id == 0) return AccountResult::id_must_not_be_zero;

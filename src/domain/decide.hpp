@@ -52,8 +52,8 @@ struct DebitDecision {
 
 /// Step 3. `credit_closed` is what the account directory knows of the credit account (the
 /// credit actor checks again authoritatively). `now_ns` decides expiry and sets expires_at.
-DebitDecision decide_debit(const AccountState& debit, const Transfer& transfer,
-                           bool credit_closed, std::uint64_t now_ns);
+DebitDecision decide_debit(const AccountState& debit, const Transfer& transfer, bool credit_closed,
+                           std::uint64_t now_ns);
 
 /// The debit account's own expiry of a pending transfer whose timeout has passed. Returns the
 /// expire event, or nothing if the pending transfer is no longer pending (or busy, or not due).

@@ -72,31 +72,44 @@ std::string_view to_string(AccountResult result) {
 
 std::string_view to_string(LedgerResult result) {
   switch (result) {
-    case LedgerResult::ok: return "ok";
-    case LedgerResult::exists: return "exists";
-    case LedgerResult::exists_with_different_fields: return "exists_with_different_fields";
-    case LedgerResult::id_must_not_be_zero: return "id_must_not_be_zero";
-    case LedgerResult::code_invalid: return "code_invalid";
-    case LedgerResult::name_too_long: return "name_too_long";
-    case LedgerResult::code_taken: return "code_taken";
+    case LedgerResult::ok:
+      return "ok";
+    case LedgerResult::exists:
+      return "exists";
+    case LedgerResult::exists_with_different_fields:
+      return "exists_with_different_fields";
+    case LedgerResult::id_must_not_be_zero:
+      return "id_must_not_be_zero";
+    case LedgerResult::code_invalid:
+      return "code_invalid";
+    case LedgerResult::name_too_long:
+      return "name_too_long";
+    case LedgerResult::code_taken:
+      return "code_taken";
   }
   return "unknown";
 }
 
 std::string_view to_string(CloseResult result) {
   switch (result) {
-    case CloseResult::ok: return "ok";
-    case CloseResult::account_not_found: return "account_not_found";
-    case CloseResult::account_not_empty: return "account_not_empty";
+    case CloseResult::ok:
+      return "ok";
+    case CloseResult::account_not_found:
+      return "account_not_found";
+    case CloseResult::account_not_empty:
+      return "account_not_empty";
   }
   return "unknown";
 }
 
 std::string_view to_string(AccountKind kind) {
   switch (kind) {
-    case AccountKind::member: return "member";
-    case AccountKind::issuer: return "issuer";
-    case AccountKind::system: return "system";
+    case AccountKind::member:
+      return "member";
+    case AccountKind::issuer:
+      return "issuer";
+    case AccountKind::system:
+      return "system";
   }
   return "unknown";
 }
@@ -110,39 +123,52 @@ std::optional<AccountKind> account_kind_from_string(std::string_view name) {
 
 std::string_view to_string(TransferState state) {
   switch (state) {
-    case TransferState::pending: return "pending";
-    case TransferState::posted: return "posted";
-    case TransferState::voided: return "voided";
-    case TransferState::expired: return "expired";
+    case TransferState::pending:
+      return "pending";
+    case TransferState::posted:
+      return "posted";
+    case TransferState::voided:
+      return "voided";
+    case TransferState::expired:
+      return "expired";
   }
   return "unknown";
 }
 
 std::string_view to_string(TransferKind kind) {
   switch (kind) {
-    case TransferKind::single: return "single";
-    case TransferKind::pending: return "pending";
-    case TransferKind::post: return "post";
-    case TransferKind::void_pending: return "void";
-    case TransferKind::expire: return "expire";
+    case TransferKind::single:
+      return "single";
+    case TransferKind::pending:
+      return "pending";
+    case TransferKind::post:
+      return "post";
+    case TransferKind::void_pending:
+      return "void";
+    case TransferKind::expire:
+      return "expire";
   }
   return "unknown";
 }
 
 std::string_view to_string(FeedEvent::Type type) {
   switch (type) {
-    case FeedEvent::Type::ledger_created: return "ledger_created";
-    case FeedEvent::Type::account_created: return "account_created";
-    case FeedEvent::Type::account_closed: return "account_closed";
-    case FeedEvent::Type::transfer: return "transfer";
+    case FeedEvent::Type::ledger_created:
+      return "ledger_created";
+    case FeedEvent::Type::account_created:
+      return "account_created";
+    case FeedEvent::Type::account_closed:
+      return "account_closed";
+    case FeedEvent::Type::transfer:
+      return "transfer";
   }
   return "unknown";
 }
 
 std::string Status::to_string() const {
   static constexpr std::array<std::string_view, 7> names = {
-      "ok", "invalid_argument", "overloaded", "io_error", "corruption", "shutting_down",
-      "timed_out"};
+      "ok",         "invalid_argument", "overloaded", "io_error",
+      "corruption", "shutting_down",    "timed_out"};
   std::string s(names[static_cast<std::size_t>(code_)]);
   if (!message_.empty()) s += ": " + message_;
   return s;

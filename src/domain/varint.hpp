@@ -11,7 +11,9 @@
 
 namespace pointex::domain {
 
-inline void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+inline void put_u8(std::string& out, std::uint8_t v) {
+  out.push_back(static_cast<char>(v));
+}
 
 inline void put_varint(std::string& out, std::uint64_t v) {
   while (v >= 0x80) {
@@ -55,7 +57,8 @@ class Reader {
   std::string bytes(std::size_t max) {
     const std::uint64_t n = varint();
     if (n > max) return fail(DecodeError::invalid_field), std::string();
-    if (static_cast<std::uint64_t>(end_ - p_) < n) return fail(DecodeError::truncated), std::string();
+    if (static_cast<std::uint64_t>(end_ - p_) < n)
+      return fail(DecodeError::truncated), std::string();
     std::string s(reinterpret_cast<const char*>(p_), n);
     p_ += n;
     return s;

@@ -2,7 +2,6 @@
 
 namespace pointex::engine {
 
-
 AccountEntry* Directory::find(AccountId id) const {
   const Stripe& s = stripes_[stripe_of(id)];
   std::lock_guard<std::mutex> lock(s.mutex);

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <caf/actor.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -11,8 +12,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <caf/actor.hpp>
 
 #include "domain/account_state.hpp"
 #include "domain/events.hpp"

@@ -3,20 +3,19 @@
 #include "pointex/engine.hpp"
 
 #include <algorithm>
+#include <caf/all.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <future>
 #include <thread>
 
-#include <caf/all.hpp>
-#include "engine/log.hpp"
-
 #include "actors/account_actor.hpp"
 #include "actors/messages.hpp"
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
 #include "engine/engine_impl.hpp"
+#include "engine/log.hpp"
 #include "engine/transfer_batch.hpp"
 
 namespace pointex {
@@ -59,8 +58,9 @@ Status validate_options(const EngineOptions& o) {
                                     std::to_string(history_page_limit));
   }
   if (o.feed_buffer_events_max == 0 || o.feed_batch_events_max == 0) {
-    return Status::invalid_argument("feed_buffer_events_max and feed_batch_events_max must be "
-                                    "at least 1");
+    return Status::invalid_argument(
+        "feed_buffer_events_max and feed_batch_events_max must be "
+        "at least 1");
   }
   if (o.read_wait_ms_max > read_wait_ms_limit) {
     return Status::invalid_argument("read_wait_ms_max must be at most " +
@@ -94,12 +94,12 @@ class Recovery {
     domain::Event event;
     const domain::DecodeError err = domain::decode_event(bytes, &event);
     if (err != domain::DecodeError::none) {
-      return Status::corruption("event at position " + std::to_string(position) + ": " +
-                                std::string(domain::to_string(err)) +
-                                (err == domain::DecodeError::unknown_version ||
-                                         err == domain::DecodeError::unknown_type
-                                     ? " (written by a newer PointEx?)"
-                                     : ""));
+      return Status::corruption(
+          "event at position " + std::to_string(position) + ": " +
+          std::string(domain::to_string(err)) +
+          (err == domain::DecodeError::unknown_version || err == domain::DecodeError::unknown_type
+               ? " (written by a newer PointEx?)"
+               : ""));
     }
     POINTEX_ASSERT(position > last_position);
     last_position = position;
@@ -166,8 +166,7 @@ Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* 
   std::uint64_t total = 0;
   Status s = core.log->last_position(&total);
   if (!s.is_ok()) return s;
-  log().info("recovering from {} (log up to position {})", core.options.data_dir,
-               total);
+  log().info("recovering from {} (log up to position {})", core.options.data_dir, total);
   Recovery recovery(core);
   Status failure;
   std::uint64_t count = 0;
@@ -182,12 +181,12 @@ Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* 
   if (!s.is_ok()) return s;
   if (!failure.is_ok()) return failure;
   core.recovered_events = count;
-  core.recovery_ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                            started)
-          .count());
-  log().info("recovered {} events, {} ledgers, {} accounts in {} ms", count,
-               core.ledgers.size(), core.directory.size(), core.recovery_ms);
+  core.recovery_ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count());
+  log().info("recovered {} events, {} ledgers, {} accounts in {} ms", count, core.ledgers.size(),
+             core.directory.size(), core.recovery_ms);
   *next_position = recovery.last_position + 1;
   *last_timestamp = recovery.last_timestamp;
   return Status::ok();
@@ -208,9 +207,9 @@ actors::ScheduleExpiry recovered_expiries(const engine::Directory& directory) {
 }
 
 void start_actors(Engine::Impl& core) {
-  const std::uint32_t threads =
-      core.options.threads != 0 ? core.options.threads
-                                : std::max(1U, std::thread::hardware_concurrency());
+  const std::uint32_t threads = core.options.threads != 0
+                                    ? core.options.threads
+                                    : std::max(1U, std::thread::hardware_concurrency());
   core.caf_config.set("scheduler.max-threads", static_cast<std::size_t>(threads));
   // Work sharing: with many small messages, work stealing spins threads on each other's
   // queues (measured 7x slower in ../shared/notes/CAF-0.17.md).
@@ -343,7 +342,9 @@ Engine::~Engine() {
   core.log.reset();
 }
 
-const EngineOptions& Engine::options() const { return impl_->options; }
+const EngineOptions& Engine::options() const {
+  return impl_->options;
+}
 
 Status Engine::create_ledger(const Ledger& ledger, LedgerResult* result) {
   Impl& core = *impl_;
@@ -393,10 +394,9 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
   Impl& core = *impl_;
   if (core.stopping.load()) return callback(Status::shutting_down("engine is closing"), {});
   if (accounts.size() > core.options.batch_items_max) {
-    return callback(Status::invalid_argument(
-                        "batch of " + std::to_string(accounts.size()) +
-                        " accounts is over batch_items_max " +
-                        std::to_string(core.options.batch_items_max)),
+    return callback(Status::invalid_argument("batch of " + std::to_string(accounts.size()) +
+                                             " accounts is over batch_items_max " +
+                                             std::to_string(core.options.batch_items_max)),
                     {});
   }
   auto chunk = std::make_unique<AccountsChunk>();
@@ -412,7 +412,7 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
     if (r == AccountResult::ok) {
       const engine::AccountEntry* existing = core.directory.find(spec.id);
       const auto earlier = in_batch.find(spec.id);
-      const AccountSpec* other = existing != nullptr ? &existing->spec
+      const AccountSpec* other = existing != nullptr         ? &existing->spec
                                  : earlier != in_batch.end() ? &accounts[earlier->second]
                                                              : nullptr;
       if (other != nullptr) {
@@ -600,8 +600,8 @@ Status Engine::lookup_transfer(AccountId debit_account, TransferId id,
   entry_lock.unlock();
   std::promise<std::optional<TransferInfo>> done;
   std::future<std::optional<TransferInfo>> f = done.get_future();
-  caf::anon_send(actor, actors::LookupTransfer{
-                            id, [&](std::optional<TransferInfo> t) { done.set_value(t); }});
+  caf::anon_send(
+      actor, actors::LookupTransfer{id, [&](std::optional<TransferInfo> t) { done.set_value(t); }});
   *transfer = wait(f);
   return Status::ok();
 }

@@ -3,16 +3,15 @@
 /// engine's and actors' .cpp files include it.
 
 #include <atomic>
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
-
-#include <caf/actor.hpp>
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
 
 #include "engine/directory.hpp"
 #include "engine/feed.hpp"

@@ -11,11 +11,15 @@ namespace {
 
 TransferState state_after(TransferKind kind) {
   switch (kind) {
-    case TransferKind::pending: return TransferState::pending;
-    case TransferKind::void_pending: return TransferState::voided;
-    case TransferKind::expire: return TransferState::expired;
+    case TransferKind::pending:
+      return TransferState::pending;
+    case TransferKind::void_pending:
+      return TransferState::voided;
+    case TransferKind::expire:
+      return TransferState::expired;
     case TransferKind::single:
-    case TransferKind::post: break;
+    case TransferKind::post:
+      break;
   }
   return TransferState::posted;
 }
@@ -104,7 +108,8 @@ class Feed::Sub final : public Subscription {
         buffer_.clear();  // too far behind: the gap is read from the log instead
         ++overflows_;
       }
-      if (events.size() <= feed_.buffer_max_) buffer_.insert(buffer_.end(), events.begin(), events.end());
+      if (events.size() <= feed_.buffer_max_)
+        buffer_.insert(buffer_.end(), events.begin(), events.end());
     }
     wake_.notify_one();
   }
@@ -165,13 +170,17 @@ class Feed::Sub final : public Subscription {
 
 Feed::Feed(const store::EventLog& log, const store::ReadModel& read_model,
            const Projector& projector, std::uint32_t buffer_max, std::uint32_t batch_max)
-    : log_(log), read_model_(read_model), projector_(projector), buffer_max_(buffer_max),
+    : log_(log),
+      read_model_(read_model),
+      projector_(projector),
+      buffer_max_(buffer_max),
       batch_max_(batch_max) {}
 
-Feed::~Feed() { stop_all(); }
+Feed::~Feed() {
+  stop_all();
+}
 
-std::unique_ptr<Subscription> Feed::subscribe(std::uint64_t after_position,
-                                              FeedCallback callback) {
+std::unique_ptr<Subscription> Feed::subscribe(std::uint64_t after_position, FeedCallback callback) {
   auto sub = std::make_unique<Sub>(*this, after_position, std::move(callback));
   {
     std::lock_guard<std::mutex> lock(mutex_);

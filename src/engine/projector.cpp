@@ -32,11 +32,15 @@ std::string transfer_key(AccountId debit, TransferId id) {
 
 TransferState state_of(domain::TransferKind kind) {
   switch (kind) {
-    case domain::TransferKind::pending: return TransferState::pending;
-    case domain::TransferKind::void_pending: return TransferState::voided;
-    case domain::TransferKind::expire: return TransferState::expired;
+    case domain::TransferKind::pending:
+      return TransferState::pending;
+    case domain::TransferKind::void_pending:
+      return TransferState::voided;
+    case domain::TransferKind::expire:
+      return TransferState::expired;
     case domain::TransferKind::single:
-    case domain::TransferKind::post: break;
+    case domain::TransferKind::post:
+      break;
   }
   return TransferState::posted;
 }
@@ -44,10 +48,13 @@ TransferState state_of(domain::TransferKind kind) {
 }  // namespace
 
 Projector::Projector(store::ReadModel& read_model, const store::EventLog& log)
-    : read_model_(read_model), log_(log),
+    : read_model_(read_model),
+      log_(log),
       writer_(std::make_unique<store::ReadModel::Writer>(read_model)) {}
 
-Projector::~Projector() { stop(); }
+Projector::~Projector() {
+  stop();
+}
 
 Status Projector::catch_up(std::uint64_t progress_every) {
   std::uint64_t from = 0;
@@ -307,8 +314,9 @@ Status Projector::account(AccountId id, Cached** out) {
     std::uint64_t last = 0;
     const Status s = read_model_.account(id, &a, &last);
     if (!s.is_ok()) return s;
-    if (!a) return Status::corruption("read models: event names account " + std::to_string(id) +
-                                      " that is not in them");
+    if (!a)
+      return Status::corruption("read models: event names account " + std::to_string(id) +
+                                " that is not in them");
     it = accounts_.emplace(id, Cached{*a, last, false}).first;
   }
   *out = &it->second;

@@ -16,10 +16,11 @@ namespace pointex::engine {
 class TransferBatch {
  public:
   /// `release` is called once with the item count when the batch finishes (in-flight budget).
-  TransferBatch(std::size_t items, TransferCallback callback,
-                std::atomic<std::uint64_t>* inflight)
-      : outcomes_(items), remaining_(static_cast<std::uint32_t>(items)),
-        callback_(std::move(callback)), inflight_(inflight) {}
+  TransferBatch(std::size_t items, TransferCallback callback, std::atomic<std::uint64_t>* inflight)
+      : outcomes_(items),
+        remaining_(static_cast<std::uint32_t>(items)),
+        callback_(std::move(callback)),
+        inflight_(inflight) {}
 
   /// Sets an item's slot without counting it down (before the batch is shared).
   void set(std::uint32_t index, TransferOutcome outcome) { outcomes_[index] = outcome; }

@@ -1,15 +1,15 @@
 #include "store/event_log.hpp"
 
-#include "store/db.hpp"
-
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
-#include <rocksdb/filter_policy.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <vector>
+
+#include "store/db.hpp"
 
 namespace pointex::store {
 namespace {
@@ -23,7 +23,9 @@ void encode_key(std::uint64_t position, char out[8]) {
   }
 }
 
-std::uint64_t decode_key(const rocksdb::Slice& key) { return get_be64(key.data()); }
+std::uint64_t decode_key(const rocksdb::Slice& key) {
+  return get_be64(key.data());
+}
 
 /// Read models are keyed by an 8-byte prefix (account id, or transfer id) and read within it:
 /// point lookups and per-account scans. A hash of skiplists by that prefix keeps memtable
@@ -113,8 +115,8 @@ Status Db::open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out) {
   } else if (!got.ok()) {
     return from_rocks(got, "reading format");
   } else if (format != expected_format) {
-    return Status::corruption(dir + " holds format '" + format + "', expected '" +
-                              expected_format + "'");
+    return Status::corruption(dir + " holds format '" + format + "', expected '" + expected_format +
+                              "'");
   }
   *out = std::move(db);
   return Status::ok();
@@ -131,8 +133,12 @@ struct EventLog::Impl {
 
 EventLog::Batch::Batch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 EventLog::Batch::~Batch() = default;
-void EventLog::Batch::clear() { impl_->batch.Clear(); }
-std::size_t EventLog::Batch::size() const { return impl_->batch.Count(); }
+void EventLog::Batch::clear() {
+  impl_->batch.Clear();
+}
+std::size_t EventLog::Batch::size() const {
+  return impl_->batch.Count();
+}
 
 EventLog::EventLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 EventLog::~EventLog() = default;
@@ -148,8 +154,9 @@ Status EventLog::open(const std::string& dir, std::unique_ptr<EventLog>* log) {
 void EventLog::Batch::put(std::uint64_t position, std::string_view event_bytes) {
   char key[8];
   encode_key(position, key);
-  const rocksdb::Status s = impl_->batch.Put(
-      impl_->family, rocksdb::Slice(key, 8), rocksdb::Slice(event_bytes.data(), event_bytes.size()));
+  const rocksdb::Status s =
+      impl_->batch.Put(impl_->family, rocksdb::Slice(key, 8),
+                       rocksdb::Slice(event_bytes.data(), event_bytes.size()));
   (void)s;  // WriteBatch::Put fails only past its 4 GiB size limit; groups are far smaller.
 }
 

@@ -51,7 +51,6 @@ class EventLog {
 
   std::unique_ptr<Batch> new_batch() const;
 
-
   /// Writes `batch` atomically; with `sync`, fsyncs the write-ahead log before returning.
   [[nodiscard]] Status write(Batch& batch, bool sync);
 

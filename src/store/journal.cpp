@@ -26,7 +26,9 @@ Journal::Journal(EventLog& log, JournalOptions options, std::uint64_t next_posit
   });
 }
 
-Journal::~Journal() { stop(); }
+Journal::~Journal() {
+  stop();
+}
 
 Journal::Appended Journal::append(std::unique_ptr<JournalChunk> chunk) {
   std::unique_lock<std::mutex> lock(mutex_);

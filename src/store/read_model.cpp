@@ -84,10 +84,10 @@ Status decode_account(const std::string& v, Account* a, std::uint64_t* last_posi
 std::string encode_transfer(const TransferInfo& t) {
   std::string v;
   const Transfer& r = t.request;
-  for (std::uint64_t x : {r.id, r.debit_account, r.credit_account, r.amount, r.ledger,
-                          std::uint64_t{r.code}, std::uint64_t{r.flags}, r.pending_id,
-                          std::uint64_t{r.timeout_s}, r.user_data, t.debit_account,
-                          t.credit_account, t.ledger, std::uint64_t{t.code}, t.amount}) {
+  for (std::uint64_t x :
+       {r.id, r.debit_account, r.credit_account, r.amount, r.ledger, std::uint64_t{r.code},
+        std::uint64_t{r.flags}, r.pending_id, std::uint64_t{r.timeout_s}, r.user_data,
+        t.debit_account, t.credit_account, t.ledger, std::uint64_t{t.code}, t.amount}) {
     put_varint(v, x);
   }
   put_u8(v, static_cast<std::uint8_t>(t.state));
@@ -196,7 +196,9 @@ ReadModel::Writer::Writer(const ReadModel& model) : impl_(std::make_unique<Impl>
   impl_->db = model.db_.get();
 }
 ReadModel::Writer::~Writer() = default;
-std::size_t ReadModel::Writer::size() const { return impl_->batch.Count(); }
+std::size_t ReadModel::Writer::size() const {
+  return impl_->batch.Count();
+}
 
 // Puts into a WriteBatch fail only past its 4 GiB limit; batches here are far smaller.
 void ReadModel::Writer::put_account(const Account& account, std::uint64_t last_position) {
@@ -296,8 +298,7 @@ Status ReadModel::history(AccountId account, const HistoryFilter& filter, std::u
        it->Next()) {
     if (it->key().size() != 16) return Status::corruption("bad history key");
     HistoryEntry e;
-    const Status s =
-        decode_history(UINT64_MAX - get_be64(it->key().data() + 8), it->value(), &e);
+    const Status s = decode_history(UINT64_MAX - get_be64(it->key().data() + 8), it->value(), &e);
     if (!s.is_ok()) return s;
     if (filter.from_ns != 0 && e.timestamp < filter.from_ns) break;  // older from here on
     if (filter.to_ns != 0 && e.timestamp >= filter.to_ns) continue;
@@ -366,9 +367,8 @@ Status ReadModel::drop_all() {
   return from_rocks(db_->db->Write(wo, &batch), "dropping read models");
 }
 
-Status ReadModel::dump(
-    const std::function<void(const std::string&, const std::string&, const std::string&)>& fn)
-    const {
+Status ReadModel::dump(const std::function<void(const std::string&, const std::string&,
+                                                const std::string&)>& fn) const {
   rocksdb::ReadOptions all;
   all.total_order_seek = true;  // across prefixes (slow with hash memtables; tests only)
   for (rocksdb::ColumnFamilyHandle* cf : db_->read_models()) {

@@ -118,8 +118,7 @@ class ReadModel {
   [[nodiscard]] Status transfers_by_id(TransferId id, std::vector<TransferInfo>* out) const;
   /// Newest first, at most `limit`; `*next_before` is the cursor of the next page, 0 at the end.
   [[nodiscard]] Status history(AccountId account, const HistoryFilter& filter, std::uint32_t limit,
-                               std::vector<HistoryEntry>* out,
-                               std::uint64_t* next_before) const;
+                               std::vector<HistoryEntry>* out, std::uint64_t* next_before) const;
   /// The history entry of `account` at `position`, if any.
   [[nodiscard]] Status history_at(AccountId account, std::uint64_t position,
                                   std::optional<HistoryEntry>* out) const;
@@ -132,9 +131,8 @@ class ReadModel {
   /// Deletes every read model and the checkpoint (rebuild starts from there).
   [[nodiscard]] Status drop_all();
   /// Calls fn(family, key, value) for every read-model entry (tests compare two builds).
-  [[nodiscard]] Status dump(
-      const std::function<void(const std::string&, const std::string&, const std::string&)>& fn)
-      const;
+  [[nodiscard]] Status dump(const std::function<void(const std::string&, const std::string&,
+                                                     const std::string&)>& fn) const;
 
  private:
   std::shared_ptr<Db> db_;
