@@ -439,8 +439,22 @@ LedgerResult validate_ledger(const Ledger& ledger) {
   return LedgerResult::ok;
 }
 
-TransferInfo transfer_info(const TransferRecord& record) {
-  const TransferEvent& e = record.event;
+TransferState state_after(TransferKind kind) {
+  switch (kind) {
+    case TransferKind::pending:
+      return TransferState::pending;
+    case TransferKind::void_pending:
+      return TransferState::voided;
+    case TransferKind::expire:
+      return TransferState::expired;
+    case TransferKind::single:
+    case TransferKind::post:
+      break;
+  }
+  return TransferState::posted;
+}
+
+TransferInfo transfer_info(const TransferEvent& e, TransferState state, std::uint64_t position) {
   TransferInfo info;
   info.request = e.request;
   info.debit_account = e.debit_account;
@@ -448,11 +462,15 @@ TransferInfo transfer_info(const TransferRecord& record) {
   info.ledger = e.ledger;
   info.code = e.code;
   info.amount = e.amount;
-  info.state = record.state;
+  info.state = state;
   info.expires_at = e.expires_at;
   info.timestamp = e.timestamp;
-  info.position = record.position;
+  info.position = position;
   return info;
+}
+
+TransferInfo transfer_info(const TransferRecord& record) {
+  return transfer_info(record.event, record.state, record.position);
 }
 
 }  // namespace pointex::domain

@@ -91,6 +91,10 @@ AccountResult validate_account(const AccountSpec& spec);
 /// Ledger definition checks.
 LedgerResult validate_ledger(const Ledger& ledger);
 
+/// The state a transfer of this kind has right after its event (a post: posted, ...).
+TransferState state_after(TransferKind kind);
+/// The transfer of an event, in `state`, committed at `position`.
+TransferInfo transfer_info(const TransferEvent& event, TransferState state, std::uint64_t position);
 /// The transfer as a lookup shows it.
 TransferInfo transfer_info(const TransferRecord& record);
 

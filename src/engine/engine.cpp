@@ -669,14 +669,7 @@ Status Engine::ledger_stats(LedgerId ledger, std::uint32_t from_day, std::uint32
   if (to_day < from_day) return Status::invalid_argument("to_day is before from_day");
   Status s = impl_->wait_for_read_models(min_position);
   if (!s.is_ok()) return s;
-  std::vector<store::DayStats> stored;
-  s = impl_->read_model->stats(ledger, from_day, to_day, &stored);
-  if (!s.is_ok()) return s;
-  days->clear();
-  for (const store::DayStats& d : stored) {
-    days->push_back({d.day, d.issued, d.redeemed, d.expired, d.transfers, d.outstanding});
-  }
-  return Status::ok();
+  return impl_->read_model->stats(ledger, from_day, to_day, days);
 }
 
 Status Engine::subscribe(std::uint64_t after_position, FeedCallback callback,

@@ -3,26 +3,12 @@
 #include <pthread.h>
 
 #include "domain/codec.hpp"
+#include "domain/decide.hpp"
 #include "engine/log.hpp"
 #include "engine/projector.hpp"
 
 namespace pointex::engine {
 namespace {
-
-TransferState state_after(TransferKind kind) {
-  switch (kind) {
-    case TransferKind::pending:
-      return TransferState::pending;
-    case TransferKind::void_pending:
-      return TransferState::voided;
-    case TransferKind::expire:
-      return TransferState::expired;
-    case TransferKind::single:
-    case TransferKind::post:
-      break;
-  }
-  return TransferState::posted;
-}
 
 AccountBalances balances_of(AccountId id, const std::optional<store::HistoryEntry>& h) {
   AccountBalances b;
@@ -56,17 +42,7 @@ FeedEvent make_feed_event(std::uint64_t position, const domain::Event& event,
     const auto& e = std::get<domain::TransferEvent>(event);
     f.type = FeedEvent::Type::transfer;
     f.kind = e.kind;
-    TransferInfo& t = f.transfer;
-    t.request = e.request;
-    t.debit_account = e.debit_account;
-    t.credit_account = e.credit_account;
-    t.ledger = e.ledger;
-    t.code = e.code;
-    t.amount = e.amount;
-    t.state = state_after(e.kind);
-    t.expires_at = e.expires_at;
-    t.timestamp = e.timestamp;
-    t.position = position;
+    f.transfer = domain::transfer_info(e, domain::state_after(e.kind), position);
     f.debit = debit;
     f.credit = credit;
   }

@@ -30,21 +30,6 @@ std::string transfer_key(AccountId debit, TransferId id) {
   return k;
 }
 
-TransferState state_of(domain::TransferKind kind) {
-  switch (kind) {
-    case domain::TransferKind::pending:
-      return TransferState::pending;
-    case domain::TransferKind::void_pending:
-      return TransferState::voided;
-    case domain::TransferKind::expire:
-      return TransferState::expired;
-    case domain::TransferKind::single:
-    case domain::TransferKind::post:
-      break;
-  }
-  return TransferState::posted;
-}
-
 }  // namespace
 
 Projector::Projector(store::ReadModel& read_model, const store::EventLog& log)
@@ -234,17 +219,7 @@ Status Projector::apply_transfer(std::uint64_t position, const domain::TransferE
   // The transfer itself, and the state of the pending transfer a post/void/expiry resolves.
   const TransferId state_id = e.request.id != 0 ? e.request.id : e.pending_id();
   if (e.request.id != 0) {
-    TransferInfo info;
-    info.request = e.request;
-    info.debit_account = e.debit_account;
-    info.credit_account = e.credit_account;
-    info.ledger = e.ledger;
-    info.code = e.code;
-    info.amount = e.amount;
-    info.state = state_of(e.kind);
-    info.expires_at = e.expires_at;
-    info.timestamp = e.timestamp;
-    info.position = position;
+    const TransferInfo info = domain::transfer_info(e, domain::state_after(e.kind), position);
     writer_->put_transfer(info);
     writer_->put_transfer_id(e.debit_account, e.request.id);
     unflushed_transfers_[transfer_key(e.debit_account, e.request.id)] = info;
@@ -253,7 +228,7 @@ Status Projector::apply_transfer(std::uint64_t position, const domain::TransferE
     TransferInfo pending;
     s = find_transfer(e.debit_account, e.pending_id(), &pending);
     if (!s.is_ok()) return s;
-    pending.state = state_of(e.kind);
+    pending.state = domain::state_after(e.kind);
     writer_->put_transfer(pending);
     unflushed_transfers_[transfer_key(e.debit_account, e.pending_id())] = pending;
   }

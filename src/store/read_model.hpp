@@ -68,17 +68,8 @@ struct HistoryFilter {
   std::uint64_t to_ns = 0;
 };
 
-/// Per ledger and day (UTC days since the epoch). See docs/storage.md for what counts.
-struct DayStats {
-  std::uint32_t day = 0;
-  std::uint64_t issued = 0;
-  std::uint64_t redeemed = 0;
-  std::uint64_t expired = 0;
-  std::uint64_t transfers = 0;
-  /// Points held outside issuer accounts at the end of the day (issued - redeemed - expired,
-  /// cumulative).
-  std::int64_t outstanding = 0;
-};
+/// Per ledger and day: the public LedgerDayStats (docs/storage.md says what counts).
+using DayStats = LedgerDayStats;
 
 class ReadModel {
  public:
