@@ -29,13 +29,15 @@ class TransferChunk final : public store::JournalChunk {
   caf::actor debit_actor;
 
   void on_durable() override {
+    // Tell the debit account first, then the callers: whatever a caller does after its answer
+    // (a retry, closing the account) reaches the debit actor after the commit is in its inbox.
+    auto* node = new engine::CommitNode{std::move(events), first_position, first_timestamp};
+    if (debit_entry->acks.push(node)) caf::anon_send(debit_actor, Poke{});
     for (std::size_t i = 0; i < completions.size(); ++i) {
       if (completions[i].batch == nullptr) continue;
       completions[i].batch->complete(completions[i].index,
                                      {TransferResult::ok, first_timestamp + i, first_position + i});
     }
-    auto* node = new engine::CommitNode{std::move(events), first_position, first_timestamp};
-    if (debit_entry->acks.push(node)) caf::anon_send(debit_actor, Poke{});
   }
   void on_failed(const Status&) override {
     for (const Completion& c : completions) {
