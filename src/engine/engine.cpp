@@ -1,4 +1,5 @@
-// The engine facade: options, recovery, routing of commands to account actors, shutdown.
+// The engine facade: options, opening (recovery.cpp replays the log), routing of commands to
+// account actors, shutdown. The read side's calls are in reads.cpp.
 
 #include "pointex/engine.hpp"
 
@@ -16,6 +17,7 @@
 #include "domain/decide.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/log.hpp"
+#include "engine/recovery.hpp"
 #include "engine/transfer_batch.hpp"
 
 namespace pointex {
@@ -85,113 +87,6 @@ class AccountsChunk final : public store::JournalChunk {
   void on_failed(const Status& status) override { callback(status, {}); }
 };
 
-/// Applies one recovered event to the in-memory state.
-class Recovery {
- public:
-  explicit Recovery(Engine::Impl& core) : core_(core) {}
-
-  Status apply(std::uint64_t position, std::string_view bytes) {
-    domain::Event event;
-    const domain::DecodeError err = domain::decode_event(bytes, &event);
-    if (err != domain::DecodeError::none) {
-      return Status::corruption(
-          "event at position " + std::to_string(position) + ": " +
-          std::string(domain::to_string(err)) +
-          (err == domain::DecodeError::unknown_version || err == domain::DecodeError::unknown_type
-               ? " (written by a newer PointEx?)"
-               : ""));
-    }
-    POINTEX_ASSERT(position > last_position);
-    last_position = position;
-    last_timestamp = std::max(last_timestamp, domain::event_timestamp(event));
-    return std::visit([&](auto& e) { return apply_event(position, e); }, event);
-  }
-
-  std::uint64_t last_position = 0;
-  std::uint64_t last_timestamp = 0;
-
- private:
-  Status apply_event(std::uint64_t, const domain::LedgerCreated& e) {
-    core_.ledgers[e.ledger.id] = e.ledger;
-    core_.ledger_codes[e.ledger.code] = e.ledger.id;
-    return Status::ok();
-  }
-  Status apply_event(std::uint64_t position, const domain::AccountCreated& e) {
-    // Pair assertion: what was validated before it was written must still be valid.
-    if (domain::validate_account(e.spec) != AccountResult::ok) {
-      return at(position, "account definition fails validation");
-    }
-    if (core_.ledgers.count(e.spec.ledger) == 0) return at(position, "account of unknown ledger");
-    auto state = std::make_unique<domain::AccountState>();
-    state->account.spec = e.spec;
-    state->account.timestamp = e.timestamp;
-    bool inserted = false;
-    core_.directory.insert(std::move(state), &inserted);
-    if (!inserted) return at(position, "account " + std::to_string(e.spec.id) + " created twice");
-    return Status::ok();
-  }
-  Status apply_event(std::uint64_t position, const domain::AccountClosed& e) {
-    engine::AccountEntry* entry = core_.directory.find(e.id);
-    if (entry == nullptr) return at(position, "closing unknown account");
-    domain::apply_close(*entry->dormant);
-    entry->closed.store(true);
-    return Status::ok();
-  }
-  Status apply_event(std::uint64_t position, const domain::TransferEvent& e) {
-    if (e.kind != domain::TransferKind::expire &&
-        domain::validate_transfer(e.request) != TransferResult::ok) {
-      return at(position, "transfer fails validation");
-    }
-    engine::AccountEntry* debit = core_.directory.find(e.debit_account);
-    engine::AccountEntry* credit = core_.directory.find(e.credit_account);
-    if (debit == nullptr || credit == nullptr || debit == credit) {
-      return at(position, "transfer names an unknown account");
-    }
-    if (debit->spec.ledger != e.ledger || credit->spec.ledger != e.ledger) {
-      return at(position, "transfer across ledgers");
-    }
-    domain::evolve(*debit->dormant, e, position);
-    domain::evolve(*credit->dormant, e, position);
-    return Status::ok();
-  }
-  static Status at(std::uint64_t position, const std::string& what) {
-    return Status::corruption("event at position " + std::to_string(position) + ": " + what);
-  }
-
-  Engine::Impl& core_;
-};
-
-Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* last_timestamp) {
-  const auto started = std::chrono::steady_clock::now();
-  std::uint64_t total = 0;
-  Status s = core.log->last_position(&total);
-  if (!s.is_ok()) return s;
-  log().info("recovering from {} (log up to position {})", core.options.data_dir, total);
-  Recovery recovery(core);
-  Status failure;
-  std::uint64_t count = 0;
-  s = core.log->scan(1, [&](std::uint64_t position, std::string_view bytes) {
-    failure = recovery.apply(position, bytes);
-    if (!failure.is_ok()) return false;
-    if (++count % core.options.recovery_progress_events == 0) {
-      log().info("recovery {} events, position {}/{}", count, position, total);
-    }
-    return true;
-  });
-  if (!s.is_ok()) return s;
-  if (!failure.is_ok()) return failure;
-  core.recovered_events = count;
-  core.recovery_ms =
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::steady_clock::now() - started)
-                                     .count());
-  log().info("recovered {} events, {} ledgers, {} accounts in {} ms", count, core.ledgers.size(),
-             core.directory.size(), core.recovery_ms);
-  *next_position = recovery.last_position + 1;
-  *last_timestamp = recovery.last_timestamp;
-  return Status::ok();
-}
-
 /// Pending transfers with a timeout that recovery found still pending.
 actors::ScheduleExpiry recovered_expiries(const engine::Directory& directory) {
   actors::ScheduleExpiry msg;
@@ -245,19 +140,6 @@ caf::actor Engine::Impl::actor_of(AccountId id) {
   return entry == nullptr ? caf::actor() : actor_of(*entry);
 }
 
-Status Engine::Impl::wait_for_read_models(std::uint64_t min_position) {
-  if (stopping.load()) return Status::shutting_down("engine is closing");
-  if (min_position == 0 || projector->checkpoint() >= min_position) return Status::ok();
-  if (projector->wait_for(min_position, std::chrono::milliseconds(options.read_wait_ms_max))) {
-    return Status::ok();
-  }
-  const Status failure = projector->failure();
-  if (!failure.is_ok()) return failure;
-  return Status::timed_out("read models are at position " +
-                           std::to_string(projector->checkpoint()) + ", not yet at " +
-                           std::to_string(min_position));
-}
-
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
@@ -276,7 +158,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   if (!s.is_ok()) return s;
   std::uint64_t next_position = 1;
   std::uint64_t last_timestamp = 0;
-  s = recover(*impl, &next_position, &last_timestamp);
+  s = engine::recover(*impl, &next_position, &last_timestamp);
   if (!s.is_ok()) return s;
   s = store::ReadModel::open(impl->options.data_dir, &impl->read_model);
   if (!s.is_ok()) return s;
@@ -603,80 +485,6 @@ Status Engine::lookup_transfer(AccountId debit_account, TransferId id,
   caf::anon_send(
       actor, actors::LookupTransfer{id, [&](std::optional<TransferInfo> t) { done.set_value(t); }});
   *transfer = wait(f);
-  return Status::ok();
-}
-
-Status Engine::read_account(AccountId id, std::uint64_t min_position,
-                            std::optional<Account>* account) {
-  const Status s = impl_->wait_for_read_models(min_position);
-  if (!s.is_ok()) return s;
-  return impl_->read_model->account(id, account);
-}
-
-Status Engine::read_transfer(AccountId debit_account, TransferId id, std::uint64_t min_position,
-                             std::optional<TransferInfo>* transfer) {
-  const Status s = impl_->wait_for_read_models(min_position);
-  if (!s.is_ok()) return s;
-  return impl_->read_model->transfer(debit_account, id, transfer);
-}
-
-Status Engine::find_transfers(TransferId id, std::uint64_t min_position,
-                              std::vector<TransferInfo>* transfers) {
-  const Status s = impl_->wait_for_read_models(min_position);
-  if (!s.is_ok()) return s;
-  return impl_->read_model->transfers_by_id(id, transfers);
-}
-
-Status Engine::account_history(const HistoryQuery& query, HistoryPage* page) {
-  if (query.limit == 0 || query.limit > impl_->options.history_page_max) {
-    return Status::invalid_argument("limit must be 1-" +
-                                    std::to_string(impl_->options.history_page_max));
-  }
-  if (query.to_ns != 0 && query.to_ns <= query.from_ns) {
-    return Status::invalid_argument("to must be after from");
-  }
-  Status s = impl_->wait_for_read_models(query.min_position);
-  if (!s.is_ok()) return s;
-  store::HistoryFilter filter{query.before_position, query.code, query.from_ns, query.to_ns};
-  std::vector<store::HistoryEntry> entries;
-  page->events.clear();
-  s = impl_->read_model->history(query.account, filter, query.limit, &entries,
-                                 &page->next_before_position);
-  if (!s.is_ok()) return s;
-  for (const store::HistoryEntry& h : entries) {
-    AccountEvent e;
-    e.position = h.position;
-    e.timestamp = h.timestamp;
-    e.kind = h.kind;
-    e.code = h.code;
-    e.amount = h.amount;
-    e.debits_posted = h.after.debits_posted;
-    e.credits_posted = h.after.credits_posted;
-    e.debits_pending = h.after.debits_pending;
-    e.credits_pending = h.after.credits_pending;
-    std::optional<TransferInfo> t;
-    s = impl_->read_model->transfer(h.debit_account, h.transfer_id, &t);
-    if (!s.is_ok()) return s;
-    if (!t) return Status::corruption("history names a transfer the read models lack");
-    e.transfer = *t;
-    page->events.push_back(e);
-  }
-  return Status::ok();
-}
-
-Status Engine::ledger_stats(LedgerId ledger, std::uint32_t from_day, std::uint32_t to_day,
-                            std::uint64_t min_position, std::vector<LedgerDayStats>* days) {
-  if (to_day < from_day) return Status::invalid_argument("to_day is before from_day");
-  Status s = impl_->wait_for_read_models(min_position);
-  if (!s.is_ok()) return s;
-  return impl_->read_model->stats(ledger, from_day, to_day, days);
-}
-
-Status Engine::subscribe(std::uint64_t after_position, FeedCallback callback,
-                         std::unique_ptr<Subscription>* subscription) {
-  if (impl_->stopping.load()) return Status::shutting_down("engine is closing");
-  if (!callback) return Status::invalid_argument("subscribe needs a callback");
-  *subscription = impl_->feed->subscribe(after_position, std::move(callback));
   return Status::ok();
 }
 
