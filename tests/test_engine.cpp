@@ -498,6 +498,7 @@ TEST_CASE("a foreign directory format is refused", "[engine]") {
 namespace pointex {
 struct EngineTestAccess {
   static store::EventLog& log(Engine& e) { return *e.impl_->log; }
+  static store::ReadModel& read_model(Engine& e) { return *e.impl_->read_model; }
 };
 }  // namespace pointex
 
@@ -539,4 +540,35 @@ TEST_CASE("a failed event log write is fail-stop: nothing unknown is acknowledge
   CHECK(retry[0].result == TransferResult::ok);
   CHECK(retry[1].result == TransferResult::exists);
   CHECK(retry[1].position == acked[0].position);
+}
+
+TEST_CASE("a failed read-model write stops projecting, not writing; a reopen catches up",
+          "[engine]") {
+  TempDir dir;
+  std::uint64_t last = 0;
+  {
+    auto e = open_engine(dir.path());
+    setup(*e);
+    REQUIRE(submit_one(*e, single(1, issuer, alice, 10)) == TransferResult::ok);
+    EngineTestAccess::read_model(*e).fail_writes_after(0);
+    auto out = submit(*e, {single(2, issuer, alice, 20)});
+    REQUIRE(out[0].result == TransferResult::ok);
+    last = out[0].position;
+    std::optional<Account> a;
+    const Status s = e->read_account(alice, last, &a);
+    CHECK(s.code() == Status::Code::io_error);  // the projector's failure, not a 5 s wait
+    CHECK_FALSE(a.has_value());
+    // Writes go on; the account actors are current.
+    REQUIRE(submit_one(*e, single(3, issuer, alice, 30)) == TransferResult::ok);
+    CHECK(account(*e, alice).credits_posted == 60);
+  }
+  auto e = open_engine(dir.path());
+  std::optional<Account> a;
+  REQUIRE(e->read_account(alice, last, &a).is_ok());
+  REQUIRE(a.has_value());
+  CHECK(a->credits_posted == 60);
+  e.reset();
+  VerifyReport report;
+  REQUIRE(Engine::verify(dir.path(), &report).is_ok());
+  CHECK(report.ok);
 }

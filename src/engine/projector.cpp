@@ -80,6 +80,8 @@ void Projector::start() {
 void Projector::submit(CommittedGroup group) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    // After a failure nothing drains the queue; the next open catches up from the log.
+    if (!failure_.is_ok()) return;
     queue_.push_back(std::move(group));
   }
   wake_.notify_one();

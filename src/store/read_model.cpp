@@ -224,6 +224,10 @@ void ReadModel::Writer::set_checkpoint(std::uint64_t position) {
 }
 
 Status ReadModel::write(Writer& writer) {
+  for (std::int64_t left = fail_after_.load(); left >= 0;) {
+    if (left == 0) return Status::io_error("writing read models: injected failure");
+    if (fail_after_.compare_exchange_weak(left, left - 1)) break;
+  }
   rocksdb::WriteOptions wo;
   wo.sync = false;
   return from_rocks(db_->db->Write(wo, &writer.impl_->batch), "writing read models");

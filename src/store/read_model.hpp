@@ -17,6 +17,7 @@
 /// models are always exactly the fold of the log up to the checkpoint: a crash never applies
 /// an event twice or skips one.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -99,6 +100,9 @@ class ReadModel {
   /// Writes atomically, without sync (the log is the durable truth; the checkpoint says how far
   /// the read models got).
   [[nodiscard]] Status write(Writer& writer);
+  /// Fault injection for tests: after `writes` more successful writes, every write fails with
+  /// io_error. Negative: never (the default).
+  void fail_writes_after(std::int64_t writes) { fail_after_.store(writes); }
 
   [[nodiscard]] Status checkpoint(std::uint64_t* position) const;
   [[nodiscard]] Status account(AccountId id, std::optional<Account>* account,
@@ -127,6 +131,7 @@ class ReadModel {
 
  private:
   std::shared_ptr<Db> db_;
+  std::atomic<std::int64_t> fail_after_{-1};
 };
 
 }  // namespace pointex::store
