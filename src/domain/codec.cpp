@@ -47,17 +47,7 @@ void encode(const TransferEvent& e, std::string& out) {
   put_u8(out, transfer_version);
   put_varint(out, e.timestamp);
   put_u8(out, static_cast<std::uint8_t>(e.kind));
-  const Transfer& r = e.request;
-  put_varint(out, r.id);
-  put_varint(out, r.debit_account);
-  put_varint(out, r.credit_account);
-  put_varint(out, r.amount);
-  put_varint(out, r.ledger);
-  put_varint(out, r.code);
-  put_varint(out, r.flags);
-  put_varint(out, r.pending_id);
-  put_varint(out, r.timeout_s);
-  put_varint(out, r.user_data);
+  put_transfer_request(out, e.request);
   const bool differs = !resolved_equals_request(e);
   put_u8(out, differs ? resolved_differs : 0);
   if (differs) {
@@ -115,17 +105,8 @@ DecodeError decode_transfer(Reader& in, std::uint8_t version, Event* out) {
   const std::uint8_t kind = in.u8();
   if (kind > static_cast<std::uint8_t>(TransferKind::expire)) in.fail(DecodeError::invalid_field);
   e.kind = static_cast<TransferKind>(kind);
-  Transfer& r = e.request;
-  r.id = in.varint();
-  r.debit_account = in.varint();
-  r.credit_account = in.varint();
-  r.amount = in.varint();
-  r.ledger = in.varint();
-  r.code = in.bounded<std::uint16_t>(UINT16_MAX);
-  r.flags = in.bounded<std::uint32_t>(transfer_flags::all);
-  r.pending_id = in.varint();
-  r.timeout_s = in.bounded<std::uint32_t>(UINT32_MAX);
-  r.user_data = in.varint();
+  e.request = read_transfer_request(in);
+  const Transfer& r = e.request;
   const std::uint8_t differs = in.u8();
   if (differs > resolved_differs) in.fail(DecodeError::invalid_field);
   if (differs != 0) {

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "domain/codec.hpp"
+#include "pointex/types.hpp"
 
 namespace pointex::domain {
 
@@ -78,5 +79,29 @@ class Reader {
   const std::uint8_t* end_;
   DecodeError error_ = DecodeError::none;
 };
+
+/// A transfer as submitted: its ten fields in order (events and read models both store it).
+inline void put_transfer_request(std::string& out, const Transfer& r) {
+  for (std::uint64_t x :
+       {r.id, r.debit_account, r.credit_account, r.amount, r.ledger, std::uint64_t{r.code},
+        std::uint64_t{r.flags}, r.pending_id, std::uint64_t{r.timeout_s}, r.user_data}) {
+    put_varint(out, x);
+  }
+}
+
+inline Transfer read_transfer_request(Reader& in) {
+  Transfer r;
+  r.id = in.varint();
+  r.debit_account = in.varint();
+  r.credit_account = in.varint();
+  r.amount = in.varint();
+  r.ledger = in.varint();
+  r.code = in.bounded<std::uint16_t>(UINT16_MAX);
+  r.flags = in.bounded<std::uint32_t>(transfer_flags::all);
+  r.pending_id = in.varint();
+  r.timeout_s = in.bounded<std::uint32_t>(UINT32_MAX);
+  r.user_data = in.varint();
+  return r;
+}
 
 }  // namespace pointex::domain

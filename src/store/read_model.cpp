@@ -9,8 +9,10 @@ namespace pointex::store {
 namespace {
 
 using domain::put_bytes;
+using domain::put_transfer_request;
 using domain::put_u8;
 using domain::put_varint;
+using domain::read_transfer_request;
 using domain::Reader;
 
 constexpr const char* checkpoint_key = "checkpoint";
@@ -83,11 +85,9 @@ Status decode_account(const std::string& v, Account* a, std::uint64_t* last_posi
 
 std::string encode_transfer(const TransferInfo& t) {
   std::string v;
-  const Transfer& r = t.request;
+  put_transfer_request(v, t.request);
   for (std::uint64_t x :
-       {r.id, r.debit_account, r.credit_account, r.amount, r.ledger, std::uint64_t{r.code},
-        std::uint64_t{r.flags}, r.pending_id, std::uint64_t{r.timeout_s}, r.user_data,
-        t.debit_account, t.credit_account, t.ledger, std::uint64_t{t.code}, t.amount}) {
+       {t.debit_account, t.credit_account, t.ledger, std::uint64_t{t.code}, t.amount}) {
     put_varint(v, x);
   }
   put_u8(v, static_cast<std::uint8_t>(t.state));
@@ -98,17 +98,7 @@ std::string encode_transfer(const TransferInfo& t) {
 }
 Status decode_transfer(const std::string& v, TransferInfo* t) {
   Reader in(v);
-  Transfer& r = t->request;
-  r.id = in.varint();
-  r.debit_account = in.varint();
-  r.credit_account = in.varint();
-  r.amount = in.varint();
-  r.ledger = in.varint();
-  r.code = in.bounded<std::uint16_t>(UINT16_MAX);
-  r.flags = in.bounded<std::uint32_t>(transfer_flags::all);
-  r.pending_id = in.varint();
-  r.timeout_s = in.bounded<std::uint32_t>(UINT32_MAX);
-  r.user_data = in.varint();
+  t->request = read_transfer_request(in);
   t->debit_account = in.varint();
   t->credit_account = in.varint();
   t->ledger = in.varint();
