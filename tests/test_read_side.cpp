@@ -484,3 +484,36 @@ TEST_CASE("a feed subscription resumes after a position across a restart", "[fee
   CHECK(c.events.back().credit.credits_posted == 55);
   CHECK(c.events.front().credit.credits_posted == 21);
 }
+
+TEST_CASE("read_events pages the feed in commit order and ends with an empty page", "[feed]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  std::uint64_t last = 0;
+  for (TransferId id = 1; id <= 7; ++id) last = submit_ok(*e, single(id, issuer, alice, id)).position;
+  std::optional<Account> ignored;
+  REQUIRE(e->read_account(alice, last, &ignored).is_ok());  // the read models include it all
+
+  std::vector<FeedEvent> all;
+  std::vector<FeedEvent> page;
+  std::uint64_t after = 0;
+  for (int pages = 0; pages < 100; ++pages) {
+    REQUIRE(e->read_events(after, 3, &page).is_ok());
+    if (page.empty()) break;
+    CHECK(page.size() <= 3);
+    all.insert(all.end(), page.begin(), page.end());
+    after = page.back().position;
+  }
+  REQUIRE(!all.empty());
+  check_consecutive(all, 1);
+  CHECK(all.back().position == last);
+  CHECK(all.back().transfer.request.id == 7);
+  CHECK(all.back().credit.credits_posted == 28);
+
+  // Limits are checked; nothing is read.
+  page.push_back(all.front());
+  CHECK(e->read_events(0, 0, &page).code() == Status::Code::invalid_argument);
+  CHECK(page.empty());
+  CHECK(e->read_events(0, e->options().history_page_max + 1, &page).code() ==
+        Status::Code::invalid_argument);
+}

@@ -213,6 +213,12 @@ class Engine {
   [[nodiscard]] Status subscribe(std::uint64_t after_position, FeedCallback callback,
                                  std::unique_ptr<Subscription>* subscription);
 
+  /// A page of the feed: committed events after `after_position` that the read models include,
+  /// in commit order, at most `limit` (1 to history_page_max, else invalid_argument). An empty
+  /// page means the caller is at the tail; pass the last event's position as the next `after`.
+  [[nodiscard]] Status read_events(std::uint64_t after_position, std::uint32_t limit,
+                                   std::vector<FeedEvent>* events);
+
   /// Offline (the data dir must not be open): drops every read model and rebuilds it by
   /// replaying the event log, logging progress.
   [[nodiscard]] static Status rebuild_read_models(const std::string& data_dir);

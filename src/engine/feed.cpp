@@ -193,10 +193,12 @@ void Feed::stop_all() {
   for (Sub* sub : subs_) sub->stop();
 }
 
-Status Feed::read_log(std::uint64_t from, std::uint64_t to, std::vector<FeedEvent>* out) const {
+Status Feed::read_log(std::uint64_t from, std::uint64_t to, std::vector<FeedEvent>* out,
+                      std::size_t max) const {
+  if (max == 0) max = batch_max_;
   Status failure;
   const Status s = log_.scan(from, [&](std::uint64_t position, std::string_view bytes) {
-    if (position > to || out->size() >= batch_max_) return false;
+    if (position > to || out->size() >= max) return false;
     domain::Event event;
     if (domain::decode_event(bytes, &event) != domain::DecodeError::none) {
       failure = Status::corruption("feed: event at position " + std::to_string(position));

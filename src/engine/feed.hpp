@@ -45,14 +45,15 @@ class Feed {
   void notify();
   /// Stops every subscription's thread (engine shutdown).
   void stop_all();
+  /// Reads events [from, to] from the log, at most `max` (0: batch_max).
+  Status read_log(std::uint64_t from, std::uint64_t to, std::vector<FeedEvent>* out,
+                  std::size_t max = 0) const;
 
   class Sub;
 
  private:
   friend class Sub;
   void remove(Sub* sub);
-  /// Reads events [from, to] from the log, at most batch_max_.
-  Status read_log(std::uint64_t from, std::uint64_t to, std::vector<FeedEvent>* out) const;
 
   const store::EventLog& log_;
   const store::ReadModel& read_model_;

@@ -86,6 +86,19 @@ Status Engine::ledger_stats(LedgerId ledger, std::uint32_t from_day, std::uint32
   return impl_->read_model->stats(ledger, from_day, to_day, days);
 }
 
+Status Engine::read_events(std::uint64_t after_position, std::uint32_t limit,
+                           std::vector<FeedEvent>* events) {
+  events->clear();
+  if (limit == 0 || limit > impl_->options.history_page_max) {
+    return Status::invalid_argument("limit must be 1-" +
+                                    std::to_string(impl_->options.history_page_max));
+  }
+  if (impl_->stopping.load()) return Status::shutting_down("engine is closing");
+  const std::uint64_t checkpoint = impl_->projector->checkpoint();
+  if (after_position >= checkpoint) return Status::ok();
+  return impl_->feed->read_log(after_position + 1, checkpoint, events, limit);
+}
+
 Status Engine::subscribe(std::uint64_t after_position, FeedCallback callback,
                          std::unique_ptr<Subscription>* subscription) {
   if (impl_->stopping.load()) return Status::shutting_down("engine is closing");
