@@ -11,7 +11,9 @@
 
 #include "actors/messages.hpp"
 #include "domain/decide.hpp"
+#include "engine/account_loader.hpp"
 #include "engine/engine_impl.hpp"
+#include "engine/log.hpp"
 #include "engine/transfer_batch.hpp"
 
 namespace pointex::actors {
@@ -97,8 +99,21 @@ void flush_outbox(Self* self) {
   }
 }
 
+/// Loads records the command names that are not in memory. False (logged) if the read models
+/// could not be read.
+bool load_records(AccountActorState& st, const std::array<TransferId, 2>& ids) {
+  const Status s = engine::load_records(*st.core->read_model, *st.account, ids, &st.core->records_loaded);
+  if (s.is_ok()) return true;
+  log().error("account {}: loading transfer records: {}", st.account->id(), s.to_string());
+  return false;
+}
+
 void decide_one(Self* self, DebitItem& item, std::uint64_t now) {
   AccountActorState& st = self->state;
+  if (!load_records(st, domain::records_needed(item.transfer))) {
+    item.batch->fail(item.index);
+    return;
+  }
   domain::DebitDecision d =
       domain::decide_debit(*st.account, item.transfer, item.credit_closed, now);
   switch (d.kind) {
@@ -171,6 +186,10 @@ void settle(Self* self, std::uint64_t now) {
     if (!want || !absorb_commits(self, now)) break;
   }
   flush_outbox(self);
+  const std::size_t cached_max = st.core->options.account_records_cached_max;
+  if (st.account->transfers.size() > cached_max) {
+    domain::evict_records(*st.account, st.core->projector->checkpoint(), cached_max / 2);
+  }
 }
 
 void on_debits(Self* self, DebitBatch& msg) {
@@ -227,6 +246,7 @@ void on_expire(Self* self, ExpireDue& msg) {
   const std::uint64_t now = st.core->now();
   absorb_commits(self, now);
   for (TransferId pending_id : msg.pending_ids) {
+    if (!load_records(st, {pending_id, 0})) continue;  // it is tried again at the next open
     std::optional<domain::TransferEvent> e = domain::decide_expire(*st.account, pending_id, now);
     if (!e) continue;
     domain::apply_debit(*st.account, *e);
@@ -284,6 +304,7 @@ caf::behavior account_actor(Self* self, Engine::Impl* core, engine::AccountEntry
       [=](LookupTransfer& msg) {
         absorb_commits(self, self->state.core->now());
         settle(self, self->state.core->now());
+        (void)load_records(self->state, {msg.id, 0});
         const auto& transfers = self->state.account->transfers;
         const auto it = transfers.find(msg.id);
         if (it == transfers.end() || !it->second.committed) {

@@ -1553,3 +1553,62 @@ TEST_CASE("every TransferResult code is reachable from the domain functions",
   CHECK(reached.size() == transfer_result_count);
   w.require_replay_equal();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The record cache: records leave memory only once the read models include their last change.
+
+TEST_CASE("evict_records: only committed, idle records the read models include, oldest first",
+          "[domain][records]") {
+  World w = world_with_funded_alice();  // position 1
+  for (TransferId id = 2; id <= 10; ++id) w.given(single(id, issuer, bob, 1));  // positions 2-10
+  AccountState& is = w.at(issuer);
+  REQUIRE(is.transfers.size() == 10);
+  CHECK(evict_records(is, 5, 0) == 5);  // positions 1-5 are in the read models
+  CHECK_FALSE(is.records_complete);
+  CHECK_FALSE(w.has_record(issuer, 5));
+  CHECK(w.has_record(issuer, 6));
+  CHECK(evict_records(is, 100, 3) == 2);  // keeps 3
+  CHECK(is.transfers.size() == 3);
+
+  // A pending transfer with a post in flight stays (busy), and so does the post (uncommitted).
+  const TransferEvent p = w.given(pending(20, alice, bob, 10));
+  const TransferEvent posting = w.begin(post(21, alice, 20));
+  AccountState& a = w.at(alice);
+  CHECK(evict_records(a, 1000, 0) == 0);
+  CHECK(w.has_record(alice, 20));
+  CHECK(w.has_record(alice, 21));
+  const Outcome done = w.finish(posting);
+  // The post changed the pending record: it stays until the read models include the post.
+  CHECK(evict_records(a, done.position - 1, 0) == 0);
+  CHECK(w.has_record(alice, 20));
+  CHECK(evict_records(a, done.position, 0) == 2);
+  CHECK(a.transfers.empty());
+  (void)p;
+}
+
+TEST_CASE("a record loaded back from its read-model form decides like the original",
+          "[domain][records]") {
+  World w = world_with_funded_alice();
+  const TransferEvent p = w.given(pending(20, alice, bob, 10));
+  const TransferRecord original = w.record(alice, 20);
+  AccountState& a = w.at(alice);
+  const TransferInfo info = transfer_info(original);
+  a.transfers.clear();
+  a.records_complete = false;
+  load_record(a, info);
+  const TransferRecord& loaded = w.record(alice, 20);
+  CHECK(loaded.event.request == original.event.request);
+  CHECK(loaded.event.kind == TransferKind::pending);
+  CHECK(loaded.state == TransferState::pending);
+  CHECK(loaded.position == original.position);
+  CHECK(loaded.committed);
+  // A retry answers the original outcome; a post of it works once.
+  const Outcome retry = w.when(pending(20, alice, bob, 10));
+  CHECK(retry.result == TransferResult::exists);
+  CHECK(retry.position == original.position);
+  CHECK(w.when(post(21, alice, 20)).result == TransferResult::ok);
+  CHECK(w.when(post(22, alice, 20)).result ==
+        TransferResult::pending_transfer_already_posted);
+  CHECK(w.balances_of(alice).debits_pending == 0);
+  (void)p;
+}

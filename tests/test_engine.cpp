@@ -338,6 +338,13 @@ TEST_CASE("closing accounts", "[engine]") {
   CHECK(submit_one(*e, single(5, issuer, alice, 1)) == TransferResult::account_closed);
 }
 
+namespace pointex {
+struct EngineTestAccess {
+  static store::EventLog& log(Engine& e) { return *e.impl_->log; }
+  static store::ReadModel& read_model(Engine& e) { return *e.impl_->read_model; }
+};
+}  // namespace pointex
+
 TEST_CASE("recovery restores ledgers, accounts, balances, transfers and positions", "[engine]") {
   TempDir dir;
   std::vector<TransferOutcome> before;
@@ -355,8 +362,13 @@ TEST_CASE("recovery restores ledgers, accounts, balances, transfers and position
     alice_before = account(*e, alice);
   }
   auto e = open_engine(dir.path());
-  CHECK(e->stats().recovered_events == 2 + 4 + 201);
+  // A clean close left the read models at the end of the log: nothing to replay, and accounts
+  // load from them on first use.
+  CHECK(e->stats().recovered_events == 0);
+  CHECK(e->stats().accounts == 4);
+  CHECK(e->stats().accounts_in_memory == 0);
   CHECK(e->ledgers().size() == 2);
+  CHECK(e->ledger(mall)->code == "MALL");
   const Account a = account(*e, alice);
   CHECK(a.credits_posted == alice_before.credits_posted);
   CHECK(a.debits_posted == 7);
@@ -371,6 +383,145 @@ TEST_CASE("recovery restores ledgers, accounts, balances, transfers and position
   auto next = submit(*e, {single(202, issuer, bob, 1)});
   CHECK(next[0].position > e->stats().committed_position - 1);
   CHECK(next[0].timestamp > before.back().timestamp);
+  const std::uint64_t next_position = next[0].position;
+  e.reset();
+
+  // Without read models the whole log is the tail: the same state, rebuilt from the events.
+  {
+    std::unique_ptr<store::ReadModel> model;
+    REQUIRE(store::ReadModel::open(dir.path(), &model).is_ok());
+    REQUIRE(model->drop_all().is_ok());
+  }
+  e = open_engine(dir.path());
+  CHECK(e->stats().recovered_events == 2 + 4 + 201 + 1);
+  CHECK(e->stats().accounts == 4);
+  CHECK(account(*e, alice).credits_posted == alice_before.credits_posted);
+  retry = submit(*e, {single(10, issuer, bob, 10), single(202, issuer, bob, 1)});
+  CHECK(retry[0].position == before[9].position);
+  CHECK(retry[1].position == next_position);
+}
+
+TEST_CASE("recovery replays only the log's tail after the read models' checkpoint", "[engine]") {
+  TempDir dir;
+  ManualClock clock;
+  Transfer pending = single(2, alice, issuer, 30);
+  pending.flags = transfer_flags::pending;
+  Transfer post;
+  post.id = 5;
+  post.debit_account = alice;
+  post.pending_id = 2;
+  post.flags = transfer_flags::post_pending;
+  post.amount = 20;
+  Transfer timed = single(6, alice, bob, 10);
+  timed.flags = transfer_flags::pending;
+  timed.timeout_s = 60;
+  TransferOutcome first{};
+  {
+    auto e = open_engine(dir.path(), clock.fn());
+    setup(*e);
+    first = submit(*e, {single(1, issuer, alice, 100)})[0];
+    REQUIRE(submit_one(*e, pending) == TransferResult::ok);
+    std::optional<Account> ignored;
+    REQUIRE(e->read_account(alice, e->stats().committed_position, &ignored).is_ok());
+    // From here on the read models stay behind: what follows is the log's tail.
+    EngineTestAccess::read_model(*e).fail_writes_after(0);
+    REQUIRE(submit_one(*e, single(3, issuer, alice, 50)) == TransferResult::ok);
+    REQUIRE(submit_one(*e, post) == TransferResult::ok);
+    REQUIRE(submit_one(*e, timed) == TransferResult::ok);
+    std::vector<AccountResult> created;
+    REQUIRE(e->create_accounts({{40, mall, AccountKind::member, no_overdraft, 0, "dave"}}, &created)
+                .is_ok());
+    REQUIRE(submit_one(*e, single(7, bob, 40, 1)) == TransferResult::exceeds_credits);
+  }
+  auto e = open_engine(dir.path(), clock.fn());
+  CHECK(e->stats().recovered_events == 4);  // three transfers and one account
+  CHECK(e->stats().accounts == 5);
+  const Account a = account(*e, alice);
+  CHECK(a.credits_posted == 150);
+  CHECK(a.debits_posted == 20);
+  CHECK(a.debits_pending == 10);
+  CHECK(account(*e, issuer).balance() + a.balance() + account(*e, bob).balance() == 0);
+  // Records from before the checkpoint come from the read models, those after from the tail.
+  auto retry = submit(*e, {single(1, issuer, alice, 100), post, single(1, issuer, alice, 99)});
+  CHECK(retry[0].result == TransferResult::exists);
+  CHECK(retry[0].position == first.position);
+  CHECK(retry[1].result == TransferResult::exists);
+  CHECK(retry[2].result == TransferResult::exists_with_different_fields);
+  Transfer again = post;
+  again.id = 8;
+  CHECK(submit_one(*e, again) == TransferResult::pending_transfer_already_posted);
+  CHECK(transfer(*e, alice, 2)->state == TransferState::posted);
+  // The account created in the tail exists; the pending timeout from the tail is re-armed.
+  CHECK(account(*e, 40).spec.owner == "dave");
+  clock.advance_s(61);
+  for (int i = 0; i < 100 && transfer(*e, alice, 6)->state != TransferState::expired; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(transfer(*e, alice, 6)->state == TransferState::expired);
+  CHECK(account(*e, alice).debits_pending == 0);
+  e.reset();
+  VerifyReport report;
+  REQUIRE(Engine::verify(dir.path(), &report).is_ok());
+  INFO((report.problems.empty() ? "" : report.problems[0]));
+  CHECK(report.ok);
+}
+
+TEST_CASE("transfer records past the cache limit leave memory and are found in the read models",
+          "[engine]") {
+  TempDir dir;
+  EngineOptions o;
+  o.data_dir = dir.path();
+  o.account_records_cached_max = 8;
+  std::unique_ptr<Engine> e;
+  REQUIRE(Engine::open(o, &e).is_ok());
+  setup(*e);
+  std::vector<Transfer> earn;
+  for (TransferId id = 1; id <= 100; ++id) earn.push_back(single(id, issuer, alice, 10));
+  const std::vector<TransferOutcome> earned = submit(*e, earn);
+  // Pending transfers of alice, one per batch so that each is committed before the next.
+  for (TransferId id = 1; id <= 40; ++id) {
+    Transfer p = single(id, alice, bob, 1);
+    p.flags = transfer_flags::pending;
+    REQUIRE(submit_one(*e, p) == TransferResult::ok);
+  }
+  std::optional<Account> ignored;
+  REQUIRE(e->read_account(alice, e->stats().committed_position, &ignored).is_ok());
+  // Once the read models include them, further commands evict all but a few.
+  for (TransferId id = 101; id <= 140; ++id) {
+    REQUIRE(submit_one(*e, single(id, issuer, alice, 1)) == TransferResult::ok);
+  }
+  const std::uint64_t loaded_before = e->stats().transfer_records_loaded;
+  std::vector<Transfer> retries;
+  for (TransferId id = 1; id <= 100; ++id) retries.push_back(single(id, issuer, alice, 10));
+  const std::vector<TransferOutcome> again = submit(*e, retries);
+  for (std::size_t i = 0; i < again.size(); ++i) {
+    INFO("retry " << i);
+    CHECK(again[i].result == TransferResult::exists);
+    CHECK(again[i].position == earned[i].position);
+  }
+  CHECK(e->stats().transfer_records_loaded > loaded_before);
+  // Posting an evicted pending transfer loads it; posting it twice fails.
+  Transfer post;
+  post.id = 500;
+  post.debit_account = alice;
+  post.pending_id = 1;
+  post.flags = transfer_flags::post_pending;
+  CHECK(submit_one(*e, post) == TransferResult::ok);
+  post.id = 501;
+  CHECK(submit_one(*e, post) == TransferResult::pending_transfer_already_posted);
+  Transfer v = post;
+  v.id = 502;
+  v.pending_id = 2;
+  v.flags = transfer_flags::void_pending;
+  CHECK(submit_one(*e, v) == TransferResult::ok);
+  CHECK(transfer(*e, alice, 2)->state == TransferState::voided);
+  CHECK(transfer(*e, alice, 1)->state == TransferState::posted);
+  CHECK(transfer(*e, alice, 30)->state == TransferState::pending);
+  CHECK(account(*e, alice).debits_pending == 38);
+  e.reset();
+  VerifyReport report;
+  REQUIRE(Engine::verify(dir.path(), &report).is_ok());
+  CHECK(report.ok);
 }
 
 TEST_CASE("limits: batch size and in-flight budget refuse whole, applying nothing", "[engine]") {
@@ -495,12 +646,6 @@ TEST_CASE("a foreign directory format is refused", "[engine]") {
   }
 }
 
-namespace pointex {
-struct EngineTestAccess {
-  static store::EventLog& log(Engine& e) { return *e.impl_->log; }
-  static store::ReadModel& read_model(Engine& e) { return *e.impl_->read_model; }
-};
-}  // namespace pointex
 
 TEST_CASE("a failed event log write is fail-stop: nothing unknown is acknowledged", "[engine]") {
   TempDir dir;

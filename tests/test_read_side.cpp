@@ -334,10 +334,11 @@ TEST_CASE("verify reports read models that lag or differ from the log", "[read]"
     store::ReadModel& rm = *model;
     std::optional<Account> a;
     std::uint64_t last = 0;
-    REQUIRE(rm.account(alice, &a, &last).is_ok());
+    std::uint64_t debits = 0;
+    REQUIRE(rm.account(alice, &a, &last, &debits).is_ok());
     a->credits_posted += 1;  // one point out of thin air in the read model
     store::ReadModel::Writer w(rm);
-    w.put_account(*a, last);
+    w.put_account(*a, last, debits);
     REQUIRE(rm.write(w).is_ok());
   }
   VerifyReport report;

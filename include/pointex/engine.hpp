@@ -47,6 +47,12 @@ struct EngineOptions {
   /// groups amortize the sync better and delay the first answer of the group. Default: 16384.
   std::uint32_t commit_group_events_max = 16384;
 
+  /// Transfer records (the idempotency index: one per transfer id, per debit account) an account
+  /// keeps in memory. Past it, records the read models already include leave memory and are
+  /// looked up there when a command names them again; records the read models do not include
+  /// yet always stay. Default: 1024.
+  std::uint32_t account_records_cached_max = 1024;
+
   /// Log recovery progress every this many events. Default: 1M.
   std::uint64_t recovery_progress_events = 1'000'000;
 
@@ -73,7 +79,12 @@ struct EngineOptions {
 struct EngineStats {
   std::uint64_t ledgers = 0;
   std::uint64_t accounts = 0;
-  /// Events replayed when the engine was opened, and how long that took.
+  /// Accounts whose state is in memory (the rest load from the read models on first use).
+  std::uint64_t accounts_in_memory = 0;
+  /// Transfer records looked up in the read models because they were not in memory.
+  std::uint64_t transfer_records_loaded = 0;
+  /// Events of the log's tail (after the read models' checkpoint) replayed when the engine was
+  /// opened, and how long opening took.
   std::uint64_t recovered_events = 0;
   std::uint64_t recovery_ms = 0;
   /// Highest position committed to the event log.
@@ -114,6 +125,10 @@ struct VerifyReport {
   std::uint64_t events = 0;
   std::uint64_t ledgers = 0;
   std::uint64_t accounts = 0;
+  /// Accounts whose state is in memory (the rest load from the read models on first use).
+  std::uint64_t accounts_in_memory = 0;
+  /// Transfer records looked up in the read models because they were not in memory.
+  std::uint64_t transfer_records_loaded = 0;
   std::uint64_t open_pending_transfers = 0;
   std::vector<std::string> problems;
 };

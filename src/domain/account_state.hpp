@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <unordered_map>
+#include <vector>
 
 #include "domain/events.hpp"
 #include "pointex/types.hpp"
@@ -15,6 +16,9 @@ struct TransferRecord {
   TransferEvent event;
   TransferState state = TransferState::posted;
   std::uint64_t position = 0;
+  /// Position of the last committed event that changed the record (its own, or a post, void
+  /// or expiry of it): once the read models include it, the record may leave memory.
+  std::uint64_t changed_at = 0;
   /// False while the transfer is decided but not yet durable (its outcome may still change).
   bool committed = false;
   /// For a pending transfer: the id of an in-flight post or void changing it (or, for an
@@ -22,9 +26,22 @@ struct TransferRecord {
   TransferId busy_with = 0;
 };
 
+/// An account's state. `transfers` holds every record when `records_complete`; otherwise only
+/// some (the others were evicted, or never loaded) and a record not in memory is looked up in
+/// the read models, which then hold it with its current state (see evictable()).
 struct AccountState {
   Account account;
   std::unordered_map<TransferId, TransferRecord> transfers;
+  bool records_complete = true;
+  /// Committed changes to records, oldest first: (id, changed_at). An entry whose record has
+  /// changed since is stale and skipped. Eviction walks it from `changes_head`, so evicting
+  /// costs O(1) per record however far the read models lag.
+  struct Change {
+    TransferId id;
+    std::uint64_t at;
+  };
+  std::vector<Change> changes;
+  std::size_t changes_head = 0;
 
   AccountId id() const { return account.spec.id; }
   bool closed() const { return account.closed(); }

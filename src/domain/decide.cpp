@@ -342,8 +342,15 @@ void confirm_debit(AccountState& debit, const TransferEvent& e, std::uint64_t ti
     r.committed = true;
     r.event.timestamp = timestamp;
     r.position = position;
+    r.changed_at = position;
+    debit.changes.push_back({e.request.id, position});
   }
-  if (e.is_two_phase_resolution()) record_of(debit, e.pending_id()).busy_with = 0;
+  if (e.is_two_phase_resolution()) {
+    TransferRecord& p = record_of(debit, e.pending_id());
+    p.busy_with = 0;
+    p.changed_at = position;
+    debit.changes.push_back({e.pending_id(), position});
+  }
 }
 
 void revert_debit(AccountState& debit, const TransferEvent& e) {
@@ -367,6 +374,7 @@ void revert_debit(AccountState& debit, const TransferEvent& e) {
       TransferRecord& p = record_of(debit, e.pending_id());
       p.state = TransferState::pending;
       p.busy_with = 0;
+      debit.changes.push_back({e.pending_id(), p.changed_at});  // evictable again
       break;
     }
   }
@@ -471,6 +479,66 @@ TransferInfo transfer_info(const TransferEvent& e, TransferState state, std::uin
 
 TransferInfo transfer_info(const TransferRecord& record) {
   return transfer_info(record.event, record.state, record.position);
+}
+
+bool evictable(const TransferRecord& record, std::uint64_t checkpoint) {
+  return record.committed && record.busy_with == 0 && record.changed_at <= checkpoint;
+}
+
+std::size_t evict_records(AccountState& state, std::uint64_t checkpoint, std::size_t keep) {
+  std::size_t evicted = 0;
+  auto& changes = state.changes;
+  std::size_t& head = state.changes_head;
+  while (state.transfers.size() > keep && head < changes.size()) {
+    const AccountState::Change c = changes[head];
+    if (c.at > checkpoint) break;  // newer ones are not in the read models either
+    ++head;
+    const auto it = state.transfers.find(c.id);
+    if (it == state.transfers.end() || it->second.changed_at != c.at) continue;  // stale
+    // Busy: its resolution queues it again when it commits or is undone.
+    if (!evictable(it->second, checkpoint)) continue;
+    state.transfers.erase(it);
+    ++evicted;
+  }
+  if (head > 64 && head * 2 > changes.size()) {
+    changes.erase(changes.begin(), changes.begin() + static_cast<std::ptrdiff_t>(head));
+    head = 0;
+  }
+  if (evicted > 0) state.records_complete = false;
+  return evicted;
+}
+
+void load_record(AccountState& state, const TransferInfo& info) {
+  const auto [it, inserted] = state.transfers.emplace(info.request.id, record_from_info(info));
+  if (inserted) state.changes.push_back({info.request.id, it->second.changed_at});
+}
+
+TransferRecord record_from_info(const TransferInfo& info) {
+  TransferRecord r;
+  TransferEvent& e = r.event;
+  e.request = info.request;
+  e.kind = kind_of(info.request.flags);
+  e.debit_account = info.debit_account;
+  e.credit_account = info.credit_account;
+  e.ledger = info.ledger;
+  e.code = info.code;
+  e.amount = info.amount;
+  // What a post or void released is not kept in the read models; nothing decided later needs
+  // it (only undoing an uncommitted event does, and those never leave memory).
+  e.pending_amount = 0;
+  e.expires_at = info.expires_at;
+  e.timestamp = info.timestamp;
+  r.state = info.state;
+  r.position = info.position;
+  r.changed_at = info.position;
+  r.committed = true;
+  return r;
+}
+
+std::array<TransferId, 2> records_needed(const Transfer& t) {
+  const TransferKind kind = kind_of(t.flags);
+  const bool resolution = kind == TransferKind::post || kind == TransferKind::void_pending;
+  return {t.id, resolution ? t.pending_id : 0};
 }
 
 }  // namespace pointex::domain

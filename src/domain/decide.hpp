@@ -13,6 +13,8 @@
 ///      refusing makes the debit actor undo step 3 (revert_debit).
 /// evolve() applies a committed event to an account (recovery, tests); it never rejects.
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -90,6 +92,21 @@ AccountResult validate_account(const AccountSpec& spec);
 
 /// Ledger definition checks.
 LedgerResult validate_ledger(const Ledger& ledger);
+
+/// Transfer records in memory are a cache of the read models (rm_transfers). A record may
+/// leave memory once nothing waits on it and the read models include its last change
+/// (`checkpoint` is the position they include).
+bool evictable(const TransferRecord& record, std::uint64_t checkpoint);
+/// Evicts evictable records until at most `keep` remain (or none is evictable); returns how
+/// many left. The account then no longer holds all its records (records_complete = false).
+std::size_t evict_records(AccountState& state, std::uint64_t checkpoint, std::size_t keep);
+/// The record of a committed transfer as the read models hold it (loaded back on demand).
+TransferRecord record_from_info(const TransferInfo& info);
+/// Puts a record loaded from the read models back into memory (evictable again later).
+void load_record(AccountState& state, const TransferInfo& info);
+/// The records deciding `transfer` needs in memory (its id; for a post or void, also the
+/// pending id): up to two ids, 0 where none.
+std::array<TransferId, 2> records_needed(const Transfer& transfer);
 
 /// The state a transfer of this kind has right after its event (a post: posted, ...).
 TransferState state_after(TransferKind kind);

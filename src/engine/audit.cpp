@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "domain/codec.hpp"
@@ -120,11 +121,47 @@ class Auditor {
               std::to_string(last_position_) + " (open the engine to catch up, or rebuild)");
       return Status::ok();
     }
+    // What recovery starts from: ledgers, the account count, open timeouts.
+    std::vector<Ledger> ledgers;
+    s = rm.ledgers(&ledgers);
+    if (!s.is_ok()) return s;
+    bool same_ledgers = ledgers.size() == ledgers_.size();
+    for (const Ledger& l : ledgers) {
+      const auto it = ledgers_.find(l.id);
+      same_ledgers = same_ledgers && it != ledgers_.end() && it->second.same_definition(l) &&
+                     it->second.timestamp == l.timestamp;
+    }
+    if (!same_ledgers) problem("ledgers: read model differs from the log");
+    std::uint64_t count = 0;
+    s = rm.account_count(&count);
+    if (!s.is_ok()) return s;
+    if (count != accounts_.size()) {
+      problem("account count: read model says " + std::to_string(count) + ", the log " +
+              std::to_string(accounts_.size()));
+    }
+    std::set<std::pair<AccountId, TransferId>> open_timeouts;
+    for (const auto& [id, state] : accounts_) {
+      for (const auto& [tid, r] : state.transfers) {
+        if (r.state == TransferState::pending && r.event.expires_at != 0) {
+          open_timeouts.insert({id, tid});
+        }
+      }
+    }
+    std::set<std::pair<AccountId, TransferId>> indexed;
+    s = rm.expiries([&](AccountId debit, TransferId id, std::uint64_t) {
+      indexed.insert({debit, id});
+    });
+    if (!s.is_ok()) return s;
+    if (indexed != open_timeouts) {
+      problem("pending timeouts: the read models index " + std::to_string(indexed.size()) +
+              ", the log has " + std::to_string(open_timeouts.size()) + " open");
+    }
     for (const auto& [id, state] : accounts_) {
       std::optional<Account> a;
-      s = rm.account(id, &a);
+      std::uint64_t debit_transfers = 0;
+      s = rm.account(id, &a, nullptr, &debit_transfers);
       if (!s.is_ok()) return s;
-      if (!a || !same_account(*a, state.account)) {
+      if (!a || !same_account(*a, state.account) || debit_transfers != state.transfers.size()) {
         problem("account " + std::to_string(id) + ": read model differs from its events");
       }
       for (const auto& [tid, r] : state.transfers) {

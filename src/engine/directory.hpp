@@ -1,6 +1,10 @@
 #pragma once
 /// The account directory: account id -> definition, closed flag, and the account's actor
 /// (spawned on first use). Thread-safe; entries are never removed, so pointers stay valid.
+///
+/// It holds the accounts in use, not every account: an id it lacks is loaded through the
+/// loader (from the read models, which hold every account not in the directory as of its last
+/// event: recovery loads every account the log's tail after their checkpoint touches).
 
 #include <array>
 #include <atomic>
@@ -15,6 +19,7 @@
 
 #include "domain/account_state.hpp"
 #include "domain/events.hpp"
+#include "pointex/status.hpp"
 #include "pointex/types.hpp"
 
 namespace pointex::engine {
@@ -85,7 +90,18 @@ struct AccountEntry {
 
 class Directory {
  public:
-  AccountEntry* find(AccountId id) const;
+  /// Loads an account that is not in memory: `*state` stays null if there is no such account.
+  using Loader =
+      std::function<Status(AccountId id, std::unique_ptr<domain::AccountState>* state)>;
+  void set_loader(Loader loader) { loader_ = std::move(loader); }
+
+  /// The entry of `id`, loading it if needed; null if there is no such account, or (logged)
+  /// if loading failed.
+  AccountEntry* find(AccountId id);
+  /// Same, with the loader's failure as status.
+  [[nodiscard]] Status lookup(AccountId id, AccountEntry** entry);
+  /// The entry if it is in memory (no loading).
+  AccountEntry* find_loaded(AccountId id) const;
   /// Inserts a new entry holding `state` (dormant); returns it, or the existing entry with
   /// `*inserted` false.
   AccountEntry* insert(std::unique_ptr<domain::AccountState> state, bool* inserted);
@@ -100,6 +116,7 @@ class Directory {
   };
   static std::size_t stripe_of(AccountId id) { return (id * 0x9E3779B97F4A7C15ULL) >> 58; }
   std::array<Stripe, stripes> stripes_;
+  Loader loader_;
   std::atomic<std::uint64_t> size_{0};
 };
 

@@ -15,6 +15,7 @@
 #include "actors/messages.hpp"
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
+#include "engine/account_loader.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/log.hpp"
 #include "engine/recovery.hpp"
@@ -52,6 +53,9 @@ Status validate_options(const EngineOptions& o) {
   if (o.commit_group_events_max == 0) {
     return Status::invalid_argument("commit_group_events_max must be at least 1");
   }
+  if (o.account_records_cached_max == 0) {
+    return Status::invalid_argument("account_records_cached_max must be at least 1");
+  }
   if (o.recovery_progress_events == 0) {
     return Status::invalid_argument("recovery_progress_events must be at least 1");
   }
@@ -87,10 +91,16 @@ class AccountsChunk final : public store::JournalChunk {
   void on_failed(const Status& status) override { callback(status, {}); }
 };
 
-/// Pending transfers with a timeout that recovery found still pending.
-actors::ScheduleExpiry recovered_expiries(const engine::Directory& directory) {
-  actors::ScheduleExpiry msg;
-  directory.for_each([&](engine::AccountEntry& entry) {
+/// Pending transfers with a timeout still pending: the read models' index of them, and those
+/// recovery replayed from the log's tail (a timeout that fires for a transfer resolved since
+/// finds it resolved and does nothing).
+Status recovered_expiries(const Engine::Impl& core, actors::ScheduleExpiry* out) {
+  actors::ScheduleExpiry& msg = *out;
+  const Status s = core.read_model->expiries([&](AccountId debit, TransferId id, std::uint64_t at) {
+    msg.entries.push_back({at, debit, id});
+  });
+  if (!s.is_ok()) return s;
+  core.directory.for_each([&](engine::AccountEntry& entry) {
     if (!entry.dormant) return;
     for (const auto& [id, record] : entry.dormant->transfers) {
       if (record.state == TransferState::pending && record.event.expires_at != 0) {
@@ -98,10 +108,10 @@ actors::ScheduleExpiry recovered_expiries(const engine::Directory& directory) {
       }
     }
   });
-  return msg;
+  return Status::ok();
 }
 
-void start_actors(Engine::Impl& core) {
+Status start_actors(Engine::Impl& core) {
   const std::uint32_t threads = core.options.threads != 0
                                     ? core.options.threads
                                     : std::max(1U, std::thread::hardware_concurrency());
@@ -113,8 +123,12 @@ void start_actors(Engine::Impl& core) {
   core.caf_config.set("logger.console", caf::atom("none"));
   core.system = std::make_unique<caf::actor_system>(core.caf_config);
   core.expiry = actors::spawn_expiry_actor(*core.system, &core, expiry_check_interval_ms);
-  actors::ScheduleExpiry pending = recovered_expiries(core.directory);
+  actors::ScheduleExpiry pending;
+  const Status s = recovered_expiries(core, &pending);
+  if (!s.is_ok()) return s;
+  log().info("{} pending transfers with a timeout re-armed", pending.entries.size());
   if (!pending.entries.empty()) caf::anon_send(core.expiry, std::move(pending));
+  return Status::ok();
 }
 
 template <class T>
@@ -156,20 +170,29 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   impl->options = std::move(options);
   s = store::EventLog::open(impl->options.data_dir, &impl->log);
   if (!s.is_ok()) return s;
+  s = store::ReadModel::open(impl->options.data_dir, &impl->read_model);
+  if (!s.is_ok()) return s;
+  if (impl->read_model->format_reset()) {
+    log().warn("read models were in another format: dropped, rebuilt from the log");
+  }
+  const store::ReadModel* read_model = impl->read_model.get();
+  impl->directory.set_loader(
+      [read_model](AccountId id, std::unique_ptr<domain::AccountState>* state) {
+        return engine::load_account(*read_model, id, state);
+      });
   std::uint64_t next_position = 1;
   std::uint64_t last_timestamp = 0;
   s = engine::recover(*impl, &next_position, &last_timestamp);
   if (!s.is_ok()) return s;
-  s = store::ReadModel::open(impl->options.data_dir, &impl->read_model);
-  if (!s.is_ok()) return s;
   impl->projector = std::make_unique<engine::Projector>(*impl->read_model, *impl->log);
-  s = impl->projector->catch_up(impl->options.recovery_progress_events);
+  s = impl->projector->load();
   if (!s.is_ok()) return s;
   impl->feed = std::make_unique<engine::Feed>(*impl->log, *impl->read_model, *impl->projector,
                                               impl->options.feed_buffer_events_max,
                                               impl->options.feed_batch_events_max);
   impl->projector->set_feed(impl->feed.get());
-  impl->projector->start();
+  // The projector catches up from its checkpoint on its own thread: open does not wait.
+  impl->projector->start(impl->options.recovery_progress_events);
   store::JournalOptions jo;
   jo.sync = impl->options.durability == Durability::sync;
   jo.group_events_max = impl->options.commit_group_events_max;
@@ -187,7 +210,8 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   };
   impl->journal = std::make_unique<store::Journal>(*impl->log, jo, next_position, last_timestamp,
                                                    impl->options.clock_ns);
-  start_actors(*impl);
+  s = start_actors(*impl);
+  if (!s.is_ok()) return s;
   engine->reset(new Engine(std::move(impl)));
   return Status::ok();
 }
@@ -292,7 +316,12 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
     AccountResult r = domain::validate_account(spec);
     if (r == AccountResult::ok && !ledger(spec.ledger)) r = AccountResult::ledger_not_found;
     if (r == AccountResult::ok) {
-      const engine::AccountEntry* existing = core.directory.find(spec.id);
+      engine::AccountEntry* existing = nullptr;
+      const Status looked = core.directory.lookup(spec.id, &existing);
+      if (!looked.is_ok()) {
+        // Whether the id is taken is unknown: nothing of this batch is applied.
+        return chunk->callback(looked, {});
+      }
       const auto earlier = in_batch.find(spec.id);
       const AccountSpec* other = existing != nullptr         ? &existing->spec
                                  : earlier != in_batch.end() ? &accounts[earlier->second]
@@ -315,10 +344,12 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
     auto state = std::make_unique<domain::AccountState>();
     state->account.spec = accounts[created[k]];
     state->account.timestamp = timestamp + k;
+    // Not inserted only if a lookup loaded it from the read models meanwhile (the projector
+    // was quicker): the same account, fresh.
     bool inserted = false;
     core.directory.insert(std::move(state), &inserted);
-    POINTEX_ASSERT(inserted);
   }
+  core.account_count.fetch_add(created.size());
 }
 
 Status Engine::create_accounts(std::vector<AccountSpec> accounts,
@@ -471,6 +502,8 @@ Status Engine::lookup_transfer(AccountId debit_account, TransferId id,
   if (entry == nullptr) return Status::ok();
   std::unique_lock<std::mutex> entry_lock(entry->mutex);
   if (!entry->actor) {
+    Status s = engine::load_records(*core.read_model, *entry->dormant, {id, 0}, &core.records_loaded);
+    if (!s.is_ok()) return s;
     const auto& transfers = entry->dormant->transfers;
     const auto it = transfers.find(id);
     if (it != transfers.end() && it->second.committed) {
@@ -495,7 +528,9 @@ EngineStats Engine::stats() const {
     std::lock_guard<std::mutex> lock(core.ledgers_mutex);
     s.ledgers = core.ledgers.size();
   }
-  s.accounts = core.directory.size();
+  s.accounts = core.account_count.load();
+  s.accounts_in_memory = core.directory.size();
+  s.transfer_records_loaded = core.records_loaded.load();
   s.recovered_events = core.recovered_events;
   s.recovery_ms = core.recovery_ms;
   const store::JournalStats js = core.journal->stats();

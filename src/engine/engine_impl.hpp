@@ -42,6 +42,9 @@ struct Engine::Impl {
   std::atomic<std::uint64_t> inflight{0};
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> live_actors{0};
+  /// Accounts created, loaded or not.
+  std::atomic<std::uint64_t> account_count{0};
+  std::atomic<std::uint64_t> records_loaded{0};
 
   std::uint64_t recovered_events = 0;
   std::uint64_t recovery_ms = 0;

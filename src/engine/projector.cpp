@@ -41,11 +41,21 @@ Projector::~Projector() {
   stop();
 }
 
-Status Projector::catch_up(std::uint64_t progress_every) {
+Status Projector::load() {
   std::uint64_t from = 0;
   Status s = read_model_.checkpoint(&from);
   if (!s.is_ok()) return s;
   applied_position_ = from;
+  s = read_model_.account_count(&account_count_);
+  if (!s.is_ok()) return s;
+  publish(from);
+  return Status::ok();
+}
+
+Status Projector::catch_up(std::uint64_t progress_every) {
+  Status s = load();
+  if (!s.is_ok()) return s;
+  const std::uint64_t from = applied_position_;
   std::uint64_t last = 0;
   s = log_.last_position(&last);
   if (!s.is_ok()) return s;
@@ -54,7 +64,13 @@ Status Projector::catch_up(std::uint64_t progress_every) {
   std::uint64_t count = 0;
   s = log_.scan(from + 1, [&](std::uint64_t position, std::string_view bytes) {
     failure = apply(position, bytes);
-    if (failure.is_ok() && writer_->size() >= flush_events_max) failure = flush();
+    if (failure.is_ok() && writer_->size() >= flush_events_max) {
+      failure = flush();
+      if (failure.is_ok()) publish(applied_position_);
+      // Subscribers read this stretch from the log (they are told it is there).
+      feed_events_.clear();
+      if (feed_ != nullptr) feed_->notify();
+    }
     if (++count % progress_every == 0) {
       log().info("read models: {} events, position {}/{}", count, position, last);
     }
@@ -67,12 +83,20 @@ Status Projector::catch_up(std::uint64_t progress_every) {
   return Status::ok();
 }
 
-void Projector::start() {
-  thread_ = std::thread([this] {
+void Projector::start(std::uint64_t progress_every) {
+  thread_ = std::thread([this, progress_every] {
     // Queries never slow writes: under load the projector yields the cores to the commit path
     // and catches up when there is room (the lag is reported in EngineStats).
     pthread_setname_np(pthread_self(), "pointex-project");
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), projector_nice);
+    const Status s = catch_up(progress_every);
+    if (!s.is_ok()) {
+      log().error("read models stopped: {}", s.to_string());
+      std::lock_guard<std::mutex> lock(mutex_);
+      failure_ = s;
+      progressed_.notify_all();
+      return;
+    }
     run();
   });
 }
@@ -172,7 +196,10 @@ Status Projector::apply(std::uint64_t position, std::string_view bytes) {
   Status s;
   if (const auto* t = std::get_if<domain::TransferEvent>(&event)) {
     s = apply_transfer(position, *t);
+  } else if (const auto* l = std::get_if<domain::LedgerCreated>(&event)) {
+    writer_->put_ledger(l->ledger);
   } else if (const auto* a = std::get_if<domain::AccountCreated>(&event)) {
+    ++account_count_;
     Cached& c = accounts_[a->spec.id];
     c.account = Account{};
     c.account.spec = a->spec;
@@ -221,12 +248,17 @@ Status Projector::apply_transfer(std::uint64_t position, const domain::TransferE
   // The transfer itself, and the state of the pending transfer a post/void/expiry resolves.
   const TransferId state_id = e.request.id != 0 ? e.request.id : e.pending_id();
   if (e.request.id != 0) {
+    ++debit->debit_transfers;
+    if (e.kind == domain::TransferKind::pending && e.expires_at != 0) {
+      writer_->put_expiry(e.debit_account, e.request.id, e.expires_at);
+    }
     const TransferInfo info = domain::transfer_info(e, domain::state_after(e.kind), position);
     writer_->put_transfer(info);
     writer_->put_transfer_id(e.debit_account, e.request.id);
     unflushed_transfers_[transfer_key(e.debit_account, e.request.id)] = info;
   }
   if (e.is_two_phase_resolution()) {
+    writer_->delete_expiry(e.debit_account, e.pending_id());
     TransferInfo pending;
     s = find_transfer(e.debit_account, e.pending_id(), &pending);
     if (!s.is_ok()) return s;
@@ -289,12 +321,13 @@ Status Projector::account(AccountId id, Cached** out) {
   if (it == accounts_.end()) {
     std::optional<Account> a;
     std::uint64_t last = 0;
-    const Status s = read_model_.account(id, &a, &last);
+    std::uint64_t debits = 0;
+    const Status s = read_model_.account(id, &a, &last, &debits);
     if (!s.is_ok()) return s;
     if (!a)
       return Status::corruption("read models: event names account " + std::to_string(id) +
                                 " that is not in them");
-    it = accounts_.emplace(id, Cached{*a, last, false}).first;
+    it = accounts_.emplace(id, Cached{*a, last, debits, false}).first;
   }
   *out = &it->second;
   return Status::ok();
@@ -339,12 +372,13 @@ Status Projector::find_transfer(AccountId debit, TransferId id, TransferInfo* ou
 Status Projector::flush() {
   for (AccountId id : dirty_accounts_) {
     Cached& c = accounts_.at(id);
-    writer_->put_account(c.account, c.last_position);
+    writer_->put_account(c.account, c.last_position, c.debit_transfers);
     c.dirty = false;
   }
   for (const StatsKey& k : dirty_stats_) writer_->put_stats(k.ledger, stats_.at(k));
   if (writer_->size() == 0) return Status::ok();
   writer_->set_checkpoint(applied_position_);
+  writer_->set_account_count(account_count_);
   const Status s = read_model_.write(*writer_);
   if (!s.is_ok()) return s;
   writer_ = std::make_unique<store::ReadModel::Writer>(read_model_);

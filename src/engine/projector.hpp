@@ -45,14 +45,18 @@ class Projector {
   Projector(store::ReadModel& read_model, const store::EventLog& log);
   ~Projector();
 
-  /// Brings the read models from their checkpoint up to the end of the log. Call before start().
+  /// Reads the read models' checkpoint (what queries see until the projector moves on).
+  [[nodiscard]] Status load();
+  /// Brings the read models from their checkpoint up to the end of the log.
   [[nodiscard]] Status catch_up(std::uint64_t progress_every);
   /// Live events go to `feed` (when it has subscribers) once the read models include them.
   void set_feed(Feed* feed) { feed_ = feed; }
-  void start();
+  /// Starts the thread: it catches up from the log, then applies submitted groups.
+  void start(std::uint64_t progress_every);
   /// Called on the journal's writer thread, in position order.
   void submit(CommittedGroup group);
-  /// Applies what is queued, then stops the thread.
+  /// Finishes the catch-up, applies what is queued, then stops the thread (a clean close
+  /// leaves the read models at the end of the log, so the next open replays nothing).
   void stop();
 
   std::uint64_t checkpoint() const { return checkpoint_.load(std::memory_order_acquire); }
@@ -65,6 +69,7 @@ class Projector {
   struct Cached {
     Account account;
     std::uint64_t last_position = 0;
+    std::uint64_t debit_transfers = 0;
     bool dirty = false;
   };
   struct StatsKey {
@@ -106,6 +111,7 @@ class Projector {
   std::unordered_map<std::string, TransferInfo> unflushed_transfers_;
   std::unique_ptr<store::ReadModel::Writer> writer_;
   std::uint64_t applied_position_ = 0;
+  std::uint64_t account_count_ = 0;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

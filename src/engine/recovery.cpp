@@ -1,4 +1,5 @@
-// Recovery: replays the event log into ledgers, the account directory and account states.
+// Recovery: from the read models' checkpoint, replays the tail of the event log into ledgers,
+// the account directory and account states.
 
 #include "engine/recovery.hpp"
 
@@ -8,6 +9,7 @@
 #include "domain/assert.hpp"
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
+#include "engine/account_loader.hpp"
 #include "engine/log.hpp"
 
 namespace pointex::engine {
@@ -35,11 +37,22 @@ class Recovery {
     return std::visit([&](auto& e) { return apply_event(position, e); }, event);
   }
 
+  /// The last event's timestamp alone (when there is no tail to replay).
+  Status apply_timestamp_only(std::uint64_t position, std::string_view bytes) {
+    domain::Event event;
+    if (domain::decode_event(bytes, &event) != domain::DecodeError::none) {
+      return at(position, "cannot be decoded");
+    }
+    last_timestamp = domain::event_timestamp(event);
+    return Status::ok();
+  }
+
   std::uint64_t last_position = 0;
   std::uint64_t last_timestamp = 0;
 
  private:
   Status apply_event(std::uint64_t, const domain::LedgerCreated& e) {
+    std::lock_guard<std::mutex> lock(core_.ledgers_mutex);
     core_.ledgers[e.ledger.id] = e.ledger;
     core_.ledger_codes[e.ledger.code] = e.ledger.id;
     return Status::ok();
@@ -50,16 +63,24 @@ class Recovery {
       return at(position, "account definition fails validation");
     }
     if (core_.ledgers.count(e.spec.ledger) == 0) return at(position, "account of unknown ledger");
+    engine::AccountEntry* existing = nullptr;
+    Status s = core_.directory.lookup(e.spec.id, &existing);
+    if (!s.is_ok()) return s;
+    if (existing != nullptr) {
+      return at(position, "account " + std::to_string(e.spec.id) + " created twice");
+    }
     auto state = std::make_unique<domain::AccountState>();
     state->account.spec = e.spec;
     state->account.timestamp = e.timestamp;
     bool inserted = false;
     core_.directory.insert(std::move(state), &inserted);
-    if (!inserted) return at(position, "account " + std::to_string(e.spec.id) + " created twice");
+    core_.account_count.fetch_add(1);
     return Status::ok();
   }
   Status apply_event(std::uint64_t position, const domain::AccountClosed& e) {
-    engine::AccountEntry* entry = core_.directory.find(e.id);
+    engine::AccountEntry* entry = nullptr;
+    const Status s = core_.directory.lookup(e.id, &entry);
+    if (!s.is_ok()) return s;
     if (entry == nullptr) return at(position, "closing unknown account");
     domain::apply_close(*entry->dormant);
     entry->closed.store(true);
@@ -70,13 +91,23 @@ class Recovery {
         domain::validate_transfer(e.request) != TransferResult::ok) {
       return at(position, "transfer fails validation");
     }
-    engine::AccountEntry* debit = core_.directory.find(e.debit_account);
-    engine::AccountEntry* credit = core_.directory.find(e.credit_account);
+    engine::AccountEntry* debit = nullptr;
+    engine::AccountEntry* credit = nullptr;
+    Status s = core_.directory.lookup(e.debit_account, &debit);
+    if (s.is_ok()) s = core_.directory.lookup(e.credit_account, &credit);
+    if (!s.is_ok()) return s;
     if (debit == nullptr || credit == nullptr || debit == credit) {
       return at(position, "transfer names an unknown account");
     }
     if (debit->spec.ledger != e.ledger || credit->spec.ledger != e.ledger) {
       return at(position, "transfer across ledgers");
+    }
+    if (e.is_two_phase_resolution()) {
+      s = load_records(*core_.read_model, *debit->dormant, {e.pending_id(), 0}, &core_.records_loaded);
+      if (!s.is_ok()) return s;
+      if (debit->dormant->transfers.count(e.pending_id()) == 0) {
+        return at(position, "resolves a pending transfer that does not exist");
+      }
     }
     domain::evolve(*debit->dormant, e, position);
     domain::evolve(*credit->dormant, e, position);
@@ -96,28 +127,64 @@ Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* 
   std::uint64_t total = 0;
   Status s = core.log->last_position(&total);
   if (!s.is_ok()) return s;
-  log().info("recovering from {} (log up to position {})", core.options.data_dir, total);
+  std::uint64_t checkpoint = 0;
+  s = core.read_model->checkpoint(&checkpoint);
+  if (!s.is_ok()) return s;
+  if (checkpoint > total) {
+    // Only possible when a machine crash lost the end of an unsynced log (durability async):
+    // the read models describe events that are gone, so they are rebuilt from the log.
+    log().warn("read models are at position {}, the log ends at {}: rebuilding them", checkpoint,
+               total);
+    s = core.read_model->drop_all();
+    if (!s.is_ok()) return s;
+    checkpoint = 0;
+  }
+  std::vector<Ledger> ledgers;
+  s = core.read_model->ledgers(&ledgers);
+  if (!s.is_ok()) return s;
+  for (const Ledger& l : ledgers) {
+    core.ledgers[l.id] = l;
+    core.ledger_codes[l.code] = l.id;
+  }
+  std::uint64_t accounts = 0;
+  s = core.read_model->account_count(&accounts);
+  if (!s.is_ok()) return s;
+  core.account_count.store(accounts);
+  const std::uint64_t tail = total - checkpoint;
+  log().info("recovering {}: read models at position {}, replaying the log's {} events after it",
+             core.options.data_dir, checkpoint, tail);
   Recovery recovery(core);
+  recovery.last_position = checkpoint;
   Status failure;
   std::uint64_t count = 0;
-  s = core.log->scan(1, [&](std::uint64_t position, std::string_view bytes) {
+  s = core.log->scan(checkpoint + 1, [&](std::uint64_t position, std::string_view bytes) {
     failure = recovery.apply(position, bytes);
     if (!failure.is_ok()) return false;
     if (++count % core.options.recovery_progress_events == 0) {
-      log().info("recovery {} events, position {}/{}", count, position, total);
+      log().info("recovery {}/{} events, position {}/{}", count, tail, position, total);
     }
     return true;
   });
   if (!s.is_ok()) return s;
   if (!failure.is_ok()) return failure;
+  if (count == 0 && total > 0) {
+    // Nothing after the checkpoint: the newest timestamp is the last event's.
+    s = core.log->scan(total, [&](std::uint64_t position, std::string_view bytes) {
+      failure = recovery.apply_timestamp_only(position, bytes);
+      return false;
+    });
+    if (!s.is_ok()) return s;
+    if (!failure.is_ok()) return failure;
+  }
   core.recovered_events = count;
   core.recovery_ms =
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::steady_clock::now() - started)
                                      .count());
-  log().info("recovered {} events, {} ledgers, {} accounts in {} ms", count, core.ledgers.size(),
+  log().info("recovered {} events after position {}: {} ledgers, {} accounts ({} in memory) in {} ms",
+             count, checkpoint, core.ledgers.size(), core.account_count.load(),
              core.directory.size(), core.recovery_ms);
-  *next_position = recovery.last_position + 1;
+  *next_position = std::max(recovery.last_position, total) + 1;
   *last_timestamp = recovery.last_timestamp;
   return Status::ok();
 }

@@ -1,7 +1,10 @@
 #pragma once
-/// Recovery at open: folds the whole event log, in position order, into the ledgers, the
-/// account directory and the (dormant) account states, logging progress. An event that cannot
+/// Recovery at open. The read models are the snapshot: they hold every ledger and account as
+/// of their checkpoint. Recovery loads the ledgers, then folds the log's tail after the
+/// checkpoint, in position order, into the accounts it touches (loaded into the directory,
+/// dormant), logging progress. Other accounts load lazily on first use. An event that cannot
 /// be decoded or applied stops it with `corruption` and the position; nothing is skipped.
+/// REQUIRES: core.read_model is open and the directory's loader set.
 
 #include <cstdint>
 

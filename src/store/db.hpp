@@ -30,13 +30,20 @@ struct Db {
   rocksdb::ColumnFamilyHandle* transfer_ids = nullptr;
   rocksdb::ColumnFamilyHandle* history = nullptr;
   rocksdb::ColumnFamilyHandle* stats = nullptr;
+  rocksdb::ColumnFamilyHandle* ledgers = nullptr;
+  rocksdb::ColumnFamilyHandle* expiries = nullptr;
+  /// Read models only: they were in another format and were dropped at open (to be rebuilt).
+  bool format_reset = false;
 
   /// The read-model families, in the order rebuild drops them.
   std::vector<rocksdb::ColumnFamilyHandle*> read_models() const {
-    return {accounts, transfers, transfer_ids, history, stats};
+    return {accounts, transfers, transfer_ids, history, stats, ledgers, expiries};
   }
 
   static Status open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out);
+  /// One attempt; `*reset` when read models are in another format (the caller drops them).
+  static Status open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out,
+                          bool* reset);
   ~Db();
 };
 

@@ -38,6 +38,9 @@ rocksdb::ColumnFamilyOptions read_model_options() {
   // Full skiplist height: one hot account puts millions of keys under one prefix.
   o.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1U << 20, 12, 4));
   o.memtable_prefix_bloom_size_ratio = 0.05;
+  // Account actors look up transfer ids they no longer hold in memory; most are absent (a new
+  // id), and one hot account's prefix is always present: filter whole keys in the memtable too.
+  o.memtable_whole_key_filtering = true;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
@@ -62,6 +65,20 @@ Db::~Db() {
 }
 
 Status Db::open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out) {
+  bool reset = false;
+  Status s = open_once(dir, kind, out, &reset);
+  if (!reset) return s;
+  // Read models are derived from the log: in another format they are dropped and rebuilt.
+  s = from_rocks(rocksdb::DestroyDB(dir, rocksdb::Options()), "dropping " + dir);
+  if (!s.is_ok()) return s;
+  s = open_once(dir, kind, out, &reset);
+  if (s.is_ok()) (*out)->format_reset = true;
+  return s;
+}
+
+Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out, bool* reset) {
+  *reset = false;
+  Status s;
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
@@ -86,11 +103,13 @@ Status Db::open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out) {
       families.emplace_back(name, read_model_options());
     }
     families.emplace_back("rm_stats", rocksdb::ColumnFamilyOptions());
+    families.emplace_back("rm_ledgers", rocksdb::ColumnFamilyOptions());
+    families.emplace_back("rm_expiries", rocksdb::ColumnFamilyOptions());
     expected_format = std::string(read_models_format);
   }
   auto db = std::make_shared<Db>();
   rocksdb::DB* raw = nullptr;
-  Status s = from_rocks(rocksdb::DB::Open(db_options, dir, families, &db->handles, &raw),
+  s = from_rocks(rocksdb::DB::Open(db_options, dir, families, &db->handles, &raw),
                         "opening " + dir);
   if (!s.is_ok()) return s;
   db->db.reset(raw);
@@ -103,6 +122,8 @@ Status Db::open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out) {
     db->transfer_ids = db->handles[3];
     db->history = db->handles[4];
     db->stats = db->handles[5];
+    db->ledgers = db->handles[6];
+    db->expiries = db->handles[7];
   }
 
   std::string format;
@@ -115,6 +136,10 @@ Status Db::open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out) {
   } else if (!got.ok()) {
     return from_rocks(got, "reading format");
   } else if (format != expected_format) {
+    if (kind == Kind::read_models) {
+      *reset = true;
+      return Status::corruption(dir + " holds format '" + format + "'");
+    }
     return Status::corruption(dir + " holds format '" + format + "', expected '" + expected_format +
                               "'");
   }

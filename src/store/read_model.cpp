@@ -16,6 +16,7 @@ using domain::read_transfer_request;
 using domain::Reader;
 
 constexpr const char* checkpoint_key = "checkpoint";
+constexpr const char* account_count_key = "accounts";
 
 std::string key1(std::uint64_t a) {
   std::string k;
@@ -50,7 +51,8 @@ Balances read_balances(Reader& in) {
   return b;
 }
 
-std::string encode_account(const Account& a, std::uint64_t last_position) {
+std::string encode_account(const Account& a, std::uint64_t last_position,
+                           std::uint64_t debit_transfers) {
   std::string v;
   put_varint(v, a.spec.id);
   put_varint(v, a.spec.ledger);
@@ -61,9 +63,11 @@ std::string encode_account(const Account& a, std::uint64_t last_position) {
   put_balances(v, {a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending});
   put_varint(v, a.timestamp);
   put_varint(v, last_position);
+  put_varint(v, debit_transfers);
   return v;
 }
-Status decode_account(const std::string& v, Account* a, std::uint64_t* last_position) {
+Status decode_account(const std::string& v, Account* a, std::uint64_t* last_position,
+                      std::uint64_t* debit_transfers) {
   Reader in(v);
   a->spec.id = in.varint();
   a->spec.ledger = in.varint();
@@ -78,7 +82,9 @@ Status decode_account(const std::string& v, Account* a, std::uint64_t* last_posi
   a->credits_pending = b.credits_pending;
   a->timestamp = in.varint();
   const std::uint64_t last = in.varint();
+  const std::uint64_t debits = in.varint();
   if (last_position != nullptr) *last_position = last;
+  if (debit_transfers != nullptr) *debit_transfers = debits;
   if (in.finish() != domain::DecodeError::none) return Status::corruption("bad account record");
   return Status::ok();
 }
@@ -158,6 +164,26 @@ Status decode_stats(const rocksdb::Slice& key, const rocksdb::Slice& v, DayStats
   return Status::ok();
 }
 
+std::string encode_ledger(const Ledger& l) {
+  std::string v;
+  put_varint(v, l.id);
+  put_bytes(v, l.code);
+  put_bytes(v, l.name);
+  put_varint(v, l.expiry_days);
+  put_varint(v, l.timestamp);
+  return v;
+}
+Status decode_ledger(const rocksdb::Slice& v, Ledger* l) {
+  Reader in(std::string_view(v.data(), v.size()));
+  l->id = in.varint();
+  l->code = in.bytes(ledger_code_bytes_max);
+  l->name = in.bytes(ledger_name_bytes_max);
+  l->expiry_days = in.bounded<std::uint32_t>(UINT32_MAX);
+  l->timestamp = in.varint();
+  if (in.finish() != domain::DecodeError::none) return Status::corruption("bad ledger record");
+  return Status::ok();
+}
+
 std::string stats_key(LedgerId ledger, std::uint32_t day) {
   std::string k;
   put_be64(k, ledger);
@@ -191,9 +217,22 @@ std::size_t ReadModel::Writer::size() const {
 }
 
 // Puts into a WriteBatch fail only past its 4 GiB limit; batches here are far smaller.
-void ReadModel::Writer::put_account(const Account& account, std::uint64_t last_position) {
+void ReadModel::Writer::put_account(const Account& account, std::uint64_t last_position,
+                                    std::uint64_t debit_transfers) {
   (void)impl_->batch.Put(impl_->db->accounts, key1(account.spec.id),
-                         encode_account(account, last_position));
+                         encode_account(account, last_position, debit_transfers));
+}
+void ReadModel::Writer::put_ledger(const Ledger& ledger) {
+  (void)impl_->batch.Put(impl_->db->ledgers, key1(ledger.id), encode_ledger(ledger));
+}
+void ReadModel::Writer::put_expiry(AccountId debit, TransferId id, std::uint64_t expires_at) {
+  (void)impl_->batch.Put(impl_->db->expiries, key2(debit, id), key1(expires_at));
+}
+void ReadModel::Writer::delete_expiry(AccountId debit, TransferId id) {
+  (void)impl_->batch.Delete(impl_->db->expiries, key2(debit, id));
+}
+void ReadModel::Writer::set_account_count(std::uint64_t count) {
+  (void)impl_->batch.Put(impl_->db->meta, account_count_key, key1(count));
 }
 void ReadModel::Writer::put_transfer(const TransferInfo& t) {
   (void)impl_->batch.Put(impl_->db->transfers, key2(t.debit_account, t.request.id),
@@ -236,15 +275,56 @@ Status ReadModel::checkpoint(std::uint64_t* position) const {
   return Status::ok();
 }
 
+bool ReadModel::format_reset() const {
+  return db_->format_reset;
+}
+
+Status ReadModel::account_count(std::uint64_t* count) const {
+  std::string v;
+  const rocksdb::Status s = db_->db->Get(rocksdb::ReadOptions(), db_->meta, account_count_key, &v);
+  *count = 0;
+  if (s.IsNotFound()) return Status::ok();
+  if (!s.ok()) return from_rocks(s, "reading account count");
+  if (v.size() != 8) return Status::corruption("bad read-model account count");
+  *count = get_be64(v.data());
+  return Status::ok();
+}
+
+Status ReadModel::ledgers(std::vector<Ledger>* out) const {
+  out->clear();
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db->NewIterator(rocksdb::ReadOptions(), db_->ledgers));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Ledger l;
+    const Status s = decode_ledger(it->value(), &l);
+    if (!s.is_ok()) return s;
+    out->push_back(std::move(l));
+  }
+  return from_rocks(it->status(), "reading ledgers");
+}
+
+Status ReadModel::expiries(
+    const std::function<void(AccountId, TransferId, std::uint64_t)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db->NewIterator(rocksdb::ReadOptions(), db_->expiries));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 16 || it->value().size() != 8) {
+      return Status::corruption("bad expiry record");
+    }
+    fn(get_be64(it->key().data()), get_be64(it->key().data() + 8), get_be64(it->value().data()));
+  }
+  return from_rocks(it->status(), "reading expiries");
+}
+
 Status ReadModel::account(AccountId id, std::optional<Account>* account,
-                          std::uint64_t* last_position) const {
+                          std::uint64_t* last_position, std::uint64_t* debit_transfers) const {
   std::string v;
   const rocksdb::Status s = db_->db->Get(rocksdb::ReadOptions(), db_->accounts, key1(id), &v);
   account->reset();
   if (s.IsNotFound()) return Status::ok();
   if (!s.ok()) return from_rocks(s, "reading account");
   Account a;
-  const Status d = decode_account(v, &a, last_position);
+  const Status d = decode_account(v, &a, last_position, debit_transfers);
   if (d.is_ok()) *account = std::move(a);
   return d;
 }
@@ -356,6 +436,7 @@ Status ReadModel::drop_all() {
     (void)batch.DeleteRange(cf, lo, hi);
   }
   (void)batch.Delete(db_->meta, checkpoint_key);
+  (void)batch.Delete(db_->meta, account_count_key);
   rocksdb::WriteOptions wo;
   wo.sync = true;
   return from_rocks(db_->db->Write(wo, &batch), "dropping read models");

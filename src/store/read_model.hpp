@@ -9,8 +9,12 @@
 ///                                                    the account's balances after it (position
 ///                                                    inverted: newest first is a forward scan)
 ///   rm_stats         ledger(8) + day(4)           -> per-day ledger statistics
+///   rm_ledgers       ledger id(8)                 -> the ledger
+///   rm_expiries      debit account(8) + id(8)     -> expires_at: open pending transfers with a
+///                                                    timeout (re-armed when the engine opens)
 ///   default          "checkpoint"                 -> position(8): every event up to it is in
-///                    "format"                     -> "pointex-read-models-1"
+///                    "accounts"                   -> number of accounts, at the checkpoint
+///                    "format"                     -> "pointex-read-models-2"
 /// They live in their own RocksDB database, `<data_dir>/read-models`, with its own write-ahead
 /// log and write queue, so projecting never delays the event log's commits.
 /// Every update is written in one WriteBatch together with the new checkpoint, so the read
@@ -84,7 +88,13 @@ class ReadModel {
    public:
     explicit Writer(const ReadModel& model);
     ~Writer();
-    void put_account(const Account& account, std::uint64_t last_position);
+    /// `debit_transfers`: how many transfers (with ids) the account is the debit account of.
+    void put_account(const Account& account, std::uint64_t last_position,
+                     std::uint64_t debit_transfers);
+    void put_ledger(const Ledger& ledger);
+    void put_expiry(AccountId debit, TransferId id, std::uint64_t expires_at);
+    void delete_expiry(AccountId debit, TransferId id);
+    void set_account_count(std::uint64_t count);
     void put_transfer(const TransferInfo& transfer);
     void put_transfer_id(AccountId debit, TransferId id);
     void put_history(AccountId account, const HistoryEntry& entry);
@@ -106,7 +116,15 @@ class ReadModel {
 
   [[nodiscard]] Status checkpoint(std::uint64_t* position) const;
   [[nodiscard]] Status account(AccountId id, std::optional<Account>* account,
-                               std::uint64_t* last_position = nullptr) const;
+                               std::uint64_t* last_position = nullptr,
+                               std::uint64_t* debit_transfers = nullptr) const;
+  [[nodiscard]] Status account_count(std::uint64_t* count) const;
+  [[nodiscard]] Status ledgers(std::vector<Ledger>* out) const;
+  /// Calls fn(debit, id, expires_at) for every open pending transfer with a timeout.
+  [[nodiscard]] Status expiries(
+      const std::function<void(AccountId, TransferId, std::uint64_t)>& fn) const;
+  /// Whether open() found them in another format and dropped them (they must be rebuilt).
+  bool format_reset() const;
   [[nodiscard]] Status transfer(AccountId debit, TransferId id,
                                 std::optional<TransferInfo>* transfer) const;
   /// Every transfer with this id (ids are unique per debit account only).

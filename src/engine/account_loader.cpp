@@ -1,0 +1,35 @@
+#include "engine/account_loader.hpp"
+
+#include "domain/decide.hpp"
+
+namespace pointex::engine {
+
+Status load_account(const store::ReadModel& read_model, AccountId id,
+                    std::unique_ptr<domain::AccountState>* state) {
+  state->reset();
+  std::optional<Account> account;
+  std::uint64_t debit_transfers = 0;
+  const Status s = read_model.account(id, &account, nullptr, &debit_transfers);
+  if (!s.is_ok() || !account) return s;
+  *state = std::make_unique<domain::AccountState>();
+  (*state)->account = std::move(*account);
+  (*state)->records_complete = debit_transfers == 0;
+  return Status::ok();
+}
+
+Status load_records(const store::ReadModel& read_model, domain::AccountState& state,
+                    const std::array<TransferId, 2>& ids, std::atomic<std::uint64_t>* loaded) {
+  if (state.records_complete) return Status::ok();
+  for (const TransferId id : ids) {
+    if (id == 0 || state.transfers.count(id) != 0) continue;
+    std::optional<TransferInfo> info;
+    const Status s = read_model.transfer(state.id(), id, &info);
+    if (!s.is_ok()) return s;
+    if (!info) continue;
+    domain::load_record(state, *info);
+    loaded->fetch_add(1, std::memory_order_relaxed);
+  }
+  return Status::ok();
+}
+
+}  // namespace pointex::engine
