@@ -27,10 +27,15 @@ class TransferChunk final : public store::JournalChunk {
     std::uint32_t index;
   };
   std::vector<Completion> completions;
+  /// Both pinned by this chunk until it is answered.
   engine::AccountEntry* debit_entry = nullptr;
+  engine::AccountEntry* credit_entry = nullptr;
   caf::actor debit_actor;
 
   void on_durable() override {
+    const std::uint64_t last = first_position + events.size() - 1;
+    debit_entry->committed_at(last);
+    credit_entry->committed_at(last);
     // Tell the debit account first, then the callers: whatever a caller does after its answer
     // (a retry, closing the account) reaches the debit actor after the commit is in its inbox.
     auto* node = new engine::CommitNode{std::move(events), first_position, first_timestamp};
@@ -40,11 +45,15 @@ class TransferChunk final : public store::JournalChunk {
       completions[i].batch->complete(completions[i].index,
                                      {TransferResult::ok, first_timestamp + i, first_position + i});
     }
+    debit_entry->unpin();
+    credit_entry->unpin();
   }
   void on_failed(const Status&) override {
     for (const Completion& c : completions) {
       if (c.batch != nullptr) c.batch->fail(c.index);
     }
+    debit_entry->unpin();
+    credit_entry->unpin();
   }
 };
 
@@ -52,8 +61,16 @@ class CloseChunk final : public store::JournalChunk {
  public:
   std::function<void(const Status&, CloseResult, const Account&)> reply;
   Account account;
-  void on_durable() override { reply(Status::ok(), CloseResult::ok, account); }
-  void on_failed(const Status& status) override { reply(status, CloseResult::ok, account); }
+  engine::AccountEntry* entry = nullptr;  // pinned
+  void on_durable() override {
+    if (!events.empty()) entry->committed_at(first_position);
+    reply(Status::ok(), CloseResult::ok, account);
+    entry->unpin();
+  }
+  void on_failed(const Status& status) override {
+    reply(status, CloseResult::ok, account);
+    entry->unpin();
+  }
 };
 
 struct AccountActorState {
@@ -62,12 +79,16 @@ struct AccountActorState {
   engine::AccountEntry* entry = nullptr;
   std::unique_ptr<domain::AccountState> account;
   bool poke_wanted = false;
+  /// Debits applied tentatively and not yet durable or undone.
+  std::uint64_t uncommitted = 0;
   /// Commands waiting for an in-flight transfer (by its id) to be durable or undone.
   std::unordered_map<TransferId, std::vector<DebitItem>> parked;
   /// Per handler: accepted events grouped by credit account (entry null: look it up by id).
   struct Outgoing {
     AccountId credit;
     engine::AccountEntry* entry;
+    /// Pins on `entry` the items brought along (released once the batch is sent).
+    std::uint32_t pins;
     CreditBatch batch;
   };
   std::vector<Outgoing> outbox;
@@ -76,21 +97,31 @@ struct AccountActorState {
 
 using Self = caf::stateful_actor<AccountActorState>;
 
+/// The batch for `credit`; `entry` (null: look it up by id) brings one pin along.
 CreditBatch& outbox_for(AccountActorState& st, AccountId credit, engine::AccountEntry* entry) {
+  const std::uint32_t pin = entry != nullptr ? 1 : 0;
   for (auto& out : st.outbox) {
-    if (out.credit == credit) return out.batch;
+    if (out.credit != credit) continue;
+    if (out.entry == nullptr) out.entry = entry;
+    out.pins += pin;
+    return out.batch;
   }
-  st.outbox.push_back({credit, entry, CreditBatch{{}, st.entry}});
+  st.outbox.push_back({credit, entry, pin, CreditBatch{{}, st.entry}});
   return st.outbox.back().batch;
 }
 
 void flush_outbox(Self* self) {
   AccountActorState& st = self->state;
   for (auto& out : st.outbox) {
-    caf::actor target =
-        out.entry != nullptr ? st.core->actor_of(*out.entry) : st.core->actor_of(out.credit);
-    POINTEX_ASSERT(target);
-    self->send(target, std::move(out.batch));
+    engine::AccountEntry* entry = out.entry;
+    if (entry == nullptr) {
+      entry = st.core->directory.find(out.credit);
+      POINTEX_ASSERT(entry != nullptr);  // a pending transfer's credit account exists
+      out.pins = 1;
+    }
+    st.entry->pin();  // the batch's debit_entry, handed on to the credit's journal chunk
+    self->send(st.core->actor_of(*entry), std::move(out.batch));
+    entry->unpin(out.pins);
   }
   st.outbox.clear();
   if (!st.expiries.empty()) {
@@ -111,6 +142,7 @@ bool load_records(AccountActorState& st, const std::array<TransferId, 2>& ids) {
 void decide_one(Self* self, DebitItem& item, std::uint64_t now) {
   AccountActorState& st = self->state;
   if (!load_records(st, domain::records_needed(item.transfer))) {
+    if (item.credit_entry != nullptr) item.credit_entry->unpin();
     item.batch->fail(item.index);
     return;
   }
@@ -118,9 +150,11 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now) {
       domain::decide_debit(*st.account, item.transfer, item.credit_closed, now);
   switch (d.kind) {
     case domain::DebitDecision::Kind::reject:
+      if (item.credit_entry != nullptr) item.credit_entry->unpin();
       item.batch->complete(item.index, {d.result, 0, 0});
       return;
     case domain::DebitDecision::Kind::exists:
+      if (item.credit_entry != nullptr) item.credit_entry->unpin();
       if (d.result == TransferResult::exists) {
         item.batch->complete(item.index, {d.result, d.record->event.timestamp, d.record->position});
       } else {
@@ -134,6 +168,7 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now) {
       break;
   }
   domain::apply_debit(*st.account, d.event);
+  ++st.uncommitted;
   if (d.event.kind == domain::TransferKind::pending && d.event.expires_at != 0) {
     st.expiries.push_back({d.event.expires_at, st.account->id(), d.event.request.id});
   }
@@ -161,6 +196,7 @@ bool absorb_commits(Self* self, std::uint64_t now) {
       const auto& e = std::get<domain::TransferEvent>(node->events[i]);
       domain::confirm_debit(*st.account, e, node->first_timestamp + i, node->first_position + i);
     }
+    st.uncommitted -= node->events.size();
     if (!st.parked.empty()) {
       for (const domain::Event& event : node->events) {
         const auto& e = std::get<domain::TransferEvent>(event);
@@ -186,6 +222,8 @@ void settle(Self* self, std::uint64_t now) {
     if (!want || !absorb_commits(self, now)) break;
   }
   flush_outbox(self);
+  st.entry->last_active.store(st.core->passivation_tick.load(std::memory_order_relaxed),
+                              std::memory_order_relaxed);
   const std::size_t cached_max = st.core->options.account_records_cached_max;
   if (st.account->transfers.size() > cached_max) {
     domain::evict_records(*st.account, st.core->projector->checkpoint(), cached_max / 2);
@@ -218,12 +256,18 @@ void on_credits(Self* self, CreditBatch& msg) {
   caf::actor debit = caf::actor_cast<caf::actor>(self->current_sender());
   POINTEX_ASSERT(debit);
   POINTEX_ASSERT(msg.debit_entry != nullptr);
-  if (!chunk->events.empty()) {
-    chunk->debit_actor = debit;
-    chunk->debit_entry = msg.debit_entry;
-    st.core->journal->append(std::move(chunk));
-  }
+  st.entry->last_active.store(st.core->passivation_tick.load(std::memory_order_relaxed),
+                              std::memory_order_relaxed);
   if (!refusals.items.empty()) self->send(debit, std::move(refusals));
+  if (chunk->events.empty()) {
+    msg.debit_entry->unpin();
+    return;
+  }
+  chunk->debit_actor = debit;
+  chunk->debit_entry = msg.debit_entry;  // the message's pin moves to the chunk
+  chunk->credit_entry = st.entry;
+  st.entry->pin();
+  st.core->journal->append(std::move(chunk));
 }
 
 void on_refusals(Self* self, RefusalBatch& msg) {
@@ -232,6 +276,7 @@ void on_refusals(Self* self, RefusalBatch& msg) {
   absorb_commits(self, now);
   for (Refusal& r : msg.items) {
     domain::revert_debit(*st.account, r.event);
+    --st.uncommitted;
     if (r.batch != nullptr) r.batch->complete(r.index, {r.result, 0, 0});
   }
   for (Refusal& r : msg.items) {
@@ -250,6 +295,7 @@ void on_expire(Self* self, ExpireDue& msg) {
     std::optional<domain::TransferEvent> e = domain::decide_expire(*st.account, pending_id, now);
     if (!e) continue;
     domain::apply_debit(*st.account, *e);
+    ++st.uncommitted;
     outbox_for(st, e->credit_account, nullptr).items.push_back({*e, nullptr, 0});
   }
   settle(self, now);
@@ -272,14 +318,39 @@ void on_close(Self* self, CloseRequest& msg) {
   }
   // A repeated close is a barrier: answered once the first close is durable.
   chunk->account = st.account->account;
+  chunk->entry = st.entry;
+  st.entry->pin();
   st.core->journal->append(std::move(chunk));
 }
 
 void on_fail_parked(Self* self) {
   for (auto& [id, items] : self->state.parked) {
-    for (DebitItem& item : items) item.batch->fail(item.index);
+    for (DebitItem& item : items) {
+      if (item.credit_entry != nullptr) item.credit_entry->unpin();
+      item.batch->fail(item.index);
+    }
   }
   self->state.parked.clear();
+}
+
+/// Leaves memory if nothing of the account is in flight and the read models include its last
+/// event (then they hold its state and records, and the next command loads them from there).
+void on_passivate(Self* self) {
+  AccountActorState& st = self->state;
+  const std::uint64_t now = st.core->now();
+  absorb_commits(self, now);
+  settle(self, now);
+  if (!st.parked.empty() || st.uncommitted != 0) return;
+  engine::AccountEntry* entry = st.entry;
+  const std::uint64_t checkpoint = st.core->projector->checkpoint();
+  const bool removed = st.core->directory.remove_if_unheld(entry, [&] {
+    return self->mailbox().empty() && entry->acks.empty() &&
+           entry->last_position.load(std::memory_order_acquire) <= checkpoint;
+  });
+  if (!removed) return;
+  st.entry = nullptr;  // destroyed with the directory's entry
+  st.core->passivated.fetch_add(1, std::memory_order_relaxed);
+  self->quit();
 }
 
 caf::behavior account_actor(Self* self, Engine::Impl* core, engine::AccountEntry* entry,
@@ -314,6 +385,7 @@ caf::behavior account_actor(Self* self, Engine::Impl* core, engine::AccountEntry
         }
       },
       [=](FailParked&) { on_fail_parked(self); },
+      [=](Passivate&) { on_passivate(self); },
   };
 }
 

@@ -45,8 +45,10 @@ void on_tick(Self* self) {
     it = st.due.erase(it);
   }
   for (auto& [account, msg] : by_account) {
-    caf::actor target = st.core->actor_of(account);
-    if (target) self->send(target, std::move(msg));
+    engine::AccountEntry* entry = st.core->directory.find(account);
+    if (entry == nullptr) continue;  // logged by find if it failed
+    self->send(st.core->actor_of(*entry), std::move(msg));
+    entry->unpin();
   }
   arm(self);
 }

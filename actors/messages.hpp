@@ -26,7 +26,7 @@ struct DebitItem {
   std::uint32_t index = 0;
   bool credit_closed = false;
   /// The credit account's directory entry when the transfer names it (null for a post or void
-  /// that leaves it to the pending transfer).
+  /// that leaves it to the pending transfer). The item holds a pin on it.
   engine::AccountEntry* credit_entry = nullptr;
 };
 struct DebitBatch {
@@ -42,7 +42,8 @@ struct CreditItem {
 };
 struct CreditBatch {
   std::vector<CreditItem> items;
-  /// The sender: where commits are acknowledged (its AckInbox) and refusals sent.
+  /// The sender: where commits are acknowledged (its AckInbox) and refusals sent. The
+  /// message holds a pin on it, which the credit actor hands on to its journal chunk.
   engine::AccountEntry* debit_entry = nullptr;
 };
 
@@ -88,6 +89,8 @@ struct LookupTransfer {
 };
 /// The event log failed: answer every parked command as failed.
 struct FailParked {};
+/// The sweeper: this account was idle; stop and leave memory if nothing is in flight.
+struct Passivate {};
 
 }  // namespace pointex::actors
 
@@ -101,3 +104,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::CloseRequest)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::LookupAccount)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::LookupTransfer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::FailParked)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pointex::actors::Passivate)

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <future>
 #include <pointex/engine.hpp>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -715,5 +716,110 @@ TEST_CASE("a failed read-model write stops projecting, not writing; a reopen cat
   e.reset();
   VerifyReport report;
   REQUIRE(Engine::verify(dir.path(), &report).is_ok());
+  CHECK(report.ok);
+}
+
+TEST_CASE("idle accounts leave memory and come back from the read models", "[engine][passivation]") {
+  TempDir dir;
+  EngineOptions o;
+  o.data_dir = dir.path();
+  o.threads = 2;
+  o.account_idle_s = 1;
+  std::unique_ptr<Engine> e;
+  REQUIRE(Engine::open(o, &e).is_ok());
+  setup(*e);
+  Transfer p = single(2, alice, bob, 5);
+  p.flags = transfer_flags::pending;
+  const auto first = submit(*e, {single(1, issuer, alice, 100)});
+  REQUIRE(first[0].result == TransferResult::ok);
+  REQUIRE(submit_one(*e, p) == TransferResult::ok);
+  REQUIRE(e->stats().live_account_actors >= 3);
+  // Idle for more than a second, and the read models include everything: they all leave.
+  for (int i = 0; i < 100 && e->stats().accounts_in_memory > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(e->stats().accounts_in_memory == 0);
+  CHECK(e->stats().live_account_actors == 0);
+  CHECK(e->stats().accounts_passivated >= 4);
+  // They come back as they were.
+  CHECK(account(*e, alice).credits_posted == 100);
+  CHECK(account(*e, alice).debits_pending == 5);
+  auto retry = submit(*e, {single(1, issuer, alice, 100)});
+  CHECK(retry[0].result == TransferResult::exists);
+  CHECK(retry[0].position == first[0].position);
+  Transfer post;
+  post.id = 3;
+  post.debit_account = alice;
+  post.pending_id = 2;
+  post.flags = transfer_flags::post_pending;
+  CHECK(submit_one(*e, post) == TransferResult::ok);
+  CHECK(account(*e, bob).credits_posted == 5);
+  e.reset();
+  VerifyReport report;
+  REQUIRE(Engine::verify(dir.path(), &report).is_ok());
+  CHECK(report.ok);
+}
+
+TEST_CASE("passivation under load past the cap loses and doubles nothing",
+          "[engine][passivation]") {
+  TempDir dir;
+  EngineOptions o;
+  o.data_dir = dir.path();
+  o.threads = 2;
+  o.accounts_in_memory_max = 8;
+  o.account_records_cached_max = 4;
+  std::unique_ptr<Engine> e;
+  REQUIRE(Engine::open(o, &e).is_ok());
+  setup(*e);
+  constexpr AccountId first_member = 100;
+  constexpr AccountId members = 60;
+  std::vector<AccountSpec> specs;
+  for (AccountId k = 0; k < members; ++k) {
+    specs.push_back({first_member + k, mall, AccountKind::member, no_overdraft, 0, "m"});
+  }
+  std::vector<AccountResult> created;
+  REQUIRE(e->create_accounts(specs, &created).is_ok());
+  std::vector<Transfer> funding;
+  for (AccountId k = 0; k < members; ++k) funding.push_back(single(k + 1, issuer, first_member + k, 1000));
+  for (const auto& out : submit(*e, funding)) REQUIRE(out.result == TransferResult::ok);
+
+  // Random transfers among the members for ~4 s while the sweeper keeps shedding accounts;
+  // every batch is retried once (each retry must answer exists with the same position).
+  std::mt19937_64 rng(7);
+  TransferId next_id = 1000;
+  std::uint64_t batches = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while (std::chrono::steady_clock::now() < until) {
+    std::vector<Transfer> batch;
+    for (int i = 0; i < 20; ++i) {
+      const AccountId from = first_member + rng() % members;
+      AccountId to = first_member + rng() % members;
+      if (to == from) to = first_member + (to - first_member + 1) % members;
+      batch.push_back(single(next_id++, from, to, 1 + rng() % 20));
+    }
+    const auto out = submit(*e, batch);
+    const auto again = submit(*e, batch);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      INFO("transfer " << batch[i].id);
+      REQUIRE((out[i].result == TransferResult::ok || out[i].result == TransferResult::exceeds_credits));
+      if (out[i].result == TransferResult::ok) {
+        REQUIRE(again[i].result == TransferResult::exists);
+        REQUIRE(again[i].position == out[i].position);
+      } else {
+        REQUIRE(again[i].result != TransferResult::exists);
+      }
+    }
+    ++batches;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  CHECK(batches > 10);
+  CHECK(e->stats().accounts_passivated > 0);
+  std::int64_t sum = account(*e, issuer).balance();
+  for (AccountId k = 0; k < members; ++k) sum += account(*e, first_member + k).balance();
+  CHECK(sum == 0);
+  e.reset();
+  VerifyReport report;
+  REQUIRE(Engine::verify(dir.path(), &report).is_ok());
+  INFO((report.problems.empty() ? "" : report.problems[0]));
   CHECK(report.ok);
 }

@@ -53,6 +53,16 @@ struct EngineOptions {
   /// yet always stay. Default: 1024.
   std::uint32_t account_records_cached_max = 1024;
 
+  /// Accounts whose state stays in memory (with or without a running actor). Past it, the
+  /// least recently used idle ones leave memory (passivation) and load again from the read
+  /// models on their next command. Checked once a second. Default: 1M.
+  std::uint32_t accounts_in_memory_max = 1U << 20;
+
+  /// An account idle this long leaves memory even under accounts_in_memory_max (0: never).
+  /// An account with anything in flight, or whose last event the read models do not include
+  /// yet, stays until that is done. Default: 300 s.
+  std::uint32_t account_idle_s = 300;
+
   /// Log recovery progress every this many events. Default: 1M.
   std::uint64_t recovery_progress_events = 1'000'000;
 
@@ -95,6 +105,8 @@ struct EngineStats {
   std::uint64_t committed_events = 0;
   std::uint64_t inflight_transfers = 0;
   std::uint64_t live_account_actors = 0;
+  /// Accounts that left memory (passivation) since the engine opened.
+  std::uint64_t accounts_passivated = 0;
 };
 
 /// A page of an account's history, newest first.

@@ -4,12 +4,17 @@
 
 namespace pointex::engine {
 
-AccountEntry* Directory::find_loaded(AccountId id) const {
-  const Stripe& s = stripes_[stripe_of(id)];
-  std::lock_guard<std::mutex> lock(s.mutex);
-  const auto it = s.entries.find(id);
-  return it == s.entries.end() ? nullptr : it->second.get();
+namespace {
+
+AccountEntry* find_pinned(const std::unordered_map<AccountId, std::unique_ptr<AccountEntry>>& map,
+                          AccountId id) {
+  const auto it = map.find(id);
+  if (it == map.end()) return nullptr;
+  it->second->pin();
+  return it->second.get();
 }
+
+}  // namespace
 
 AccountEntry* Directory::find(AccountId id) {
   AccountEntry* entry = nullptr;
@@ -19,7 +24,11 @@ AccountEntry* Directory::find(AccountId id) {
 }
 
 Status Directory::lookup(AccountId id, AccountEntry** entry) {
-  *entry = find_loaded(id);
+  {
+    const Stripe& s = stripes_[stripe_of(id)];
+    std::lock_guard<std::mutex> lock(s.mutex);
+    *entry = find_pinned(s.entries, id);
+  }
   if (*entry != nullptr || !loader_) return Status::ok();
   // Loaded outside the stripe's lock (it reads from disk); a concurrent load of the same id
   // loses the insert below and uses the winner's entry.
@@ -35,19 +44,44 @@ AccountEntry* Directory::insert(std::unique_ptr<domain::AccountState> state, boo
   const AccountId id = state->id();
   Stripe& s = stripes_[stripe_of(id)];
   std::lock_guard<std::mutex> lock(s.mutex);
-  auto it = s.entries.find(id);
-  if (it != s.entries.end()) {
+  AccountEntry* existing = find_pinned(s.entries, id);
+  if (existing != nullptr) {
     *inserted = false;
-    return it->second.get();
+    return existing;
   }
   auto entry = std::make_unique<AccountEntry>(state->account.spec);
   entry->closed.store(state->closed(), std::memory_order_relaxed);
   entry->dormant = std::move(state);
+  entry->pin();
   AccountEntry* raw = entry.get();
   s.entries.emplace(id, std::move(entry));
   size_.fetch_add(1, std::memory_order_relaxed);
   *inserted = true;
   return raw;
+}
+
+bool Directory::remove_if_unheld(AccountEntry* entry, const std::function<bool()>& can_leave) {
+  Stripe& s = stripes_[stripe_of(entry->spec.id)];
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (entry->pins.load(std::memory_order_acquire) != 0 || !can_leave()) return false;
+  s.entries.erase(entry->spec.id);
+  size_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+void Directory::sweep(const std::function<Sweep(AccountEntry&)>& fn) {
+  for (Stripe& s : stripes_) {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    for (auto it = s.entries.begin(); it != s.entries.end();) {
+      AccountEntry& entry = *it->second;
+      if (entry.pins.load(std::memory_order_acquire) == 0 && fn(entry) == Sweep::remove) {
+        it = s.entries.erase(it);
+        size_.fetch_sub(1, std::memory_order_relaxed);
+      } else {
+        ++it;
+      }
+    }
+  }
 }
 
 void Directory::for_each(const std::function<void(AccountEntry&)>& fn) const {

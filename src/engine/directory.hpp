@@ -1,10 +1,17 @@
 #pragma once
 /// The account directory: account id -> definition, closed flag, and the account's actor
-/// (spawned on first use). Thread-safe; entries are never removed, so pointers stay valid.
+/// (spawned on first use). Thread-safe.
 ///
 /// It holds the accounts in use, not every account: an id it lacks is loaded through the
 /// loader (from the read models, which hold every account not in the directory as of its last
-/// event: recovery loads every account the log's tail after their checkpoint touches).
+/// event: recovery loads every account the log's tail after their checkpoint touches, and an
+/// entry leaves only once the read models include its last event).
+///
+/// Entries leave (passivation) only while nobody holds them: find() pins the entry it returns,
+/// and whoever holds a pointer to an entry - a caller between lookup and send, a message, a
+/// journal chunk - holds one pin, released with unpin() when done. Pins are taken under the
+/// stripe's lock (find) or by the entry's own actor, and removal checks them under that lock,
+/// so a removed entry has no holder left.
 
 #include <array>
 #include <atomic>
@@ -18,6 +25,7 @@
 #include <vector>
 
 #include "domain/account_state.hpp"
+#include "domain/assert.hpp"
 #include "domain/events.hpp"
 #include "pointex/status.hpp"
 #include "pointex/types.hpp"
@@ -61,6 +69,7 @@ class AckInbox {
     return reversed;
   }
   void want_poke(bool on) { wants_poke_.store(on, std::memory_order_seq_cst); }
+  bool empty() const { return head_.load(std::memory_order_seq_cst) == nullptr; }
 
  private:
   static void delete_list(CommitNode* n) {
@@ -72,10 +81,30 @@ class AckInbox {
 
 struct AccountEntry {
   explicit AccountEntry(const AccountSpec& s) : spec(s) {}
+  void pin(std::uint32_t n = 1) { pins.fetch_add(n, std::memory_order_relaxed); }
+  void unpin(std::uint32_t n = 1) {
+    const std::uint32_t before = pins.fetch_sub(n, std::memory_order_release);
+    (void)before;
+    POINTEX_ASSERT(before >= n);
+  }
+  /// Raises last_position to `position` (journal thread, recovery, creation).
+  void committed_at(std::uint64_t position) {
+    std::uint64_t seen = last_position.load(std::memory_order_relaxed);
+    while (seen < position &&
+           !last_position.compare_exchange_weak(seen, position, std::memory_order_release)) {
+    }
+  }
+
   /// Immutable after creation (the closed flag lives in `closed`).
   const AccountSpec spec;
   /// What the directory knows of the account being closed (the actor is authoritative).
   std::atomic<bool> closed{false};
+  /// Holders of a pointer to this entry besides the directory (see Directory).
+  std::atomic<std::uint32_t> pins{0};
+  /// Position of the last durable event that touched the account.
+  std::atomic<std::uint64_t> last_position{0};
+  /// Passivation clock tick of the account's last command (Directory::sweep).
+  std::atomic<std::uint32_t> last_active{0};
 
   AckInbox acks;
 
@@ -95,18 +124,25 @@ class Directory {
       std::function<Status(AccountId id, std::unique_ptr<domain::AccountState>* state)>;
   void set_loader(Loader loader) { loader_ = std::move(loader); }
 
-  /// The entry of `id`, loading it if needed; null if there is no such account, or (logged)
-  /// if loading failed.
+  /// The entry of `id`, pinned (the caller unpins it), loading it if needed; null if there is
+  /// no such account, or (logged) if loading failed.
   AccountEntry* find(AccountId id);
   /// Same, with the loader's failure as status.
   [[nodiscard]] Status lookup(AccountId id, AccountEntry** entry);
-  /// The entry if it is in memory (no loading).
-  AccountEntry* find_loaded(AccountId id) const;
-  /// Inserts a new entry holding `state` (dormant); returns it, or the existing entry with
-  /// `*inserted` false.
+  /// Inserts a new entry holding `state` (dormant); returns it pinned, or the existing entry
+  /// (pinned) with `*inserted` false.
   AccountEntry* insert(std::unique_ptr<domain::AccountState> state, bool* inserted);
   std::uint64_t size() const { return size_.load(std::memory_order_relaxed); }
   void for_each(const std::function<void(AccountEntry&)>& fn) const;
+
+  /// Removes `entry` if nobody holds it (no pins) and `can_leave` (called under the stripe's
+  /// lock) agrees. The entry is destroyed: the caller must not touch it afterwards.
+  bool remove_if_unheld(AccountEntry* entry, const std::function<bool()>& can_leave);
+  /// What sweep() does with an entry.
+  enum class Sweep : std::uint8_t { keep, remove };
+  /// Walks every entry, one stripe at a time under its lock; `fn` sees only entries nobody
+  /// holds, and those it answers `remove` for are removed (fn must not call the directory).
+  void sweep(const std::function<Sweep(AccountEntry&)>& fn);
 
  private:
   static constexpr std::size_t stripes = 64;

@@ -53,6 +53,9 @@ Status validate_options(const EngineOptions& o) {
   if (o.commit_group_events_max == 0) {
     return Status::invalid_argument("commit_group_events_max must be at least 1");
   }
+  if (o.accounts_in_memory_max == 0) {
+    return Status::invalid_argument("accounts_in_memory_max must be at least 1");
+  }
   if (o.account_records_cached_max == 0) {
     return Status::invalid_argument("account_records_cached_max must be at least 1");
   }
@@ -149,10 +152,6 @@ caf::actor Engine::Impl::actor_of(engine::AccountEntry& entry) {
   return entry.actor;
 }
 
-caf::actor Engine::Impl::actor_of(AccountId id) {
-  engine::AccountEntry* entry = directory.find(id);
-  return entry == nullptr ? caf::actor() : actor_of(*entry);
-}
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -212,6 +211,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
                                                    impl->options.clock_ns);
   s = start_actors(*impl);
   if (!s.is_ok()) return s;
+  impl->start_sweeper();
   engine->reset(new Engine(std::move(impl)));
   return Status::ok();
 }
@@ -219,6 +219,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
 Engine::~Engine() {
   Impl& core = *impl_;
   core.stopping.store(true);
+  core.stop_sweeper();
   const auto deadline = std::chrono::steady_clock::now() + shutdown_drain_timeout;
   while (core.inflight.load() != 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -322,8 +323,14 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
         // Whether the id is taken is unknown: nothing of this batch is applied.
         return chunk->callback(looked, {});
       }
+      // Its spec never changes: comparing it after unpinning is safe only because we copy.
+      std::optional<AccountSpec> existing_spec;
+      if (existing != nullptr) {
+        existing_spec = existing->spec;
+        existing->unpin();
+      }
       const auto earlier = in_batch.find(spec.id);
-      const AccountSpec* other = existing != nullptr         ? &existing->spec
+      const AccountSpec* other = existing_spec            ? &*existing_spec
                                  : earlier != in_batch.end() ? &accounts[earlier->second]
                                                              : nullptr;
       if (other != nullptr) {
@@ -347,7 +354,9 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
     // Not inserted only if a lookup loaded it from the read models meanwhile (the projector
     // was quicker): the same account, fresh.
     bool inserted = false;
-    core.directory.insert(std::move(state), &inserted);
+    engine::AccountEntry* entry = core.directory.insert(std::move(state), &inserted);
+    entry->committed_at(appended.first_position + k);
+    entry->unpin();
   }
   core.account_count.fetch_add(created.size());
 }
@@ -406,6 +415,8 @@ void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback 
                                  credit ? &credit->spec : nullptr);
     }
     if (r != TransferResult::ok) {
+      if (debit != nullptr) debit->unpin();
+      if (credit != nullptr) credit->unpin();
       batch->set(i, {r, 0, 0});
       ++answered;
       continue;
@@ -416,6 +427,8 @@ void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback 
   std::stable_sort(routes.begin(), routes.end(),
                    [](const Route& a, const Route& b) { return a.debit < b.debit; });
   // Count the answered items down last: until then the batch cannot finish under our feet.
+  // Each route holds a pin on both entries: the credit's travels in the message (the debit
+  // actor releases it), the debit's is released once the message is in its mailbox.
   for (std::size_t begin = 0; begin < routes.size();) {
     std::size_t end = begin;
     actors::DebitBatch msg;
@@ -424,7 +437,9 @@ void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback 
       msg.items.push_back({transfers[r.index], batch, r.index, r.credit_closed, r.credit});
       ++end;
     }
-    caf::anon_send(core.actor_of(*routes[begin].debit), std::move(msg));
+    engine::AccountEntry* debit = routes[begin].debit;
+    caf::anon_send(core.actor_of(*debit), std::move(msg));
+    debit->unpin(static_cast<std::uint32_t>(end - begin));
     begin = end;
   }
   if (answered > 0) batch->count_down(answered);
@@ -457,6 +472,7 @@ Status Engine::close_account(AccountId id, CloseResult* result, Account* account
                    *account = a;
                    done.set_value(s);
                  }});
+  entry->unpin();
   return wait(f);
 }
 
@@ -474,6 +490,8 @@ Status Engine::lookup_accounts(const std::vector<AccountId>& ids,
     std::unique_lock<std::mutex> entry_lock(entry->mutex);
     if (!entry->actor) {
       (*accounts)[i] = entry->dormant->account;
+      entry_lock.unlock();
+      entry->unpin();
       continue;
     }
     caf::actor actor = entry->actor;
@@ -487,6 +505,7 @@ Status Engine::lookup_accounts(const std::vector<AccountId>& ids,
                      (*accounts)[i] = a;
                      if (--waiting == 0) cv.notify_one();
                    }});
+    entry->unpin();
   }
   std::unique_lock<std::mutex> lock(mutex);
   cv.wait(lock, [&] { return waiting == 0; });
@@ -502,14 +521,16 @@ Status Engine::lookup_transfer(AccountId debit_account, TransferId id,
   if (entry == nullptr) return Status::ok();
   std::unique_lock<std::mutex> entry_lock(entry->mutex);
   if (!entry->actor) {
-    Status s = engine::load_records(*core.read_model, *entry->dormant, {id, 0}, &core.records_loaded);
-    if (!s.is_ok()) return s;
+    Status s = engine::load_records(*core.read_model, *entry->dormant, {id, 0},
+                                    &core.records_loaded);
     const auto& transfers = entry->dormant->transfers;
     const auto it = transfers.find(id);
-    if (it != transfers.end() && it->second.committed) {
+    if (s.is_ok() && it != transfers.end() && it->second.committed) {
       *transfer = domain::transfer_info(it->second);
     }
-    return Status::ok();
+    entry_lock.unlock();
+    entry->unpin();
+    return s;
   }
   caf::actor actor = entry->actor;
   entry_lock.unlock();
@@ -517,6 +538,7 @@ Status Engine::lookup_transfer(AccountId debit_account, TransferId id,
   std::future<std::optional<TransferInfo>> f = done.get_future();
   caf::anon_send(
       actor, actors::LookupTransfer{id, [&](std::optional<TransferInfo> t) { done.set_value(t); }});
+  entry->unpin();
   *transfer = wait(f);
   return Status::ok();
 }
@@ -531,6 +553,7 @@ EngineStats Engine::stats() const {
   s.accounts = core.account_count.load();
   s.accounts_in_memory = core.directory.size();
   s.transfer_records_loaded = core.records_loaded.load();
+  s.accounts_passivated = core.passivated.load();
   s.recovered_events = core.recovered_events;
   s.recovery_ms = core.recovery_ms;
   const store::JournalStats js = core.journal->stats();

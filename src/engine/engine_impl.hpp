@@ -3,6 +3,8 @@
 /// engine's and actors' .cpp files include it.
 
 #include <atomic>
+#include <condition_variable>
+#include <thread>
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -46,6 +48,20 @@ struct Engine::Impl {
   std::atomic<std::uint64_t> account_count{0};
   std::atomic<std::uint64_t> records_loaded{0};
 
+  /// Passivation: a coarse clock (one tick per sweep interval) stamped into entries by their
+  /// actors, and the sweeper thread that stops idle accounts (passivation.cpp).
+  std::atomic<std::uint32_t> passivation_tick{1};
+  std::atomic<std::uint64_t> passivated{0};
+  std::mutex sweeper_mutex;
+  std::condition_variable sweeper_wake;
+  bool sweeper_stopping = false;
+  std::thread sweeper;
+  void start_sweeper();
+  void stop_sweeper();
+  /// One pass: asks idle accounts to leave memory (all that are idle past account_idle_s, and
+  /// while over accounts_in_memory_max, any idle since the last tick).
+  void sweep();
+
   std::uint64_t recovered_events = 0;
   std::uint64_t recovery_ms = 0;
 
@@ -58,10 +74,9 @@ struct Engine::Impl {
   /// Waits until the read models include `min_position` (bounded by read_wait_ms_max).
   Status wait_for_read_models(std::uint64_t min_position);
 
-  /// The actor of an account, spawned from its dormant state on first use.
+  /// The actor of an account, spawned from its dormant state on first use. REQUIRES: the
+  /// caller holds a pin on `entry` until it has sent what it sends.
   caf::actor actor_of(engine::AccountEntry& entry);
-  /// Same, by id; null if no such account.
-  caf::actor actor_of(AccountId id);
 };
 
 }  // namespace pointex

@@ -67,13 +67,16 @@ class Recovery {
     Status s = core_.directory.lookup(e.spec.id, &existing);
     if (!s.is_ok()) return s;
     if (existing != nullptr) {
+      existing->unpin();
       return at(position, "account " + std::to_string(e.spec.id) + " created twice");
     }
     auto state = std::make_unique<domain::AccountState>();
     state->account.spec = e.spec;
     state->account.timestamp = e.timestamp;
     bool inserted = false;
-    core_.directory.insert(std::move(state), &inserted);
+    engine::AccountEntry* entry = core_.directory.insert(std::move(state), &inserted);
+    entry->committed_at(position);
+    entry->unpin();
     core_.account_count.fetch_add(1);
     return Status::ok();
   }
@@ -84,6 +87,8 @@ class Recovery {
     if (entry == nullptr) return at(position, "closing unknown account");
     domain::apply_close(*entry->dormant);
     entry->closed.store(true);
+    entry->committed_at(position);
+    entry->unpin();
     return Status::ok();
   }
   Status apply_event(std::uint64_t position, const domain::TransferEvent& e) {
@@ -95,6 +100,9 @@ class Recovery {
     engine::AccountEntry* credit = nullptr;
     Status s = core_.directory.lookup(e.debit_account, &debit);
     if (s.is_ok()) s = core_.directory.lookup(e.credit_account, &credit);
+    // Recovery runs alone: nothing removes entries meanwhile, so the pins can go at once.
+    if (debit != nullptr) debit->unpin();
+    if (credit != nullptr) credit->unpin();
     if (!s.is_ok()) return s;
     if (debit == nullptr || credit == nullptr || debit == credit) {
       return at(position, "transfer names an unknown account");
@@ -111,6 +119,8 @@ class Recovery {
     }
     domain::evolve(*debit->dormant, e, position);
     domain::evolve(*credit->dormant, e, position);
+    debit->committed_at(position);
+    credit->committed_at(position);
     return Status::ok();
   }
   static Status at(std::uint64_t position, const std::string& what) {

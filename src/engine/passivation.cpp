@@ -1,0 +1,78 @@
+// Passivation: idle accounts leave memory. The sweeper thread walks the directory once per
+// tick; an account with an actor is asked to stop (the actor checks that nothing of it is in
+// flight, see on_passivate), a dormant one leaves at once when the read models include its last
+// event. Either way the next command loads it again from the read models.
+
+#include <caf/all.hpp>
+#include <chrono>
+
+#include "actors/messages.hpp"
+#include "engine/engine_impl.hpp"
+#include "engine/log.hpp"
+
+namespace pointex {
+namespace {
+
+constexpr auto sweep_interval = std::chrono::seconds(1);
+
+}  // namespace
+
+void Engine::Impl::start_sweeper() {
+  sweeper = std::thread([this] {
+    pthread_setname_np(pthread_self(), "pointex-sweep");
+    std::unique_lock<std::mutex> lock(sweeper_mutex);
+    while (!sweeper_wake.wait_for(lock, sweep_interval, [this] { return sweeper_stopping; })) {
+      lock.unlock();
+      passivation_tick.fetch_add(1, std::memory_order_relaxed);
+      sweep();
+      lock.lock();
+    }
+  });
+}
+
+void Engine::Impl::stop_sweeper() {
+  {
+    std::lock_guard<std::mutex> lock(sweeper_mutex);
+    sweeper_stopping = true;
+  }
+  sweeper_wake.notify_one();
+  if (sweeper.joinable()) sweeper.join();
+}
+
+void Engine::Impl::sweep() {
+  const std::uint64_t in_memory = directory.size();
+  const std::uint64_t cap = options.accounts_in_memory_max;
+  // Over the cap, shed down to 90% of it, idle-for-a-tick accounts first in walk order.
+  std::uint64_t excess = in_memory > cap ? in_memory - cap + cap / 10 : 0;
+  const std::uint32_t idle_ticks = options.account_idle_s;  // one tick per second
+  if (excess == 0 && idle_ticks == 0) return;
+  const std::uint32_t tick = passivation_tick.load(std::memory_order_relaxed);
+  const std::uint64_t checkpoint = projector->checkpoint();
+  std::uint64_t asked = 0;
+  std::uint64_t removed = 0;
+  directory.sweep([&](engine::AccountEntry& entry) {
+    const std::uint32_t age = tick - entry.last_active.load(std::memory_order_relaxed);
+    const bool over = excess > 0 && age >= 2;
+    if (!over && (idle_ticks == 0 || age < idle_ticks)) return engine::Directory::Sweep::keep;
+    std::lock_guard<std::mutex> lock(entry.mutex);
+    if (entry.actor) {
+      caf::anon_send(entry.actor, actors::Passivate{});
+      ++asked;
+      if (excess > 0) --excess;
+      return engine::Directory::Sweep::keep;
+    }
+    if (entry.last_position.load(std::memory_order_acquire) > checkpoint) {
+      return engine::Directory::Sweep::keep;
+    }
+    ++removed;
+    if (excess > 0) --excess;
+    return engine::Directory::Sweep::remove;
+  });
+  passivated.fetch_add(removed, std::memory_order_relaxed);
+  if (asked + removed > 0) {
+    pointex::log().debug("passivation: {} accounts in memory, {} dormant removed, {} actors asked to stop",
+                in_memory, removed, asked);
+  }
+}
+
+}  // namespace pointex
