@@ -333,9 +333,10 @@ void on_fail_parked(Self* self) {
   self->state.parked.clear();
 }
 
-/// Leaves memory if nothing of the account is in flight and the read models include its last
+/// Stops if nothing of the account is in flight: its state goes back to the directory
+/// (dormant), or leaves memory when asked to and the read models include the account's last
 /// event (then they hold its state and records, and the next command loads them from there).
-void on_passivate(Self* self) {
+void on_passivate(Self* self, bool leave_memory) {
   AccountActorState& st = self->state;
   const std::uint64_t now = st.core->now();
   absorb_commits(self, now);
@@ -343,13 +344,23 @@ void on_passivate(Self* self) {
   if (!st.parked.empty() || st.uncommitted != 0) return;
   engine::AccountEntry* entry = st.entry;
   const std::uint64_t checkpoint = st.core->projector->checkpoint();
-  const bool removed = st.core->directory.remove_if_unheld(entry, [&] {
-    return self->mailbox().empty() && entry->acks.empty() &&
-           entry->last_position.load(std::memory_order_acquire) <= checkpoint;
+  bool stopped = false;
+  const auto decision = st.core->directory.release_if_unheld(entry, [&] {
+    using Sweep = engine::Directory::Sweep;
+    if (!self->mailbox().empty() || !entry->acks.empty()) return Sweep::keep;
+    stopped = true;
+    if (leave_memory && entry->last_position.load(std::memory_order_acquire) <= checkpoint) {
+      return Sweep::remove;
+    }
+    std::lock_guard<std::mutex> lock(entry->mutex);
+    entry->dormant = std::move(st.account);
+    entry->spawned.store(false, std::memory_order_release);
+    entry->actor = nullptr;
+    return Sweep::keep;
   });
-  if (!removed) return;
-  st.entry = nullptr;  // destroyed with the directory's entry
-  st.core->passivated.fetch_add(1, std::memory_order_relaxed);
+  if (!stopped) return;
+  if (decision == engine::Directory::Sweep::remove) st.core->passivated.fetch_add(1);
+  st.entry = nullptr;  // removed, or no longer this actor's
   self->quit();
 }
 
@@ -385,7 +396,7 @@ caf::behavior account_actor(Self* self, Engine::Impl* core, engine::AccountEntry
         }
       },
       [=](FailParked&) { on_fail_parked(self); },
-      [=](Passivate&) { on_passivate(self); },
+      [=](Passivate& msg) { on_passivate(self, msg.leave_memory); },
   };
 }
 

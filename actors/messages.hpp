@@ -89,8 +89,12 @@ struct LookupTransfer {
 };
 /// The event log failed: answer every parked command as failed.
 struct FailParked {};
-/// The sweeper: this account was idle; stop and leave memory if nothing is in flight.
-struct Passivate {};
+/// The sweeper: this account was idle. If nothing of it is in flight, stop: leave memory
+/// altogether (`leave_memory`, when the read models include its last event) or leave the state
+/// in the directory without an actor.
+struct Passivate {
+  bool leave_memory = false;
+};
 
 }  // namespace pointex::actors
 

@@ -39,6 +39,8 @@ constexpr std::uint64_t member_funding = 1'000'000'000;
 struct Config {
   std::string workload = "all";
   std::uint32_t accounts = 100'000;
+  /// Members the workloads use (the first `active` of them); 0: all.
+  std::uint32_t active = 0;
   std::uint32_t batch = 8190;
   std::uint32_t clients = 4;
   double duration_s = 10;
@@ -85,34 +87,88 @@ int die(const std::string& what, const Status& s) {
   std::exit(2);
 }
 
+/// Keeps up to `max` asynchronous submissions in flight; wait() returns the first failure.
+class Pipeline {
+ public:
+  explicit Pipeline(std::uint32_t max) : max_(max) {}
+  /// Blocks while `max` are in flight; returns a callback for the next submission.
+  std::function<void(const Status&)> next() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return inflight_ < max_; });
+    ++inflight_;
+    return [this](const Status& s) {
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (!s.is_ok() && failure_.is_ok()) failure_ = s;
+      --inflight_;
+      cv_.notify_all();
+    };
+  }
+  Status wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return inflight_ == 0; });
+    return failure_;
+  }
+
+ private:
+  const std::uint32_t max_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::uint32_t inflight_ = 0;
+  Status failure_;
+};
+
+/// Resident memory of this process (VmRSS) and its peak (VmHWM), in MiB.
+std::pair<double, double> rss_mib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  double rss = 0;
+  double hwm = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) rss = std::stod(line.substr(6)) / 1024.0;
+    if (line.rfind("VmHWM:", 0) == 0) hwm = std::stod(line.substr(6)) / 1024.0;
+  }
+  return {rss, hwm};
+}
+
 Status setup_accounts(Engine& engine, const Config& cfg) {
   LedgerResult lr{};
   Status s = engine.create_ledger({bench_ledger, "BENCH", "bench points", 0, 0}, &lr);
   if (!s.is_ok()) return s;
+  const auto started = Clock::now();
+  Pipeline pipeline(4);
   std::vector<AccountSpec> specs{{issuer_id, bench_ledger, AccountKind::issuer, 0, 0, "issuer"}};
-  std::vector<AccountResult> results;
   for (std::uint32_t i = 0; i < cfg.accounts; ++i) {
     specs.push_back({first_member + i, bench_ledger, AccountKind::member,
                      account_flags::debits_must_not_exceed_credits, 0, ""});
     if (specs.size() == engine.options().batch_items_max || i + 1 == cfg.accounts) {
-      s = engine.create_accounts(std::move(specs), &results);
-      if (!s.is_ok()) return s;
+      auto done = pipeline.next();
+      engine.create_accounts(std::move(specs),
+                             [done](const Status& st, std::vector<AccountResult>) { done(st); });
       specs.clear();
     }
+    if ((i + 1) % 1'000'000 == 0) fmt::print(stderr, "  {} accounts created\n", i + 1);
   }
+  s = pipeline.wait();
+  if (!s.is_ok()) return s;
   // Fund every member from the issuer so that uniform transfers succeed.
   std::vector<Transfer> funding;
-  std::vector<TransferOutcome> outcomes;
   for (std::uint32_t i = 0; i < cfg.accounts; ++i) {
     funding.push_back(
         {i + 1ULL, issuer_id, first_member + i, member_funding, bench_ledger, 1, 0, 0, 0, 0});
     if (funding.size() == engine.options().batch_items_max || i + 1 == cfg.accounts) {
-      s = engine.submit_transfers(std::move(funding), &outcomes);
-      if (!s.is_ok()) return s;
+      auto done = pipeline.next();
+      engine.submit_transfers(std::move(funding), [done](const Status& st,
+                                                         std::vector<TransferOutcome>) { done(st); });
       funding.clear();
     }
+    if ((i + 1) % 1'000'000 == 0) fmt::print(stderr, "  {} accounts funded\n", i + 1);
   }
-  return Status::ok();
+  s = pipeline.wait();
+  const auto [rss, hwm] = rss_mib();
+  fmt::print(stderr, "setup: {} accounts in {:.1f} s; RSS {:.0f} MiB (peak {:.0f} MiB)\n",
+             cfg.accounts, std::chrono::duration<double>(Clock::now() - started).count(), rss,
+             hwm);
+  return s;
 }
 
 /// Runs one workload in a closed loop and returns its figures.
@@ -160,7 +216,7 @@ class Driver {
 
   std::vector<Transfer> make_batch() {
     std::vector<Transfer> batch(cfg_.batch);
-    std::uniform_int_distribution<std::uint32_t> member(0, cfg_.accounts - 1);
+    std::uniform_int_distribution<std::uint32_t> member(0, cfg_.active - 1);
     for (Transfer& t : batch) {
       t.id = next_id_++;
       t.amount = 1;
@@ -219,21 +275,35 @@ class Driver {
   RunResult result_;
 };
 
+/// Conservation over the issuer and the active members; each member outside the active set
+/// still holds exactly its funding (a sample of them is looked up to check it).
 void check_conservation(Engine& engine, const Config& cfg, RunResult& r) {
   std::vector<AccountId> ids{issuer_id};
-  for (std::uint32_t i = 0; i < cfg.accounts; ++i) ids.push_back(first_member + i);
+  for (std::uint32_t i = 0; i < cfg.active; ++i) ids.push_back(first_member + i);
+  const std::uint32_t idle = cfg.accounts - cfg.active;
+  for (std::uint32_t k = 0; k < std::min<std::uint32_t>(idle, 1000); ++k) {
+    ids.push_back(first_member + cfg.active + static_cast<std::uint32_t>(
+                                                  (static_cast<std::uint64_t>(k) * idle) / 1000));
+  }
   std::vector<std::optional<Account>> accounts;
   const Status s = engine.lookup_accounts(ids, &accounts);
   if (!s.is_ok()) die("lookup", s);
   std::int64_t sum = 0;
   std::uint64_t negative = 0;
   std::uint64_t pending = 0;
-  for (const auto& a : accounts) {
-    sum += a->balance();
-    pending += a->debits_pending + a->credits_pending;
-    if (a->spec.kind == AccountKind::member && a->balance() < 0) ++negative;
+  std::uint64_t idle_changed = 0;
+  for (std::size_t i = 0; i < accounts.size(); ++i) {
+    const Account& a = *accounts[i];
+    if (i > cfg.active) {  // a sampled idle member
+      idle_changed += a.balance() != static_cast<std::int64_t>(member_funding);
+      continue;
+    }
+    sum += a.balance();
+    pending += a.debits_pending + a.credits_pending;
+    if (a.spec.kind == AccountKind::member && a.balance() < 0) ++negative;
   }
-  r.conserved = sum == 0 && negative == 0 && pending == 0;
+  sum += static_cast<std::int64_t>(idle) * static_cast<std::int64_t>(member_funding);
+  r.conserved = sum == 0 && negative == 0 && pending == 0 && idle_changed == 0;
   r.conservation_message =
       fmt::format("sum of balances {}, members below zero {}, pending {}", sum, negative, pending);
 }
@@ -328,6 +398,9 @@ int main(int argc, char** argv) {
   app.add_option("--accounts", cfg.accounts, "member accounts")
       ->check(CLI::Range(2U, 50'000'000U))
       ->capture_default_str();
+  app.add_option("--active", cfg.active,
+                 "members the workloads use, the first N (0: all); the rest stay idle")
+      ->capture_default_str();
   app.add_option("--batch", cfg.batch, "transfers per submitted batch")
       ->check(CLI::Range(1U, 8190U))
       ->capture_default_str();
@@ -356,6 +429,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1U, 256U))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (cfg.active == 0) cfg.active = cfg.accounts;
+  if (cfg.active < 2 || cfg.active > cfg.accounts) {
+    fmt::print(stderr, "pointex-bench: --active must be 2 to --accounts ({})\n", cfg.accounts);
+    return 2;
+  }
 
   const bool temporary = cfg.data_dir.empty();
   if (temporary) cfg.data_dir = fresh_data_dir();
@@ -379,6 +457,7 @@ int main(int argc, char** argv) {
   std::uint64_t next_id = 1'000'000'000ULL;
   nlohmann::json report = {{"config",
                             {{"accounts", cfg.accounts},
+                             {"active", cfg.active},
                              {"batch", cfg.batch},
                              {"clients", cfg.clients},
                              {"duration_s", cfg.duration_s},
@@ -397,6 +476,9 @@ int main(int argc, char** argv) {
     measure_projection(*engine, r);
     check_conservation(*engine, cfg, r);
     all_conserved = all_conserved && r.conserved;
+    const auto [rss, hwm] = rss_mib();
+    fmt::print(stderr, "  {}: RSS {:.0f} MiB (peak {:.0f} MiB), {} accounts in memory, {} actors\n",
+               w, rss, hwm, r.stats.accounts_in_memory, r.stats.live_account_actors);
     fmt::print("{:<9} {:>12.0f} {:>10} {:>9.2f} {:>9.2f} {:>9.2f} {:>10} {:>11} {:>8.1f}s\n", w,
                static_cast<double>(r.transfers) / r.seconds, r.ok, ms(r.latency.quantile(0.5)),
                ms(r.latency.quantile(0.99)), ms(r.latency.quantile(0.999)),
@@ -427,6 +509,9 @@ int main(int argc, char** argv) {
                        {"threads", cfg.query_threads}};
   report["restart"] = {
       {"close_s", restart.close_s}, {"open_s", restart.open_s}, {"events", restart.events}};
+  const auto [rss, hwm] = rss_mib();
+  report["memory_mib"] = {{"rss", rss}, {"peak", hwm}};
+  fmt::print("memory: RSS {:.0f} MiB, peak {:.0f} MiB\n", rss, hwm);
   if (!cfg.json_path.empty()) std::ofstream(cfg.json_path) << report.dump(2) << "\n";
   if (temporary && !cfg.keep) std::filesystem::remove_all(cfg.data_dir);
   return all_conserved ? 0 : 1;

@@ -53,10 +53,21 @@ struct EngineOptions {
   /// yet always stay. Default: 1024.
   std::uint32_t account_records_cached_max = 1024;
 
+  /// How far the read models may lag behind the event log, in events. Past it, commits wait
+  /// for the projector (writers slow down to the read side's pace instead of the lag, the
+  /// memory held for it and the log tail a crash recovery replays growing without bound).
+  /// 0: unbounded. Default: 2M.
+  std::uint64_t projection_lag_max = 2'000'000;
+
   /// Accounts whose state stays in memory (with or without a running actor). Past it, the
   /// least recently used idle ones leave memory (passivation) and load again from the read
   /// models on their next command. Checked once a second. Default: 1M.
   std::uint32_t accounts_in_memory_max = 1U << 20;
+
+  /// Running account actors (each costs ~2 KB besides the account's state). Past it, idle
+  /// ones stop and leave their state in memory without an actor until the next command.
+  /// Checked once a second. Default: 256K.
+  std::uint32_t live_actors_max = 1U << 18;
 
   /// An account idle this long leaves memory even under accounts_in_memory_max (0: never).
   /// An account with anything in flight, or whose last event the read models do not include

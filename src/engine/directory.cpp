@@ -60,13 +60,17 @@ AccountEntry* Directory::insert(std::unique_ptr<domain::AccountState> state, boo
   return raw;
 }
 
-bool Directory::remove_if_unheld(AccountEntry* entry, const std::function<bool()>& can_leave) {
+Directory::Sweep Directory::release_if_unheld(AccountEntry* entry,
+                                              const std::function<Sweep()>& decide) {
   Stripe& s = stripes_[stripe_of(entry->spec.id)];
   std::lock_guard<std::mutex> lock(s.mutex);
-  if (entry->pins.load(std::memory_order_acquire) != 0 || !can_leave()) return false;
-  s.entries.erase(entry->spec.id);
-  size_.fetch_sub(1, std::memory_order_relaxed);
-  return true;
+  if (entry->pins.load(std::memory_order_acquire) != 0) return Sweep::keep;
+  const Sweep d = decide();
+  if (d == Sweep::remove) {
+    s.entries.erase(entry->spec.id);
+    size_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return d;
 }
 
 void Directory::sweep(const std::function<Sweep(AccountEntry&)>& fn) {

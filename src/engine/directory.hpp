@@ -135,11 +135,13 @@ class Directory {
   std::uint64_t size() const { return size_.load(std::memory_order_relaxed); }
   void for_each(const std::function<void(AccountEntry&)>& fn) const;
 
-  /// Removes `entry` if nobody holds it (no pins) and `can_leave` (called under the stripe's
-  /// lock) agrees. The entry is destroyed: the caller must not touch it afterwards.
-  bool remove_if_unheld(AccountEntry* entry, const std::function<bool()>& can_leave);
-  /// What sweep() does with an entry.
+  /// What sweep() and release_if_unheld() do with an entry.
   enum class Sweep : std::uint8_t { keep, remove };
+  /// If nobody holds `entry` (no pins), calls `decide` under the stripe's lock (so nobody can
+  /// take a pin meanwhile) and removes the entry if it answers `remove`: the entry is then
+  /// destroyed and the caller must not touch it. Returns `keep` without calling `decide` if
+  /// the entry is held.
+  Sweep release_if_unheld(AccountEntry* entry, const std::function<Sweep()>& decide);
   /// Walks every entry, one stripe at a time under its lock; `fn` sees only entries nobody
   /// holds, and those it answers `remove` for are removed (fn must not call the directory).
   void sweep(const std::function<Sweep(AccountEntry&)>& fn);

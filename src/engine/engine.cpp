@@ -53,6 +53,7 @@ Status validate_options(const EngineOptions& o) {
   if (o.commit_group_events_max == 0) {
     return Status::invalid_argument("commit_group_events_max must be at least 1");
   }
+  if (o.live_actors_max == 0) return Status::invalid_argument("live_actors_max must be at least 1");
   if (o.accounts_in_memory_max == 0) {
     return Status::invalid_argument("accounts_in_memory_max must be at least 1");
   }
@@ -198,6 +199,14 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   Impl* core = impl.get();
   jo.on_group = [core](std::uint64_t first, std::string bytes, std::vector<std::uint32_t> ends) {
     core->projector->submit({first, std::move(bytes), std::move(ends)});
+  };
+  jo.before_group = [core](std::uint64_t committed) {
+    const std::uint64_t lag_max = core->options.projection_lag_max;
+    if (lag_max == 0 || core->projector->checkpoint() + lag_max >= committed) return;
+    // Wait in slices so that a closing engine or a stopped projector never blocks commits.
+    while (!core->stopping.load(std::memory_order_relaxed) && core->projector->failure().is_ok() &&
+           !core->projector->wait_for(committed - lag_max, std::chrono::milliseconds(50))) {
+    }
   };
   jo.on_failure = [core](const Status& status) {
     log().critical("event log write failed, engine stopped: {}", status.to_string());

@@ -41,37 +41,45 @@ void Engine::Impl::stop_sweeper() {
 
 void Engine::Impl::sweep() {
   const std::uint64_t in_memory = directory.size();
-  const std::uint64_t cap = options.accounts_in_memory_max;
-  // Over the cap, shed down to 90% of it, idle-for-a-tick accounts first in walk order.
-  std::uint64_t excess = in_memory > cap ? in_memory - cap + cap / 10 : 0;
+  const std::uint64_t live = live_actors.load(std::memory_order_relaxed);
+  const std::uint64_t memory_cap = options.accounts_in_memory_max;
+  const std::uint64_t live_cap = options.live_actors_max;
+  // Over a cap, shed down to 90% of it: accounts idle for a tick or more, in walk order.
+  std::uint64_t memory_excess = in_memory > memory_cap ? in_memory - memory_cap + memory_cap / 10 : 0;
+  std::uint64_t live_excess = live > live_cap ? live - live_cap + live_cap / 10 : 0;
   const std::uint32_t idle_ticks = options.account_idle_s;  // one tick per second
-  if (excess == 0 && idle_ticks == 0) return;
+  if (memory_excess == 0 && live_excess == 0 && idle_ticks == 0) return;
   const std::uint32_t tick = passivation_tick.load(std::memory_order_relaxed);
   const std::uint64_t checkpoint = projector->checkpoint();
   std::uint64_t asked = 0;
   std::uint64_t removed = 0;
+  using Sweep = engine::Directory::Sweep;
   directory.sweep([&](engine::AccountEntry& entry) {
     const std::uint32_t age = tick - entry.last_active.load(std::memory_order_relaxed);
-    const bool over = excess > 0 && age >= 2;
-    if (!over && (idle_ticks == 0 || age < idle_ticks)) return engine::Directory::Sweep::keep;
+    if (age < 2) return Sweep::keep;  // used within the last tick
+    const bool idle_out = idle_ticks != 0 && age >= idle_ticks;
+    // Only an account whose last event the read models include may leave memory.
+    const bool projected = entry.last_position.load(std::memory_order_acquire) <= checkpoint;
+    const bool leave = projected && (memory_excess > 0 || idle_out);
     std::lock_guard<std::mutex> lock(entry.mutex);
     if (entry.actor) {
-      caf::anon_send(entry.actor, actors::Passivate{});
+      if (!leave && live_excess == 0 && !idle_out) return Sweep::keep;
+      caf::anon_send(entry.actor, actors::Passivate{leave});
       ++asked;
-      if (excess > 0) --excess;
-      return engine::Directory::Sweep::keep;
+      if (live_excess > 0) --live_excess;
+      if (leave && memory_excess > 0) --memory_excess;
+      return Sweep::keep;
     }
-    if (entry.last_position.load(std::memory_order_acquire) > checkpoint) {
-      return engine::Directory::Sweep::keep;
-    }
+    if (!leave) return Sweep::keep;
     ++removed;
-    if (excess > 0) --excess;
-    return engine::Directory::Sweep::remove;
+    if (memory_excess > 0) --memory_excess;
+    return Sweep::remove;
   });
   passivated.fetch_add(removed, std::memory_order_relaxed);
   if (asked + removed > 0) {
-    pointex::log().debug("passivation: {} accounts in memory, {} dormant removed, {} actors asked to stop",
-                in_memory, removed, asked);
+    pointex::log().debug(
+        "passivation: {} accounts in memory, {} actors; {} removed, {} actors asked to stop",
+        in_memory, live, removed, asked);
   }
 }
 

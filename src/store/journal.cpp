@@ -89,6 +89,9 @@ void Journal::run() {
   std::vector<std::uint32_t> ends;
   for (;;) {
     std::uint64_t group_events = 0;
+    if (options_.before_group) {
+      options_.before_group(committed_position_.load(std::memory_order_relaxed));
+    }
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });

@@ -55,6 +55,9 @@ struct JournalOptions {
   /// Called on the writer thread after each durable group, before its chunks' on_durable, with
   /// the group's first position, its encoded events back to back and each event's end offset.
   std::function<void(std::uint64_t, std::string, std::vector<std::uint32_t>)> on_group;
+  /// Called on the writer thread before each group with the committed position; it may block
+  /// (back-pressure: the engine waits there while the read models lag too far).
+  std::function<void(std::uint64_t)> before_group;
 };
 
 struct JournalStats {
