@@ -50,6 +50,8 @@ struct Config {
   std::string data_dir;
   std::string json_path;
   bool keep = false;
+  /// The data dir was set up by an earlier run with the same --accounts: do not set up again.
+  bool reuse = false;
   std::uint64_t seed = 42;
   double query_s = 3;
   std::uint32_t query_threads = 2;
@@ -421,6 +423,9 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", cfg.data_dir, "data dir (default: a fresh temporary one)");
   app.add_option("--json", cfg.json_path, "write the figures as JSON to this file");
   app.add_flag("--keep", cfg.keep, "keep the temporary data dir");
+  app.add_flag("--reuse", cfg.reuse,
+               "the --data-dir was set up by an earlier run with the same --accounts (kept with "
+               "--keep): skip the setup");
   app.add_option("--seed", cfg.seed, "random seed")->capture_default_str();
   app.add_option("--query-seconds", cfg.query_s, "seconds per read-side query measurement")
       ->check(CLI::Range(0.1, 600.0))
@@ -444,9 +449,24 @@ int main(int argc, char** argv) {
   std::unique_ptr<Engine> engine;
   Status s = Engine::open(options, &engine);
   if (!s.is_ok()) die("open", s);
-  fmt::print(stderr, "setting up {} accounts in {}\n", cfg.accounts, cfg.data_dir);
-  s = setup_accounts(*engine, cfg);
-  if (!s.is_ok()) die("setup", s);
+  if (cfg.reuse) {
+    if (temporary) {
+      fmt::print(stderr, "pointex-bench: --reuse needs --data-dir\n");
+      return 2;
+    }
+    if (engine->stats().accounts != cfg.accounts + 1ULL) {
+      fmt::print(stderr, "pointex-bench: --reuse: {} holds {} accounts, not {}\n", cfg.data_dir,
+                 engine->stats().accounts, cfg.accounts + 1ULL);
+      return 2;
+    }
+    const auto [rss, hwm] = rss_mib();
+    fmt::print(stderr, "reusing {} ({} accounts, opened in {} ms); RSS {:.0f} MiB\n", cfg.data_dir,
+               cfg.accounts, engine->stats().recovery_ms, rss);
+  } else {
+    fmt::print(stderr, "setting up {} accounts in {}\n", cfg.accounts, cfg.data_dir);
+    s = setup_accounts(*engine, cfg);
+    if (!s.is_ok()) die("setup", s);
+  }
 
   std::vector<std::string> workloads;
   if (cfg.workload == "all") {
@@ -454,7 +474,14 @@ int main(int argc, char** argv) {
   } else {
     workloads = {cfg.workload};
   }
-  std::uint64_t next_id = 1'000'000'000ULL;
+  // Fresh transfer ids per run, also on a reused data dir: a million per second of wall time
+  // since the epoch is more than a run consumes between two starts.
+  std::uint64_t next_id =
+      1'000'000'000'000ULL +
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count()) *
+          1'000'000ULL;
   nlohmann::json report = {{"config",
                             {{"accounts", cfg.accounts},
                              {"active", cfg.active},

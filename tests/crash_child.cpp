@@ -36,6 +36,12 @@ int main(int argc, char** argv) {
   const std::uint64_t seed = std::strtoull(argv[2], nullptr, 10);
   EngineOptions options;
   options.data_dir = argv[1];
+  // Small caches and a small lag bound, so that record eviction, passivation and commits
+  // waiting for the projector all happen while the process may be killed.
+  options.account_records_cached_max = 8;
+  options.live_actors_max = 8;
+  options.accounts_in_memory_max = 12;
+  options.projection_lag_max = 5000;
   std::unique_ptr<Engine> engine;
   Status s = Engine::open(options, &engine);
   if (!s.is_ok()) die("open", s);

@@ -106,6 +106,9 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
     // The hash memtables support concurrent inserts only as skiplists; writes here come from
     // the projector's one thread anyway.
     db_options.allow_concurrent_memtable_write = false;
+    // At most this much memtable across the read-model families (each may take 64 MiB): the
+    // oldest is flushed when they reach it, so memory stays bounded however wide the load.
+    db_options.db_write_buffer_size = 192ULL << 20;
     for (const char* name : {"rm_accounts", "rm_transfers", "rm_transfer_ids", "rm_history"}) {
       families.emplace_back(name, read_model_options());
     }
