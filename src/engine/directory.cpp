@@ -73,8 +73,12 @@ Directory::Sweep Directory::release_if_unheld(AccountEntry* entry,
   return d;
 }
 
-void Directory::sweep(const std::function<Sweep(AccountEntry&)>& fn) {
-  for (Stripe& s : stripes_) {
+bool Directory::sweep(const std::function<Sweep(AccountEntry&)>& fn,
+                      const std::function<bool()>& more) {
+  for (std::size_t n = 0; n < stripes; ++n) {
+    if (!more()) return false;
+    Stripe& s = stripes_[sweep_cursor_];
+    sweep_cursor_ = (sweep_cursor_ + 1) % stripes;
     std::lock_guard<std::mutex> lock(s.mutex);
     for (auto it = s.entries.begin(); it != s.entries.end();) {
       AccountEntry& entry = *it->second;
@@ -86,6 +90,7 @@ void Directory::sweep(const std::function<Sweep(AccountEntry&)>& fn) {
       }
     }
   }
+  return true;
 }
 
 void Directory::for_each(const std::function<void(AccountEntry&)>& fn) const {

@@ -142,9 +142,11 @@ class Directory {
   /// destroyed and the caller must not touch it. Returns `keep` without calling `decide` if
   /// the entry is held.
   Sweep release_if_unheld(AccountEntry* entry, const std::function<Sweep()>& decide);
-  /// Walks every entry, one stripe at a time under its lock; `fn` sees only entries nobody
-  /// holds, and those it answers `remove` for are removed (fn must not call the directory).
-  void sweep(const std::function<Sweep(AccountEntry&)>& fn);
+  /// Walks the entries one stripe at a time under its lock, starting after the stripe where the
+  /// previous walk stopped, until `more()` answers false or every stripe was seen; `fn` sees
+  /// only entries nobody holds, and those it answers `remove` for are removed (fn must not call
+  /// the directory). Returns whether every stripe was seen.
+  bool sweep(const std::function<Sweep(AccountEntry&)>& fn, const std::function<bool()>& more);
 
  private:
   static constexpr std::size_t stripes = 64;
@@ -155,6 +157,7 @@ class Directory {
   static std::size_t stripe_of(AccountId id) { return (id * 0x9E3779B97F4A7C15ULL) >> 58; }
   std::array<Stripe, stripes> stripes_;
   Loader loader_;
+  std::size_t sweep_cursor_ = 0;  // sweeper thread only
   std::atomic<std::uint64_t> size_{0};
 };
 

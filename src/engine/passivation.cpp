@@ -4,6 +4,7 @@
 // event. Either way the next command loads it again from the read models.
 
 #include <caf/all.hpp>
+#include <algorithm>
 #include <chrono>
 
 #include "actors/messages.hpp"
@@ -48,8 +49,11 @@ void Engine::Impl::sweep() {
   std::uint64_t memory_excess = in_memory > memory_cap ? in_memory - memory_cap + memory_cap / 10 : 0;
   std::uint64_t live_excess = live > live_cap ? live - live_cap + live_cap / 10 : 0;
   const std::uint32_t idle_ticks = options.account_idle_s;  // one tick per second
-  if (memory_excess == 0 && live_excess == 0 && idle_ticks == 0) return;
   const std::uint32_t tick = passivation_tick.load(std::memory_order_relaxed);
+  // A whole walk for idle accounts four times per idle period; otherwise only as far as it
+  // takes to get under the caps (the next walk goes on where this one stopped).
+  const bool idle_walk = idle_ticks != 0 && tick % std::max(1U, idle_ticks / 4) == 0;
+  if (memory_excess == 0 && live_excess == 0 && !idle_walk) return;
   const std::uint64_t checkpoint = projector->checkpoint();
   std::uint64_t asked = 0;
   std::uint64_t removed = 0;
@@ -74,7 +78,7 @@ void Engine::Impl::sweep() {
     ++removed;
     if (memory_excess > 0) --memory_excess;
     return Sweep::remove;
-  });
+  }, [&] { return idle_walk || memory_excess > 0 || live_excess > 0; });
   passivated.fetch_add(removed, std::memory_order_relaxed);
   if (asked + removed > 0) {
     pointex::log().debug(
