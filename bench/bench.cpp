@@ -447,8 +447,10 @@ int main(int argc, char** argv) {
   options.durability = cfg.durability == "sync" ? Durability::sync : Durability::async;
   options.threads = cfg.threads;
   std::unique_ptr<Engine> engine;
+  const auto open_started = Clock::now();
   Status s = Engine::open(options, &engine);
   if (!s.is_ok()) die("open", s);
+  const double open_s = std::chrono::duration<double>(Clock::now() - open_started).count();
   if (cfg.reuse) {
     if (temporary) {
       fmt::print(stderr, "pointex-bench: --reuse needs --data-dir\n");
@@ -460,8 +462,11 @@ int main(int argc, char** argv) {
       return 2;
     }
     const auto [rss, hwm] = rss_mib();
-    fmt::print(stderr, "reusing {} ({} accounts, opened in {} ms); RSS {:.0f} MiB\n", cfg.data_dir,
-               cfg.accounts, engine->stats().recovery_ms, rss);
+    fmt::print(stderr,
+               "reusing {} ({} accounts, log at position {}): opened in {:.2f} s, {} events of "
+               "the log's tail replayed; RSS {:.0f} MiB\n",
+               cfg.data_dir, cfg.accounts, engine->stats().committed_position, open_s,
+               engine->stats().recovered_events, rss);
   } else {
     fmt::print(stderr, "setting up {} accounts in {}\n", cfg.accounts, cfg.data_dir);
     s = setup_accounts(*engine, cfg);

@@ -56,8 +56,8 @@ struct EngineOptions {
   /// How far the read models may lag behind the event log, in events. Past it, commits wait
   /// for the projector (writers slow down to the read side's pace instead of the lag, the
   /// memory held for it and the log tail a crash recovery replays growing without bound).
-  /// 0: unbounded. Default: 2M.
-  std::uint64_t projection_lag_max = 2'000'000;
+  /// 0: unbounded. Default: 1M.
+  std::uint64_t projection_lag_max = 1'000'000;
 
   /// Accounts whose state stays in memory (with or without a running actor). Past it, the
   /// least recently used idle ones leave memory (passivation) and load again from the read
@@ -66,8 +66,8 @@ struct EngineOptions {
 
   /// Running account actors (each costs ~2 KB besides the account's state). Past it, idle
   /// ones stop and leave their state in memory without an actor until the next command.
-  /// Checked once a second. Default: 256K.
-  std::uint32_t live_actors_max = 1U << 18;
+  /// Checked once a second. Default: 128K.
+  std::uint32_t live_actors_max = 1U << 17;
 
   /// An account idle this long leaves memory even under accounts_in_memory_max (0: never).
   /// An account with anything in flight, or whose last event the read models do not include

@@ -4,6 +4,7 @@
 #include "engine/recovery.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 #include <chrono>
 
 #include "domain/assert.hpp"
@@ -130,6 +131,41 @@ class Recovery {
   Engine::Impl& core_;
 };
 
+/// Loads every account the tail touches that exists at the checkpoint, in key order with
+/// batched reads (one Get per account in event order made a 500k-event tail take seconds).
+Status prefetch_tail_accounts(Engine::Impl& core, std::uint64_t checkpoint) {
+  std::vector<AccountId> ids;
+  std::unordered_set<AccountId> created;
+  Status failure;
+  const Status s = core.log->scan(checkpoint + 1, [&](std::uint64_t, std::string_view bytes) {
+    domain::Event event;
+    if (domain::decode_event(bytes, &event) != domain::DecodeError::none) return false;  // replay says where
+    if (const auto* t = std::get_if<domain::TransferEvent>(&event)) {
+      ids.push_back(t->debit_account);
+      ids.push_back(t->credit_account);
+    } else if (const auto* a = std::get_if<domain::AccountCreated>(&event)) {
+      created.insert(a->spec.id);
+    } else if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
+      ids.push_back(c->id);
+    }
+    return true;
+  });
+  if (!s.is_ok()) return s;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  ids.erase(std::remove_if(ids.begin(), ids.end(), [&](AccountId id) { return created.count(id); }),
+            ids.end());
+  if (ids.empty()) return Status::ok();
+  log().info("recovery: loading the {} accounts the log's tail touches", ids.size());
+  return core.read_model->accounts(ids, [&](Account&& account, std::uint64_t debit_transfers) {
+    auto state = std::make_unique<domain::AccountState>();
+    state->account = std::move(account);
+    state->records_complete = debit_transfers == 0;
+    bool inserted = false;
+    core.directory.insert(std::move(state), &inserted)->unpin();
+  });
+}
+
 }  // namespace
 
 Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* last_timestamp) {
@@ -163,6 +199,8 @@ Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* 
   const std::uint64_t tail = total - checkpoint;
   log().info("recovering {}: read models at position {}, replaying the log's {} events after it",
              core.options.data_dir, checkpoint, tail);
+  s = prefetch_tail_accounts(core, checkpoint);
+  if (!s.is_ok()) return s;
   Recovery recovery(core);
   recovery.last_position = checkpoint;
   Status failure;

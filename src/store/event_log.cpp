@@ -96,6 +96,9 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
   if (kind == Kind::event_log) {
     // The vector memtable of the events family does not support concurrent inserts.
     db_options.allow_concurrent_memtable_write = false;
+    // Bounds the write-ahead log replayed after a crash (the default family holds only the
+    // format key and would otherwise keep old logs alive).
+    db_options.max_total_wal_size = 128ULL << 20;
     rocksdb::ColumnFamilyOptions events_options;
     events_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
     events_options.write_buffer_size = 64ULL << 20;
@@ -106,9 +109,13 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
     // The hash memtables support concurrent inserts only as skiplists; writes here come from
     // the projector's one thread anyway.
     db_options.allow_concurrent_memtable_write = false;
-    // At most this much memtable across the read-model families (each may take 64 MiB): the
-    // oldest is flushed when they reach it, so memory stays bounded however wide the load.
-    db_options.db_write_buffer_size = 192ULL << 20;
+    // At most this much memtable across the read-model families: the oldest is flushed when
+    // they reach it, so memory stays bounded, and so does the write-ahead log RocksDB replays
+    // after a crash (192 MiB took 2.1 s to replay; see docs/performance.md).
+    db_options.db_write_buffer_size = 64ULL << 20;
+    // The checkpoint's family is written by every batch yet tiny, so it would keep old logs
+    // alive; past this size RocksDB flushes whatever holds the oldest log.
+    db_options.max_total_wal_size = 64ULL << 20;
     for (const char* name : {"rm_accounts", "rm_transfers", "rm_transfer_ids", "rm_history"}) {
       families.emplace_back(name, read_model_options());
     }

@@ -2,6 +2,8 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+
 #include "domain/varint.hpp"
 #include "store/db.hpp"
 
@@ -277,6 +279,36 @@ Status ReadModel::checkpoint(std::uint64_t* position) const {
 
 bool ReadModel::format_reset() const {
   return db_->format_reset;
+}
+
+Status ReadModel::accounts(
+    const std::vector<AccountId>& sorted_ids,
+    const std::function<void(Account&& account, std::uint64_t debit_transfers)>& fn) const {
+  constexpr std::size_t chunk = 1024;
+  std::vector<std::string> keys;
+  std::vector<rocksdb::Slice> slices;
+  std::vector<rocksdb::PinnableSlice> values(chunk);
+  std::vector<rocksdb::Status> statuses(chunk);
+  for (std::size_t begin = 0; begin < sorted_ids.size(); begin += chunk) {
+    const std::size_t n = std::min(chunk, sorted_ids.size() - begin);
+    keys.clear();
+    slices.clear();
+    for (std::size_t i = 0; i < n; ++i) keys.push_back(key1(sorted_ids[begin + i]));
+    for (const std::string& k : keys) slices.emplace_back(k);
+    for (auto& v : values) v.Reset();
+    db_->db->MultiGet(rocksdb::ReadOptions(), db_->accounts, n, slices.data(), values.data(),
+                      statuses.data(), /*sorted_input=*/true);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (statuses[i].IsNotFound()) continue;
+      if (!statuses[i].ok()) return from_rocks(statuses[i], "reading accounts");
+      Account a;
+      std::uint64_t debits = 0;
+      const Status d = decode_account(values[i].ToString(), &a, nullptr, &debits);
+      if (!d.is_ok()) return d;
+      fn(std::move(a), debits);
+    }
+  }
+  return Status::ok();
 }
 
 Status ReadModel::account_count(std::uint64_t* count) const {

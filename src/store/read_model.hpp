@@ -118,6 +118,10 @@ class ReadModel {
   [[nodiscard]] Status account(AccountId id, std::optional<Account>* account,
                                std::uint64_t* last_position = nullptr,
                                std::uint64_t* debit_transfers = nullptr) const;
+  /// Reads many accounts at once (keys in order: recovery's prefetch); calls fn for each found.
+  [[nodiscard]] Status accounts(
+      const std::vector<AccountId>& sorted_ids,
+      const std::function<void(Account&& account, std::uint64_t debit_transfers)>& fn) const;
   [[nodiscard]] Status account_count(std::uint64_t* count) const;
   [[nodiscard]] Status ledgers(std::vector<Ledger>* out) const;
   /// Calls fn(debit, id, expires_at) for every open pending transfer with a timeout.
