@@ -92,6 +92,8 @@ struct AccountActorState {
     CreditBatch batch;
   };
   std::vector<Outgoing> outbox;
+  /// credit account -> its place in `outbox`, once the outbox is too long to search.
+  std::unordered_map<AccountId, std::size_t> outbox_index;
   std::vector<ExpiryEntry> expiries;
 };
 
@@ -99,13 +101,26 @@ using Self = caf::stateful_actor<AccountActorState>;
 
 /// The batch for `credit`; `entry` (null: look it up by id) brings one pin along.
 CreditBatch& outbox_for(AccountActorState& st, AccountId credit, engine::AccountEntry* entry) {
+  constexpr std::size_t scan_max = 16;  // past it, an index (a hot account credits thousands)
   const std::uint32_t pin = entry != nullptr ? 1 : 0;
-  for (auto& out : st.outbox) {
-    if (out.credit != credit) continue;
-    if (out.entry == nullptr) out.entry = entry;
-    out.pins += pin;
-    return out.batch;
+  AccountActorState::Outgoing* found = nullptr;
+  if (st.outbox.size() <= scan_max) {
+    for (auto& out : st.outbox) {
+      if (out.credit == credit) found = &out;
+    }
+  } else {
+    if (st.outbox_index.empty()) {
+      for (std::size_t i = 0; i < st.outbox.size(); ++i) st.outbox_index[st.outbox[i].credit] = i;
+    }
+    const auto it = st.outbox_index.find(credit);
+    if (it != st.outbox_index.end()) found = &st.outbox[it->second];
   }
+  if (found != nullptr) {
+    if (found->entry == nullptr) found->entry = entry;
+    found->pins += pin;
+    return found->batch;
+  }
+  if (!st.outbox_index.empty()) st.outbox_index.emplace(credit, st.outbox.size());
   st.outbox.push_back({credit, entry, pin, CreditBatch{{}, st.entry}});
   return st.outbox.back().batch;
 }
@@ -124,6 +139,7 @@ void flush_outbox(Self* self) {
     entry->unpin(out.pins);
   }
   st.outbox.clear();
+  st.outbox_index.clear();
   if (!st.expiries.empty()) {
     self->send(st.core->expiry, ScheduleExpiry{std::move(st.expiries)});
     st.expiries.clear();
@@ -139,9 +155,10 @@ bool load_records(AccountActorState& st, const std::array<TransferId, 2>& ids) {
   return false;
 }
 
-void decide_one(Self* self, DebitItem& item, std::uint64_t now) {
+/// `preloaded`: the batch's records were loaded already (absent ones are not looked up again).
+void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded = false) {
   AccountActorState& st = self->state;
-  if (!load_records(st, domain::records_needed(item.transfer))) {
+  if (!preloaded && !load_records(st, domain::records_needed(item.transfer))) {
     if (item.credit_entry != nullptr) item.credit_entry->unpin();
     item.batch->fail(item.index);
     return;
@@ -231,9 +248,23 @@ void settle(Self* self, std::uint64_t now) {
 }
 
 void on_debits(Self* self, DebitBatch& msg) {
-  const std::uint64_t now = self->state.core->now();
+  AccountActorState& st = self->state;
+  const std::uint64_t now = st.core->now();
   absorb_commits(self, now);
-  for (DebitItem& item : msg.items) decide_one(self, item, now);
+  // Records of the batch not in memory: one batched read instead of one per item.
+  bool preloaded = false;
+  if (!st.account->records_complete && msg.items.size() > 1) {
+    std::vector<TransferId> ids;
+    ids.reserve(msg.items.size());
+    for (const DebitItem& item : msg.items) {
+      for (const TransferId id : domain::records_needed(item.transfer)) ids.push_back(id);
+    }
+    const Status s =
+        engine::load_records(*st.core->read_model, *st.account, ids, &st.core->records_loaded);
+    if (!s.is_ok()) log().error("account {}: loading transfer records: {}", st.account->id(), s.to_string());
+    preloaded = s.is_ok();
+  }
+  for (DebitItem& item : msg.items) decide_one(self, item, now, preloaded);
   settle(self, now);
 }
 

@@ -52,6 +52,8 @@ struct Config {
   bool keep = false;
   /// The data dir was set up by an earlier run with the same --accounts: do not set up again.
   bool reuse = false;
+  /// Engine option projection_lag_max (-1: the engine's default).
+  std::int64_t projection_lag_max = -1;
   std::uint64_t seed = 42;
   double query_s = 3;
   std::uint32_t query_threads = 2;
@@ -423,6 +425,8 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", cfg.data_dir, "data dir (default: a fresh temporary one)");
   app.add_option("--json", cfg.json_path, "write the figures as JSON to this file");
   app.add_flag("--keep", cfg.keep, "keep the temporary data dir");
+  app.add_option("--projection-lag-max", cfg.projection_lag_max,
+                 "engine option projection_lag_max (events; 0: unbounded; default: the engine's)");
   app.add_flag("--reuse", cfg.reuse,
                "the --data-dir was set up by an earlier run with the same --accounts (kept with "
                "--keep): skip the setup");
@@ -446,6 +450,9 @@ int main(int argc, char** argv) {
   options.data_dir = cfg.data_dir;
   options.durability = cfg.durability == "sync" ? Durability::sync : Durability::async;
   options.threads = cfg.threads;
+  if (cfg.projection_lag_max >= 0) {
+    options.projection_lag_max = static_cast<std::uint64_t>(cfg.projection_lag_max);
+  }
   std::unique_ptr<Engine> engine;
   const auto open_started = Clock::now();
   Status s = Engine::open(options, &engine);

@@ -1,5 +1,7 @@
 #include "engine/account_loader.hpp"
 
+#include <algorithm>
+
 #include "domain/decide.hpp"
 
 namespace pointex::engine {
@@ -30,6 +32,21 @@ Status load_records(const store::ReadModel& read_model, domain::AccountState& st
     loaded->fetch_add(1, std::memory_order_relaxed);
   }
   return Status::ok();
+}
+
+Status load_records(const store::ReadModel& read_model, domain::AccountState& state,
+                    std::vector<TransferId>& ids, std::atomic<std::uint64_t>* loaded) {
+  if (state.records_complete) return Status::ok();
+  ids.erase(std::remove_if(ids.begin(), ids.end(),
+                           [&](TransferId id) { return id == 0 || state.transfers.count(id) != 0; }),
+            ids.end());
+  if (ids.empty()) return Status::ok();
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return read_model.transfers(state.id(), ids, [&](TransferInfo&& info) {
+    domain::load_record(state, info);
+    loaded->fetch_add(1, std::memory_order_relaxed);
+  });
 }
 
 }  // namespace pointex::engine

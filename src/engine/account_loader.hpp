@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <vector>
 
 #include "domain/account_state.hpp"
 #include "pointex/status.hpp"
@@ -21,6 +22,12 @@ namespace pointex::engine {
 /// do while the state holds all its records. `*loaded` counts the records found.
 [[nodiscard]] Status load_records(const store::ReadModel& read_model, domain::AccountState& state,
                                   const std::array<TransferId, 2>& ids,
+                                  std::atomic<std::uint64_t>* loaded);
+
+/// Same for many ids at once (a batch of commands): one batched read of those not in memory.
+/// `ids` is used as scratch space.
+[[nodiscard]] Status load_records(const store::ReadModel& read_model, domain::AccountState& state,
+                                  std::vector<TransferId>& ids,
                                   std::atomic<std::uint64_t>* loaded);
 
 }  // namespace pointex::engine

@@ -281,34 +281,62 @@ bool ReadModel::format_reset() const {
   return db_->format_reset;
 }
 
-Status ReadModel::accounts(
-    const std::vector<AccountId>& sorted_ids,
-    const std::function<void(Account&& account, std::uint64_t debit_transfers)>& fn) const {
+namespace {
+
+/// Batched point reads of `keys` (in key order) from `cf`: fn(value) for each key found.
+Status multi_get(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf, const std::vector<std::string>& keys,
+                 const char* what, const std::function<Status(const std::string& value)>& fn) {
   constexpr std::size_t chunk = 1024;
-  std::vector<std::string> keys;
   std::vector<rocksdb::Slice> slices;
-  std::vector<rocksdb::PinnableSlice> values(chunk);
-  std::vector<rocksdb::Status> statuses(chunk);
-  for (std::size_t begin = 0; begin < sorted_ids.size(); begin += chunk) {
-    const std::size_t n = std::min(chunk, sorted_ids.size() - begin);
-    keys.clear();
+  std::vector<rocksdb::PinnableSlice> values(std::min(chunk, keys.size()));
+  std::vector<rocksdb::Status> statuses(values.size());
+  std::string value;
+  for (std::size_t begin = 0; begin < keys.size(); begin += chunk) {
+    const std::size_t n = std::min(chunk, keys.size() - begin);
     slices.clear();
-    for (std::size_t i = 0; i < n; ++i) keys.push_back(key1(sorted_ids[begin + i]));
-    for (const std::string& k : keys) slices.emplace_back(k);
+    for (std::size_t i = 0; i < n; ++i) slices.emplace_back(keys[begin + i]);
     for (auto& v : values) v.Reset();
-    db_->db->MultiGet(rocksdb::ReadOptions(), db_->accounts, n, slices.data(), values.data(),
-                      statuses.data(), /*sorted_input=*/true);
+    db.MultiGet(rocksdb::ReadOptions(), cf, n, slices.data(), values.data(), statuses.data(),
+                /*sorted_input=*/true);
     for (std::size_t i = 0; i < n; ++i) {
       if (statuses[i].IsNotFound()) continue;
-      if (!statuses[i].ok()) return from_rocks(statuses[i], "reading accounts");
-      Account a;
-      std::uint64_t debits = 0;
-      const Status d = decode_account(values[i].ToString(), &a, nullptr, &debits);
-      if (!d.is_ok()) return d;
-      fn(std::move(a), debits);
+      if (!statuses[i].ok()) return from_rocks(statuses[i], what);
+      value.assign(values[i].data(), values[i].size());
+      const Status s = fn(value);
+      if (!s.is_ok()) return s;
     }
   }
   return Status::ok();
+}
+
+}  // namespace
+
+Status ReadModel::accounts(
+    const std::vector<AccountId>& sorted_ids,
+    const std::function<void(Account&& account, std::uint64_t debit_transfers)>& fn) const {
+  std::vector<std::string> keys;
+  keys.reserve(sorted_ids.size());
+  for (const AccountId id : sorted_ids) keys.push_back(key1(id));
+  return multi_get(*db_->db, db_->accounts, keys, "reading accounts", [&](const std::string& v) {
+    Account a;
+    std::uint64_t debits = 0;
+    const Status d = decode_account(v, &a, nullptr, &debits);
+    if (d.is_ok()) fn(std::move(a), debits);
+    return d;
+  });
+}
+
+Status ReadModel::transfers(AccountId debit, const std::vector<TransferId>& sorted_ids,
+                            const std::function<void(TransferInfo&& transfer)>& fn) const {
+  std::vector<std::string> keys;
+  keys.reserve(sorted_ids.size());
+  for (const TransferId id : sorted_ids) keys.push_back(key2(debit, id));
+  return multi_get(*db_->db, db_->transfers, keys, "reading transfers", [&](const std::string& v) {
+    TransferInfo t;
+    const Status d = decode_transfer(v, &t);
+    if (d.is_ok()) fn(std::move(t));
+    return d;
+  });
 }
 
 Status ReadModel::account_count(std::uint64_t* count) const {

@@ -122,6 +122,9 @@ class ReadModel {
   [[nodiscard]] Status accounts(
       const std::vector<AccountId>& sorted_ids,
       const std::function<void(Account&& account, std::uint64_t debit_transfers)>& fn) const;
+  /// Reads many transfers of one debit account at once (ids in order); fn for each found.
+  [[nodiscard]] Status transfers(AccountId debit, const std::vector<TransferId>& sorted_ids,
+                                 const std::function<void(TransferInfo&& transfer)>& fn) const;
   [[nodiscard]] Status account_count(std::uint64_t* count) const;
   [[nodiscard]] Status ledgers(std::vector<Ledger>* out) const;
   /// Calls fn(debit, id, expires_at) for every open pending transfer with a timeout.
