@@ -19,6 +19,12 @@ enum class EventType : std::uint8_t {
   transfer = 4,
 };
 
+/// The event schema generation of this build: raised whenever any type gets a new version.
+/// The event log records the newest generation that wrote to it, and a build older than that
+/// refuses to open it, also when recovery would not decode the newer events themselves (they
+/// may lie before the read models' checkpoint).
+inline constexpr std::uint32_t event_schema = 1;
+
 /// The newest schema version of each type: what encode_event writes.
 inline constexpr std::uint8_t ledger_created_version = 1;
 inline constexpr std::uint8_t account_created_version = 1;

@@ -9,12 +9,14 @@
 
 #include <vector>
 
+#include "domain/codec.hpp"
 #include "store/db.hpp"
 
 namespace pointex::store {
 namespace {
 
 constexpr const char* format_key = "format";
+constexpr const char* event_schema_key = "event_schema";
 
 void encode_key(std::uint64_t position, char out[8]) {
   for (int i = 7; i >= 0; --i) {
@@ -187,10 +189,44 @@ EventLog::~EventLog() = default;
 
 Status EventLog::open(const std::string& dir, std::unique_ptr<EventLog>* log) {
   auto impl = std::make_unique<Impl>();
-  const Status s = Db::open(dir, Db::Kind::event_log, &impl->db);
+  Status s = Db::open(dir, Db::Kind::event_log, &impl->db);
   if (!s.is_ok()) return s;
-  log->reset(new EventLog(std::move(impl)));
+  auto opened = std::unique_ptr<EventLog>(new EventLog(std::move(impl)));
+  std::uint32_t generation = 0;
+  s = opened->event_schema(&generation);
+  if (!s.is_ok()) return s;
+  if (generation > domain::event_schema) {
+    return Status::corruption(dir + " was written by a newer PointEx (event schema " +
+                              std::to_string(generation) + "; this build reads up to " +
+                              std::to_string(domain::event_schema) + ")");
+  }
+  if (generation < domain::event_schema) {
+    s = opened->record_event_schema(domain::event_schema);
+    if (!s.is_ok()) return s;
+  }
+  *log = std::move(opened);
   return Status::ok();
+}
+
+Status EventLog::event_schema(std::uint32_t* generation) const {
+  std::string v;
+  const rocksdb::Status s =
+      impl_->db->db->Get(rocksdb::ReadOptions(), impl_->db->meta, event_schema_key, &v);
+  *generation = 0;
+  if (s.IsNotFound()) return Status::ok();
+  if (!s.ok()) return from_rocks(s, "reading the event schema");
+  if (v.size() != 8) return Status::corruption("bad event schema record");
+  *generation = static_cast<std::uint32_t>(get_be64(v.data()));
+  return Status::ok();
+}
+
+Status EventLog::record_event_schema(std::uint32_t generation) {
+  std::string v;
+  put_be64(v, generation);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return from_rocks(impl_->db->db->Put(wo, impl_->db->meta, event_schema_key, v),
+                    "writing the event schema");
 }
 
 void EventLog::Batch::put(std::uint64_t position, std::string_view event_bytes) {

@@ -65,6 +65,10 @@ class EventLog {
 
   /// Highest stored position (0 when the log is empty).
   [[nodiscard]] Status last_position(std::uint64_t* position) const;
+  /// The newest event schema generation that wrote to this log (see domain::event_schema).
+  [[nodiscard]] Status event_schema(std::uint32_t* generation) const;
+  /// Records that `generation` writes to this log (open does it for this build's).
+  [[nodiscard]] Status record_event_schema(std::uint32_t generation);
 
  private:
   struct Impl;
