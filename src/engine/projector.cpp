@@ -90,13 +90,7 @@ void Projector::start(std::uint64_t progress_every) {
     pthread_setname_np(pthread_self(), "pointex-project");
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), projector_nice);
     const Status s = catch_up(progress_every);
-    if (!s.is_ok()) {
-      log().error("read models stopped: {}", s.to_string());
-      std::lock_guard<std::mutex> lock(mutex_);
-      failure_ = s;
-      progressed_.notify_all();
-      return;
-    }
+    if (!s.is_ok()) return fail(s);
     run();
   });
 }
@@ -126,6 +120,13 @@ bool Projector::wait_for(std::uint64_t position, std::chrono::milliseconds timeo
   return progressed_.wait_for(lock, timeout, [&] {
     return checkpoint_.load(std::memory_order_acquire) >= position || !failure_.is_ok();
   }) && failure_.is_ok();
+}
+
+void Projector::fail(const Status& status) {
+  log().error("read models stopped: {}", status.to_string());
+  std::lock_guard<std::mutex> lock(mutex_);
+  failure_ = status;
+  progressed_.notify_all();
 }
 
 Status Projector::failure() const {
@@ -158,13 +159,7 @@ void Projector::run() {
     }
     work.clear();
     if (s.is_ok()) s = flush();
-    if (!s.is_ok()) {
-      log().error("read models stopped: {}", s.to_string());
-      std::lock_guard<std::mutex> lock(mutex_);
-      failure_ = s;
-      progressed_.notify_all();
-      return;
-    }
+    if (!s.is_ok()) return fail(s);
     publish(applied_position_);
     if (feed_ != nullptr) {
       if (!feed_events_.empty()) feed_->publish(feed_events_);

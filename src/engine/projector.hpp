@@ -82,6 +82,8 @@ class Projector {
   };
 
   void run();
+  /// Stops projecting after a failure (queries see it through failure()).
+  void fail(const Status& status);
   [[nodiscard]] Status apply_group(const CommittedGroup& group);
   [[nodiscard]] Status apply(std::uint64_t position, std::string_view bytes);
   [[nodiscard]] Status apply_transfer(std::uint64_t position, const domain::TransferEvent& e);
