@@ -714,7 +714,7 @@ TEST_CASE("a failed event log write is fail-stop: nothing unknown is acknowledge
   CHECK(retry[1].position == acked[0].position);
 }
 
-TEST_CASE("a failed read-model write stops projecting, not writing; a reopen catches up",
+TEST_CASE("a failed read-model write stops projecting, not writing, and a reopen catches up",
           "[engine]") {
   TempDir dir;
   std::uint64_t last = 0;

@@ -298,7 +298,7 @@ TEST_CASE("ledger statistics: issued, redeemed, expired, outstanding per day", "
   CHECK(e->ledger_stats(mall, 5, 4, 0, &days).code() == Status::Code::invalid_argument);
 }
 
-TEST_CASE("rebuilt read models equal the incrementally built ones; verify passes", "[read]") {
+TEST_CASE("rebuilt read models equal the incrementally built ones, and verify passes", "[read]") {
   TempDir dir;
   ManualClock clock;
   {
