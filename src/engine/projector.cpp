@@ -1,9 +1,6 @@
 #include "engine/projector.hpp"
 
 #include <pthread.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "domain/assert.hpp"
 #include "domain/codec.hpp"
@@ -18,8 +15,6 @@ constexpr std::uint64_t ns_per_day = 86'400ULL * 1'000'000'000ULL;
 /// The account cache is dropped after a flush once it holds more than this many accounts
 /// (everything in it is written by then, so it can be reloaded).
 constexpr std::size_t cached_accounts_max = 1U << 20;
-/// Scheduling priority of the projector thread (nice value, 19 = lowest).
-constexpr int projector_nice = 19;
 
 std::string transfer_key(AccountId debit, TransferId id) {
   std::string k(16, '\0');
@@ -85,10 +80,10 @@ Status Projector::catch_up(std::uint64_t progress_every) {
 
 void Projector::start(std::uint64_t progress_every) {
   thread_ = std::thread([this, progress_every] {
-    // Queries never slow writes: under load the projector yields the cores to the commit path
-    // and catches up when there is room (the lag is reported in EngineStats).
+    // Normal priority: with the lag bounded (projection_lag_max) the projector is on the
+    // commit path's critical path under sustained load; at nice 19 it starved and commits
+    // stalled behind it (docs/performance.md).
     pthread_setname_np(pthread_self(), "pointex-project");
-    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), projector_nice);
     const Status s = catch_up(progress_every);
     if (!s.is_ok()) return fail(s);
     run();
