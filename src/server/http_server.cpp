@@ -17,6 +17,8 @@
 #include <thread>
 #include <unordered_set>
 
+#include "server/json_map.hpp"
+
 namespace pointex::server {
 
 namespace beast = boost::beast;
@@ -28,6 +30,8 @@ namespace {
 
 /// Header bytes of a request (request line included): the target limit plus room for headers.
 constexpr std::uint32_t header_bytes_max = 16 * 1024;
+/// After a refusal, how long to drain what the client still sends before closing.
+constexpr std::uint32_t linger_ms = 1000;
 
 class Session;
 
@@ -90,7 +94,9 @@ class Session : public std::enable_shared_from_this<Session> {
     state_ = State::reading;
     parser_.emplace();
     parser_->header_limit(header_bytes_max);
-    parser_->body_limit(limits_.body_bytes_max);
+    // The declared size is checked by Api::check_head, after routing and auth (API.md's order);
+    // the limit for the bytes actually read (chunked bodies) is set once the header passed.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     stream_.expires_after(std::chrono::milliseconds(limits_.header_timeout_ms));
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
@@ -129,6 +135,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return write(std::move(*refused));
     }
     if (parser_->is_done()) return on_body({});
+    parser_->body_limit(limits_.body_bytes_max);
     stream_.expires_after(std::chrono::milliseconds(limits_.body_timeout_ms));
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
@@ -156,7 +163,7 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = false;
     Response res;
     res.status = status;
-    res.body = std::string(R"({"error":")") + code + R"(","message":")" + message + "\"}";
+    res.body = error_body({status, code, message, ""});
     api_->metrics().request(Endpoint::unrouted, status, 0);
     write(std::move(res));
   }
@@ -176,9 +183,28 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(std::chrono::milliseconds(limits_.body_timeout_ms));
     http::async_write(stream_, *out,
                       [self = shared_from_this(), out](beast::error_code ec, std::size_t) {
-                        if (ec || !out->keep_alive()) return self->close();
+                        if (ec) return self->close();
+                        if (!out->keep_alive()) return self->linger_close();
                         self->read_header();
                       });
+  }
+
+  /// Closes after an answer, reading (and dropping) what the client still sends for a while:
+  /// closing with unread bytes would reset the connection and could lose the answer (for a
+  /// request refused before its body was read).
+  void linger_close() {
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::milliseconds(linger_ms));
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(net::buffer(discard_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec || self->state_ == State::closed) return self->close();
+                              self->drain();
+                            });
   }
 
   // ---- Server-Sent Events ----
@@ -193,7 +219,7 @@ class Session : public std::enable_shared_from_this<Session> {
     head.set(http::field::cache_control, "no-cache");
     head.keep_alive(false);  // the stream ends when either side closes the connection
     std::ostringstream text;
-    text << head.base();
+    text << head.base() << ": pointexd event stream\n\n";
     stream_state_ = std::make_shared<StreamState>();
     queue_frames(text.str(), /*counted=*/false);
     std::weak_ptr<Session> weak = shared_from_this();
@@ -296,6 +322,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<Subscription> subscription_;
   std::deque<std::pair<std::string, bool>> outbox_;
   std::array<char, 64> probe_{};
+  std::array<char, 16384> discard_{};
 };
 
 }  // namespace
