@@ -467,3 +467,70 @@ TEST_CASE("pointexd: a bad config is a precise error at start, exit 1", "[daemon
   CHECK(WEXITSTATUS(status) == 1);
   CHECK(out.find("server.body_limit: unknown field") != std::string::npos);
 }
+
+namespace {
+
+struct CliRun {
+  int status = -1;
+  std::string out;
+};
+
+/// Runs `pointex ARGS` against the daemon (stderr to stdout).
+CliRun pointex_cli(const Daemon& d, const std::string& args, const char* key = admin_key) {
+  const std::string command = "POINTEX_URL=http://127.0.0.1:" + std::to_string(d.port()) +
+                              " POINTEX_KEY=" + key + " " + POINTEX_CLI + " " + args + " 2>&1";
+  FILE* p = popen(command.c_str(), "r");
+  REQUIRE(p != nullptr);
+  CliRun r;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("pointex CLI online: ledger, account, transfer, history, tail; exit codes",
+          "[daemon][cli]") {
+  TempDir dir;
+  Daemon d(dir.path());
+  CliRun r = pointex_cli(d, "ledger create --id 1 --code MALL --name 'Mall points'");
+  CHECK(r.status == 0);
+  CHECK(r.out.find("\"code\": \"MALL\"") != std::string::npos);
+  CHECK(pointex_cli(d, "ledger list").out.find("Mall points") != std::string::npos);
+  CHECK(pointex_cli(d, "ledger show 1").status == 0);
+  CHECK(pointex_cli(d, "account create --id 1000 --ledger 1 --kind issuer --owner issuance")
+            .status == 0);
+  CHECK(pointex_cli(d, "account create --id 2001 --ledger 1 --owner alice").status == 0);
+  r = pointex_cli(d, "transfer create --id 1 --debit 1000 --credit 2001 --amount 500 --ledger 1 "
+                     "--code 1");
+  CHECK(r.status == 0);
+  CHECK(r.out.find("\"result\": \"ok\"") != std::string::npos);
+  r = pointex_cli(d, "transfer create --id 2 --debit 2001 --credit 1000 --amount 501 --ledger 1 "
+                     "--code 2");
+  CHECK(r.status == 1);  // a business failure
+  CHECK(r.out.find("exceeds_credits") != std::string::npos);
+  r = pointex_cli(d, "account show 2001 --min-position 4");
+  CHECK(r.status == 0);
+  CHECK(r.out.find("\"balance\": 500") != std::string::npos);
+  r = pointex_cli(d, "account history 2001 --min-position 4 --limit 5");
+  CHECK(r.status == 0);
+  CHECK(r.out.find("\"transfers\"") != std::string::npos);
+  CHECK(pointex_cli(d, "transfer show 1").out.find("\"state\": \"posted\"") != std::string::npos);
+  r = pointex_cli(d, "transfer show 99");
+  CHECK(r.status == 1);
+  CHECK(r.out.find("HTTP 404: not_found") != std::string::npos);
+  r = pointex_cli(d, "ledger list", "wrong-key-0123456789abc");
+  CHECK(r.status == 1);
+  CHECK(r.out.find("HTTP 401") != std::string::npos);
+  r = pointex_cli(d, "tail --after 0 --count 4");
+  CHECK(r.status == 0);
+  CHECK(r.out.find("\"type\":\"ledger_created\"") != std::string::npos);
+  CHECK(r.out.find("\"type\":\"transfer\"") != std::string::npos);
+  CHECK(pointex_cli(d, "transfer create --id 1").status == 2);  // usage: --debit missing
+  CHECK(d.signal_and_wait(SIGTERM) == 0);
+  r = pointex_cli(d, "ledger list");  // nobody listens on that port any more
+  CHECK(r.status == 2);
+}
