@@ -165,8 +165,11 @@ namespace {
 
 /// An Api on a real engine, called without sockets.
 struct ApiFixture {
-  ApiFixture() {
+  explicit ApiFixture(std::uint32_t requests_max = 4096, std::uint32_t transfers_max = 1U << 20) {
     Config c;
+    c.server.inflight_requests_max = requests_max;
+    c.engine.inflight_transfers_max = transfers_max;
+    c.engine.batch_items_max = std::min<std::uint32_t>(transfers_max, 8190);
     c.engine.data_dir = dir.path();
     c.engine.threads = 2;
     c.server.body_bytes_max = 1024;
@@ -177,6 +180,14 @@ struct ApiFixture {
     api = std::make_unique<Api>(c, &metrics);
   }
   ~ApiFixture() { api.reset(); }
+
+  void call_async(const std::string& method, const std::string& target, std::promise<Response>* p) {
+    Request r;
+    r.method = method;
+    r.target = target;
+    r.authorization = std::string("Bearer ") + admin_key;
+    api->handle(std::move(r), [p](Response res) { p->set_value(std::move(res)); });
+  }
 
   Response call(const std::string& method, const std::string& target, const std::string& body = {},
                 const char* key = admin_key, const char* type = "application/json") {
@@ -270,4 +281,64 @@ TEST_CASE("Api: an issuer key outside its ledgers is refused whole and changes n
   CHECK(f.call("POST", "/v1/accounts/21/close", {}, issuer_key).status == 403);
   CHECK(f.call("GET", "/v1/accounts/21/transfers", {}, issuer_key).status == 403);
   CHECK(f.call("GET", "/v1/accounts/11?min_position=1000000", {}, issuer_key).status == 503);
+}
+
+TEST_CASE("Api: back-pressure answers 429 and applies nothing", "[server]") {
+  SECTION("requests in flight over server.inflight_requests_max") {
+    ApiFixture f(1);
+    f.api->set_engine(f.engine.get());
+    REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL"})").status == 201);
+    std::promise<Response> waiting;
+    f.call_async("GET", "/v1/ledgers/1?min_position=999999", &waiting);  // not a read that waits
+    std::promise<Response> slow;
+    f.call_async("GET", "/v1/accounts/1?min_position=999999", &slow);  // waits 300 ms
+    const Response r = f.call("POST", "/v1/accounts", R"({"id":5,"ledger":1,"kind":"member"})");
+    CHECK(r.status == 429);
+    CHECK(r.body.find("overloaded") != std::string::npos);
+    CHECK(slow.get_future().get().status == 503);
+    std::vector<std::optional<Account>> found;
+    REQUIRE(f.engine->lookup_accounts({5}, &found).is_ok());
+    CHECK_FALSE(found[0]);
+  }
+  SECTION("the engine's inflight_transfers_max") {
+    // Room for one batch of 2: concurrent batches beyond it are refused whole.
+    ApiFixture f(4096, 2);
+    f.api->set_engine(f.engine.get());
+    REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL"})").status == 201);
+    REQUIRE(f.call("POST", "/v1/accounts", R"({"id":10,"ledger":1,"kind":"issuer"})").status ==
+            200);
+    REQUIRE(f.call("POST", "/v1/accounts", R"({"id":11,"ledger":1,"kind":"member"})").status ==
+            200);
+    constexpr int requests = 32;
+    std::vector<std::promise<Response>> answers(requests);
+    for (int i = 0; i < requests; ++i) {
+      Request r;
+      r.method = "POST";
+      r.target = "/v1/transfers";
+      r.authorization = std::string("Bearer ") + admin_key;
+      r.content_type = "application/json";
+      r.body = json::array({{{"id", 2 * i + 1}, {"debit_account", 10}, {"credit_account", 11},
+                             {"amount", 1}, {"ledger", 1}, {"code", 1}},
+                            {{"id", 2 * i + 2}, {"debit_account", 10}, {"credit_account", 11},
+                             {"amount", 1}, {"ledger", 1}, {"code", 1}}})
+                   .dump();
+      f.api->handle(std::move(r), [&answers, i](Response res) { answers[i].set_value(res); });
+    }
+    std::uint64_t applied = 0;
+    int refused = 0;
+    for (auto& a : answers) {
+      const Response r = a.get_future().get();
+      if (r.status == 429) {
+        ++refused;
+        CHECK(r.body.find("overloaded") != std::string::npos);
+      } else {
+        REQUIRE(r.status == 200);
+        for (const json& item : json::parse(r.body)) applied += item["result"] == "ok";
+      }
+    }
+    CHECK(refused > 0);
+    std::vector<std::optional<Account>> found;
+    REQUIRE(f.engine->lookup_accounts({11}, &found).is_ok());
+    CHECK(found[0]->credits_posted == applied);
+  }
 }

@@ -139,13 +139,16 @@ int main(int argc, char** argv) {
           deadline - std::chrono::steady_clock::now()))) {
     spdlog::warn("connections still open after {} s: closing them", drain_timeout.count());
   }
-  server.reset();  // stops the I/O threads; closes what is left, ending event streams
-  api.reset();     // joins the worker threads
+  // Normally nothing is left by now. If the drain timed out, answers still to come are posted
+  // to the stopped (still alive) io_context and dropped with it at the end.
+  server->stop();  // joins the I/O threads
+  api.reset();     // runs what the workers still have queued, joins them
   const auto t1 = std::chrono::steady_clock::now();
   engine.reset();  // waits for in-flight engine work, flushes, closes
   spdlog::info("stopped: engine closed in {} ms",
                std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now() - t1)
                    .count());
+  server.reset();  // destroys the connections that are left
   return 0;
 }

@@ -54,17 +54,20 @@ struct StreamState {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Api* api, Registry* registry)
-      : stream_(std::move(socket)), api_(api), registry_(registry),
+      : stream_(std::move(socket)), api_(api), metrics_(&api->metrics()), registry_(registry),
         limits_(api->config().server) {
     std::lock_guard<std::mutex> lock(registry_->mutex);
     registry_->sessions.insert(this);
-    api_->metrics().connections.fetch_add(1);
+    metrics_->connections.fetch_add(1);
   }
 
+  /// May run after the Api is gone (pointexd destroys the server last): touches only the
+  /// metrics and the registry, which outlive it.
   ~Session() {
     end_stream();
     subscription_.reset();
-    api_->metrics().connections.fetch_sub(1);
+    if (counted_stream_) metrics_->streams.fetch_sub(1);
+    metrics_->connections.fetch_sub(1);
     std::lock_guard<std::mutex> lock(registry_->mutex);
     registry_->sessions.erase(this);
     registry_->closed.notify_all();
@@ -307,6 +310,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   Api* api_;
+  Metrics* metrics_;
   Registry* registry_;
   const ServerLimits& limits_;
   beast::flat_buffer buffer_;
