@@ -296,6 +296,22 @@ TEST_CASE("pointexd: bad input gets the documented status, in the documented ord
   CHECK(junk.rfind("HTTP/1.1 400", 0) == 0);
   const std::string huge = c.raw("GET /healthz HTTP/1.1\r\nX: " + std::string(20000, 'a') + "\r\n\r\n");
   CHECK(huge.rfind("HTTP/1.1 400", 0) == 0);
+  // A chunked body over the limit is cut off at the limit: 413.
+  std::stringstream chunk;
+  chunk << std::hex << 70'000;
+  const std::string chunked = c.raw(
+      std::string("POST /v1/transfers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ") + admin_key +
+      "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk.str() +
+      "\r\n" + std::string(70'000, ' ') + "\r\n0\r\n\r\n");
+  CHECK(chunked.rfind("HTTP/1.1 413", 0) == 0);
+  // Expect: 100-continue gets its interim answer (curl waits for it on bodies over 1 KiB).
+  const std::string body = transfer(10, 1000, 2001, 1).dump();
+  const std::string expect = c.raw(
+      std::string("POST /v1/transfers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n") +
+      "Authorization: Bearer " + admin_key + "\r\nContent-Type: application/json\r\n" +
+      "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+      body);
+  CHECK(expect.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 0) == 0);
   // Still serving.
   CHECK(call(c, "GET", "/healthz", {}, {}).status == 200);
   CHECK(d.signal_and_wait(SIGTERM) == 0);

@@ -353,6 +353,12 @@ void Api::set_engine(Engine* engine) { impl_->engine.store(engine); }
 void Api::begin_shutdown() { impl_->draining.store(true); }
 
 std::optional<Response> Api::check_head(const Request& head) const {
+  std::optional<Response> refused = check_head_in_order(head);
+  if (refused) refused->endpoint = route(head.method, head.target).endpoint;
+  return refused;
+}
+
+std::optional<Response> Api::check_head_in_order(const Request& head) const {
   if (head.target.size() > config_.server.target_bytes_max) {
     return error(400, "target_too_long",
                  "path and query longer than " + std::to_string(config_.server.target_bytes_max) +
@@ -370,11 +376,9 @@ std::optional<Response> Api::check_head(const Request& head) const {
   if (r.endpoint == Endpoint::healthz || r.endpoint == Endpoint::metrics) return std::nullopt;
   const ApiKey* key = impl_->find_key(head.authorization);
   if (key == nullptr) {
-    Response res = error(401, "unauthorized",
-                         head.authorization.empty() ? "missing Authorization: Bearer <key>"
-                                                    : "unknown API key");
-    res.endpoint = r.endpoint;
-    return res;
+    return error(401, "unauthorized",
+                 head.authorization.empty() ? "missing Authorization: Bearer <key>"
+                                            : "unknown API key");
   }
   if (key->role != Role::admin) {
     if (r.endpoint == Endpoint::ledgers_create) {

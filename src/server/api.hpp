@@ -88,6 +88,8 @@ class Api {
   struct Impl;
 
  private:
+  std::optional<Response> check_head_in_order(const Request& head) const;
+
   Config config_;
   Metrics* metrics_;
   std::unique_ptr<Impl> impl_;

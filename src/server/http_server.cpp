@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -30,6 +31,9 @@ namespace {
 
 /// Header bytes of a request (request line included): the target limit plus room for headers.
 constexpr std::uint32_t header_bytes_max = 16 * 1024;
+/// An event stream sends a comment this often when it has nothing else to send, so that idle
+/// streams survive proxies and a vanished client is noticed.
+constexpr auto stream_heartbeat = std::chrono::seconds(15);
 /// After a refusal, how long to drain what the client still sends before closing.
 constexpr std::uint32_t linger_ms = 1000;
 
@@ -54,7 +58,7 @@ struct StreamState {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Api* api, Registry* registry)
-      : stream_(std::move(socket)), api_(api), metrics_(&api->metrics()), registry_(registry),
+      : stream_(std::move(socket)), heartbeat_(stream_.get_executor()), api_(api), metrics_(&api->metrics()), registry_(registry),
         limits_(api->config().server) {
     std::lock_guard<std::mutex> lock(registry_->mutex);
     registry_->sessions.insert(this);
@@ -140,6 +144,20 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->is_done()) return on_body({});
     parser_->body_limit(limits_.body_bytes_max);
     stream_.expires_after(std::chrono::milliseconds(limits_.body_timeout_ms));
+    if (beast::iequals(h[http::field::expect], "100-continue")) {
+      // The client (curl, for bodies over 1 KiB) waits for this before sending the body.
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *cont,
+                        [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
+                          if (ec) return self->close();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        self->on_body(ec);
@@ -247,6 +265,7 @@ class Session : public std::enable_shared_from_this<Session> {
       spdlog::error("event stream: cannot subscribe: {}", s.to_string());
       return close();
     }
+    schedule_heartbeat();
     // Any byte from the client, or its close, ends the stream.
     stream_.expires_never();
     beast::get_lowest_layer(stream_).socket().async_read_some(
@@ -255,6 +274,15 @@ class Session : public std::enable_shared_from_this<Session> {
                                                     beast::error_code, std::size_t) {
                                                   self->close();
                                                 }));
+  }
+
+  void schedule_heartbeat() {
+    heartbeat_.expires_after(stream_heartbeat);
+    heartbeat_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->state_ != State::streaming) return;
+      if (self->outbox_.empty()) self->queue_frames(": keep-alive\n\n", /*counted=*/false);
+      self->schedule_heartbeat();
+    });
   }
 
   void queue_frames(std::string frames, bool counted) {
@@ -282,6 +310,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     outbox_.pop_front();
     if (ec) return close();
+    if (state_ == State::closed) return outbox_.clear();
     if (!outbox_.empty()) write_frames();
   }
 
@@ -302,13 +331,15 @@ class Session : public std::enable_shared_from_this<Session> {
     end_stream();
     // The feed's callback sees `closed` and returns; destroying the subscription waits for it.
     subscription_.reset();
-    outbox_.clear();
+    // outbox_ stays: a write in progress still refers to its front; the session drops it.
+    heartbeat_.cancel();
     beast::error_code ignored;
     beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(stream_).close();
   }
 
   beast::tcp_stream stream_;
+  net::steady_timer heartbeat_;
   Api* api_;
   Metrics* metrics_;
   Registry* registry_;
