@@ -205,7 +205,8 @@ TEST_CASE("pointexd: no key, bad key, issuer outside its ledgers: refused, nothi
             .status == 403);
   CHECK(call(c, "POST", "/v1/accounts", R"({"id":3005,"ledger":2,"kind":"member"})", issuer)
             .status == 403);
-  CHECK(call(c, "GET", "/v1/accounts/3001", {}, issuer).status == 403);
+  CHECK(call(c, "GET", "/v1/accounts/3001?min_position=" + std::to_string(p), {}, issuer).status ==
+        403);
   CHECK(call(c, "GET", "/v1/accounts/3001/balances", {}, issuer).status == 403);
   CHECK(call(c, "POST", "/v1/accounts/3001/close", {}, issuer).status == 403);
   CHECK(call(c, "GET", "/v1/ledgers/2", {}, issuer).status == 403);
@@ -219,7 +220,10 @@ TEST_CASE("pointexd: no key, bad key, issuer outside its ledgers: refused, nothi
   for (int id : {61, 62, 63, 64}) CHECK(call(c, "GET", "/v1/transfers/" + std::to_string(id)).status == 404);
 
   // Events: the issuer sees ledger 1's only.
-  REQUIRE(call(c, "POST", "/v1/transfers", transfer(70, 3000, 3001, 5, 2).dump()).status == 200);
+  a = call(c, "POST", "/v1/transfers", transfer(70, 3000, 3001, 5, 2).dump());
+  REQUIRE(a.status == 200);
+  const std::string p70 = a.body[0]["position"].dump();
+  a = call(c, "GET", "/v1/accounts/3001?min_position=" + p70);  // the read models have it all
   a = call(c, "GET", "/v1/events?limit=1000", {}, issuer);
   REQUIRE(a.status == 200);
   std::size_t transfers = 0;
@@ -232,7 +236,7 @@ TEST_CASE("pointexd: no key, bad key, issuer outside its ledgers: refused, nothi
     if (e["type"] == "account_created") CHECK(e["account"]["ledger"] == 1);
   }
   CHECK(transfers == 1);
-  a = call(c, "GET", "/v1/transfers/70", {}, issuer);
+  a = call(c, "GET", "/v1/transfers/70?min_position=" + p70, {}, issuer);
   CHECK(a.status == 403);
   CHECK(d.signal_and_wait(SIGTERM) == 0);
 }
@@ -508,7 +512,7 @@ CliRun pointex_cli(const Daemon& d, const std::string& args, const char* key = a
 
 }  // namespace
 
-TEST_CASE("pointex CLI online: ledger, account, transfer, history, tail; exit codes",
+TEST_CASE("pointex CLI online: ledger, account, transfer, history, tail and exit codes",
           "[daemon][cli]") {
   TempDir dir;
   Daemon d(dir.path());

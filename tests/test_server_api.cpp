@@ -212,7 +212,7 @@ struct ApiFixture {
 
 }  // namespace
 
-TEST_CASE("Api: ready only with an engine; check order 404/405, 401/403, 415, 413", "[server]") {
+TEST_CASE("Api: ready only with an engine, and the check order 404/405, 401/403, 415, 413", "[server]") {
   ApiFixture f;
   CHECK(f.call("GET", "/healthz", {}, nullptr).status == 503);
   CHECK(f.call("GET", "/v1/ledgers").status == 503);

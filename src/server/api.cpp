@@ -415,7 +415,10 @@ void Api::handle(Request request, Reply reply) {
         std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - started)
             .count());
     metrics->request(endpoint, res.status, ns);
-    if (ns / 1'000'000 >= slow_ms) {
+    if (res.status == 500) {
+      spdlog::error("{} {} answered {}: {}", method, target.substr(0, target.find('?')),
+                    res.status, res.body);
+    } else if (ns / 1'000'000 >= slow_ms) {
       spdlog::warn("slow request: {} {} answered {} in {} ms", method,
                    target.substr(0, target.find('?')), res.status, ns / 1'000'000);
     }

@@ -379,6 +379,9 @@ struct HttpServer::Impl {
           beast::error_code ignored;
           s.close(ignored);
         } else {
+          // Answers are written whole in one call: Nagle would only delay them.
+          beast::error_code ignored;
+          s.set_option(tcp::no_delay(true), ignored);
           std::make_shared<Session>(std::move(s), api, &registry)->start();
         }
       }
