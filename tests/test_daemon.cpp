@@ -554,3 +554,67 @@ TEST_CASE("pointex CLI online: ledger, account, transfer, history, tail and exit
   r = pointex_cli(d, "ledger list");  // nobody listens on that port any more
   CHECK(r.status == 2);
 }
+
+TEST_CASE("pointexd: a stalled SSE client holds up neither writes nor other streams",
+          "[daemon]") {
+  TempDir dir;
+  Daemon d(dir.path(), {{"server", {{"stream_buffer_bytes_max", 1024}, {"body_bytes_max", 1 << 20}}},
+                        {"engine", {{"feed_buffer_events_max", 256}}}});
+  client::HttpClient c("127.0.0.1", d.port());
+  setup_ledgers(c);
+  // This client reads the first bytes, then stops reading: its socket buffers fill up.
+  std::atomic<bool> release{false};
+  std::atomic<bool> stalled{false};
+  struct Release {
+    std::atomic<bool>& flag;
+    ~Release() { flag = true; }
+  };
+  std::thread stuck([&] {
+    client::HttpClient s("127.0.0.1", d.port());
+    std::string error;
+    s.stream("/v1/events/stream", auth(),
+             [&](std::string_view) {
+               stalled = true;
+               while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+               return false;
+             },
+             std::chrono::seconds(30), &error);
+  });
+  while (!stalled) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  struct Join {
+    std::thread& t;
+    ~Join() { t.join(); }
+  } join{stuck};
+  Release released{release};  // destroyed before `join`: a failed REQUIRE does not hang
+  std::uint64_t last = 0;
+  std::uint64_t id = 1;
+  for (int b = 0; b < 20; ++b) {
+    json batch = json::array();
+    for (int i = 0; i < 1000; ++i) batch.push_back(transfer(id++, 1000, 2001, 1));
+    const auto t0 = std::chrono::steady_clock::now();
+    const Answer a = call(c, "POST", "/v1/transfers", batch.dump());
+    REQUIRE(a.status == 200);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+    last = a.body[999]["position"];
+  }
+  // Another stream still gets the newest event.
+  client::HttpClient s("127.0.0.1", d.port());
+  std::string received;
+  std::string error;
+  s.stream("/v1/events/stream?after=" + std::to_string(last - 1), auth(),
+           [&](std::string_view data) {
+             received.append(data);
+             return received.find("id: " + std::to_string(last) + "\n") == std::string::npos;
+           },
+           std::chrono::seconds(10), &error);
+  CHECK(received.find("id: " + std::to_string(last) + "\n") != std::string::npos);
+  // The stalled stream is still open (the other one closed when its client left).
+  bool one_stream = false;
+  for (int i = 0; i < 100 && !one_stream; ++i) {
+    one_stream = call(c, "GET", "/metrics", {}, {}).text.find("pointex_event_streams 1\n") !=
+                 std::string::npos;
+    if (!one_stream) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(one_stream);
+  CHECK(d.signal_and_wait(SIGTERM) == 0);  // the stalled stream does not hold up the stop
+}

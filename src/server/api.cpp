@@ -1,6 +1,7 @@
 #include "server/api.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -28,7 +29,12 @@ class WorkerPool {
  public:
   WorkerPool(std::uint32_t threads, std::uint32_t queue_max, std::atomic<std::int64_t>* depth)
       : queue_max_(queue_max), depth_(depth) {
-    for (std::uint32_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+    for (std::uint32_t i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "pointexd-work");
+        run();
+      });
+    }
   }
   ~WorkerPool() { stop(); }
 

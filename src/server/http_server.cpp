@@ -11,6 +11,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <pthread.h>
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -428,7 +430,10 @@ bool HttpServer::start(const std::string& host, std::uint16_t port, std::string*
   s.work.emplace(s.ioc.get_executor());
   net::post(s.acceptor->get_executor(), [&s] { s.accept(); });
   for (std::uint32_t i = 0; i < s.api->config().server.io_threads; ++i) {
-    s.threads.emplace_back([&s] { s.ioc.run(); });
+    s.threads.emplace_back([&s] {
+      pthread_setname_np(pthread_self(), "pointexd-io");
+      s.ioc.run();
+    });
   }
   return true;
 }
