@@ -326,6 +326,8 @@ TEST_CASE("pointexd: events paging, and the SSE stream delivers live events", "[
   Daemon d(dir.path());
   client::HttpClient c("127.0.0.1", d.port());
   setup_ledgers(c);
+  // The feed serves what the read models include: wait for the 7 setup events.
+  REQUIRE(call(c, "GET", "/v1/accounts/3001?min_position=7").status == 200);
 
   Answer a = call(c, "GET", "/v1/events?limit=3");
   REQUIRE(a.status == 200);
