@@ -235,6 +235,16 @@ TEST_CASE("Api: ready only with an engine, and the check order 404/405, 401/403,
                "Application/JSON; charset=utf-8")
             .status == 200);
   CHECK(f.call("GET", "/v1/events?limit=1&x=" + std::string(2100, 'a')).status == 400);
+  Request stream;
+  stream.method = "GET";
+  stream.target = "/v1/events/stream";
+  stream.authorization = std::string("Bearer ") + admin_key;
+  stream.last_event_id = "42";
+  std::promise<Response> p;
+  f.api->handle(stream, [&p](Response res) { p.set_value(std::move(res)); });
+  const Response accepted = p.get_future().get();
+  CHECK(accepted.stream);
+  CHECK(accepted.stream_after == 42);
 }
 
 TEST_CASE("Api: an issuer key outside its ledgers is refused whole and changes nothing",

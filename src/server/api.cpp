@@ -344,7 +344,8 @@ struct Api::Impl {
   void submit(std::vector<Transfer> transfers, const Reply& reply);
   void transfer_get(const ApiKey* key, const Route& r, const Reply& reply);
   void events(const ApiKey* key, const Route& r, const Reply& reply);
-  void events_stream(const ApiKey* key, const Route& r, const Reply& reply);
+  void events_stream(const ApiKey* key, const Route& r, const std::string& last_event_id,
+                     const Reply& reply);
   /// Issuer keys: whether the event belongs to one of the key's ledgers (blocking lookups).
   bool event_allowed(Engine& e, const ApiKey* key, const FeedEvent& ev);
 };
@@ -483,7 +484,7 @@ void Api::Impl::dispatch(const Route& r, const ApiKey* key, Request& req, const 
     case Endpoint::transfers_create: return transfers_create(key, req, reply);
     case Endpoint::transfer_get: return transfer_get(key, r, reply);
     case Endpoint::events: return events(key, r, reply);
-    case Endpoint::events_stream: return events_stream(key, r, reply);
+    case Endpoint::events_stream: return events_stream(key, r, req.last_event_id, reply);
     default: break;
   }
   reply(error(404, "not_found", "no such endpoint"));
@@ -802,14 +803,17 @@ void Api::Impl::events(const ApiKey* key, const Route& r, const Reply& reply) {
   });
 }
 
-void Api::Impl::events_stream(const ApiKey* key, const Route& r, const Reply& reply) {
+void Api::Impl::events_stream(const ApiKey* key, const Route& r,
+                              const std::string& last_event_id, const Reply& reply) {
   std::map<std::string, std::string> q;
   ApiError err;
   std::uint64_t after = 0;
-  if (!parse_query(r.query, {"after"}, &q, &err) ||
-      !query_uint(q, "after", 0, UINT64_MAX, &after, &err)) {
-    return reply(error(err));
-  }
+  // A reconnecting EventSource sends the last id it saw; an explicit ?after= wins.
+  if (!last_event_id.empty()) q.emplace("after", last_event_id);
+  std::map<std::string, std::string> given;
+  if (!parse_query(r.query, {"after"}, &given, &err)) return reply(error(err));
+  for (auto& [name, value] : given) q[name] = value;
+  if (!query_uint(q, "after", 0, UINT64_MAX, &after, &err)) return reply(error(err));
   Response res;
   res.content_type = "text/event-stream";
   res.stream = true;

@@ -29,6 +29,8 @@ struct Request {
   std::optional<std::string> content_type;
   /// Declared Content-Length, if any (checked before the body is read).
   std::optional<std::uint64_t> content_length;
+  /// Event streams: the `Last-Event-ID` header (a reconnecting SSE client's last position).
+  std::string last_event_id;
   /// True when the body is chunked (its size is unknown from the header).
   bool chunked = false;
   std::string body;
