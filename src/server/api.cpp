@@ -130,6 +130,9 @@ Response status_error(const Status& s) {
     case Status::Code::timed_out:
       return error(503, "not_caught_up",
                    "the read models did not reach min_position in time; retry");
+    case Status::Code::io_error:
+    case Status::Code::corruption:
+      return error(500, "engine_failed", "the engine stopped: " + s.to_string());
     default:
       return error(500, "internal", s.to_string());
   }
@@ -263,6 +266,8 @@ struct Api::Impl {
   Api& api;
   std::atomic<Engine*> engine{nullptr};
   std::atomic<bool> draining{false};
+  /// An engine call failed with io_error or corruption (the engine is fail-stop).
+  std::atomic<bool> failed{false};
   WorkerPool workers;
 
   /// account -> ledger (accounts never change ledger), for issuer keys' checks.
@@ -414,7 +419,8 @@ void Api::handle(Request request, Reply reply) {
   const bool counted = r.endpoint != Endpoint::healthz && r.endpoint != Endpoint::metrics;
   if (counted) metrics->inflight_requests.fetch_add(1);
   // Every answer passes here once: metrics, slow-request log, then the caller's reply.
-  Reply done = [metrics, counted, slow_ms, started, endpoint = r.endpoint,
+  Impl* impl = impl_.get();
+  Reply done = [impl, metrics, counted, slow_ms, started, endpoint = r.endpoint,
                 method = request.method, target = request.target,
                 reply = std::move(reply)](Response res) {
     res.endpoint = endpoint;
@@ -423,6 +429,8 @@ void Api::handle(Request request, Reply reply) {
             .count());
     metrics->request(endpoint, res.status, ns);
     if (res.status == 500) {
+      // The engine is fail-stop after an I/O error: say so on /healthz from now on.
+      if (res.body.find("\"engine_failed\"") != std::string::npos) impl->failed.store(true);
       spdlog::error("{} {} answered {}: {}", method, target.substr(0, target.find('?')),
                     res.status, res.body);
     } else if (ns / 1'000'000 >= slow_ms) {
@@ -441,6 +449,8 @@ void Api::handle(Request request, Reply reply) {
       done(error(503, "shutting_down", "pointexd is shutting down"));
     } else if (impl_->engine.load() == nullptr) {
       done(error(503, "not_ready", "the engine is still recovering"));
+    } else if (impl_->failed.load()) {
+      done(error(503, "engine_failed", "the engine stopped after an I/O error; restart pointexd"));
     } else {
       done(ok_json(200, {{"status", "ok"}}));
     }
