@@ -80,9 +80,10 @@ class Load {
         } while (debit == credit);
       }
       if (i > 0) out.push_back(',');
-      fmt::format_to(std::back_inserter(out),
-                     R"({{"id":{},"debit_account":{},"credit_account":{},"amount":1,"ledger":{},"code":3}})",
-                     next_id_++, debit, credit, bench_ledger);
+      fmt::format_to(
+          std::back_inserter(out),
+          R"({{"id":{},"debit_account":{},"credit_account":{},"amount":1,"ledger":{},"code":3}})",
+          next_id_++, debit, credit, bench_ledger);
     }
     out.push_back(']');
     return fmt::to_string(out);
@@ -108,12 +109,13 @@ class Load {
       req.body() = load.body();
       req.prepare_payload();
       sent = Clock::now();
-      http::async_write(stream, req, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-        if (ec) return self->load.fail("write", ec);
-        self->res = {};
-        http::async_read(self->stream, self->buffer, self->res,
-                         [self](beast::error_code ec, std::size_t) { self->on_answer(ec); });
-      });
+      http::async_write(
+          stream, req, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (ec) return self->load.fail("write", ec);
+            self->res = {};
+            http::async_read(self->stream, self->buffer, self->res,
+                             [self](beast::error_code ec, std::size_t) { self->on_answer(ec); });
+          });
     }
 
     void on_answer(beast::error_code ec) {
@@ -165,7 +167,8 @@ bool post_all(client::HttpClient& c, const client::Headers& h, const std::string
               const nlohmann::json& items) {
   const client::HttpResult r = c.request("POST", target, items.dump(), h);
   if (r.status != 200 && r.status != 201) {
-    fmt::print(stderr, "pointex-bench: setup {}: HTTP {} {}{}\n", target, r.status, r.body, r.error);
+    fmt::print(stderr, "pointex-bench: setup {}: HTTP {} {}{}\n", target, r.status, r.body,
+               r.error);
     return false;
   }
   return true;
@@ -175,7 +178,8 @@ bool post_all(client::HttpClient& c, const client::Headers& h, const std::string
 bool setup(const HttpLoadOptions& o, const std::string& host, std::uint16_t port) {
   client::HttpClient c(host, port, std::chrono::seconds(120));
   const client::Headers h = {{"Authorization", "Bearer " + o.key}};
-  if (!post_all(c, h, "/v1/ledgers", {{"id", bench_ledger}, {"code", "BENCH"}, {"name", "bench"}})) {
+  if (!post_all(c, h, "/v1/ledgers",
+                {{"id", bench_ledger}, {"code", "BENCH"}, {"name", "bench"}})) {
     return false;
   }
   nlohmann::json accounts = nlohmann::json::array(
@@ -202,7 +206,9 @@ bool setup(const HttpLoadOptions& o, const std::string& host, std::uint16_t port
   return true;
 }
 
-double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+double ms(std::uint64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
 
 }  // namespace
 
@@ -226,10 +232,10 @@ int run_http_load(const HttpLoadOptions& o) {
   std::vector<std::string> workloads = {o.workload};
   if (o.workload == "all") workloads = {"uniform", "hot"};
   // Transfer ids must be new on every run against the same data dir: start from the clock.
-  std::uint64_t first_id = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  std::uint64_t first_id =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
   nlohmann::json report = {{"config",
                             {{"http", o.address},
                              {"accounts", o.accounts},

@@ -198,13 +198,14 @@ TEST_CASE("pointexd: no key, bad key, issuer outside its ledgers: refused, nothi
            issuer);
   CHECK(a.status == 403);
   CHECK(a.body["error"] == "forbidden");
-  json by_account = {{"id", 63}, {"debit_account", 3000}, {"credit_account", 3001},
-                     {"amount", 5},  {"code", 1}};
+  json by_account = {
+      {"id", 63}, {"debit_account", 3000}, {"credit_account", 3001}, {"amount", 5}, {"code", 1}};
   CHECK(call(c, "POST", "/v1/transfers",
              json::array({transfer(64, 1000, 2001, 5), by_account}).dump(), issuer)
             .status == 403);
-  CHECK(call(c, "POST", "/v1/accounts", R"({"id":3005,"ledger":2,"kind":"member"})", issuer)
-            .status == 403);
+  CHECK(
+      call(c, "POST", "/v1/accounts", R"({"id":3005,"ledger":2,"kind":"member"})", issuer).status ==
+      403);
   CHECK(call(c, "GET", "/v1/accounts/3001?min_position=" + std::to_string(p), {}, issuer).status ==
         403);
   CHECK(call(c, "GET", "/v1/accounts/3001/balances", {}, issuer).status == 403);
@@ -216,8 +217,10 @@ TEST_CASE("pointexd: no key, bad key, issuer outside its ledgers: refused, nothi
   CHECK(a.body["credits_posted"] == 5);
   CHECK(call(c, "GET", "/v1/accounts/3001").body["credits_posted"] == 0);
   CHECK(call(c, "GET", "/v1/accounts/3005").status == 404);
-  CHECK(call(c, "GET", "/v1/accounts/3001").body["flags"] == json{"debits_must_not_exceed_credits"});
-  for (int id : {61, 62, 63, 64}) CHECK(call(c, "GET", "/v1/transfers/" + std::to_string(id)).status == 404);
+  CHECK(call(c, "GET", "/v1/accounts/3001").body["flags"] ==
+        json{"debits_must_not_exceed_credits"});
+  for (int id : {61, 62, 63, 64})
+    CHECK(call(c, "GET", "/v1/transfers/" + std::to_string(id)).status == 404);
 
   // Events: the issuer sees ledger 1's only.
   a = call(c, "POST", "/v1/transfers", transfer(70, 3000, 3001, 5, 2).dump());
@@ -241,8 +244,7 @@ TEST_CASE("pointexd: no key, bad key, issuer outside its ledgers: refused, nothi
   CHECK(d.signal_and_wait(SIGTERM) == 0);
 }
 
-TEST_CASE("pointexd: bad input gets the documented status, in the documented order",
-          "[daemon]") {
+TEST_CASE("pointexd: bad input gets the documented status, in the documented order", "[daemon]") {
   TempDir dir;
   Daemon d(dir.path());
   client::HttpClient c("127.0.0.1", d.port());
@@ -252,7 +254,7 @@ TEST_CASE("pointexd: bad input gets the documented status, in the documented ord
   CHECK(a.status == 405);
   CHECK(a.headers["allow"] == "POST");
   CHECK(call(c, "DELETE", "/v1/accounts/1", {}, {}).headers["allow"] == "GET");
-  CHECK(call(c, "GET", "/v1/rates/1/2").status == 404);  // workflow endpoints: later issue
+  CHECK(call(c, "GET", "/v1/rates/1/2").status == 404);        // workflow endpoints: later issue
   CHECK(call(c, "GET", "/v1/nothing", {}, {}).status == 404);  // 404 before 401
   // 401 before 415, 415 before 413, 413 before 400.
   const std::string big(70'000, '[');
@@ -273,9 +275,11 @@ TEST_CASE("pointexd: bad input gets the documented status, in the documented ord
   CHECK(a.body["field"] == "amout");
   for (const char* amount : {"\"5\"", "5.0", "-5", "18446744073709551616", "1e2", "null"}) {
     INFO(amount);
-    a = call(c, "POST", "/v1/transfers",
-             std::string(R"({"id":3,"debit_account":1000,"credit_account":2001,"ledger":1,"code":1,"amount":)") +
-                 amount + "}");
+    a = call(
+        c, "POST", "/v1/transfers",
+        std::string(
+            R"({"id":3,"debit_account":1000,"credit_account":2001,"ledger":1,"code":1,"amount":)") +
+            amount + "}");
     CHECK(a.status == 400);
     CHECK(a.body["field"] == "amount");
   }
@@ -298,23 +302,23 @@ TEST_CASE("pointexd: bad input gets the documented status, in the documented ord
   // Not HTTP at all, or a header that never ends: an error, then the connection closes.
   const std::string junk = c.raw("HELLO\r\n\r\n");
   CHECK(junk.rfind("HTTP/1.1 400", 0) == 0);
-  const std::string huge = c.raw("GET /healthz HTTP/1.1\r\nX: " + std::string(20000, 'a') + "\r\n\r\n");
+  const std::string huge =
+      c.raw("GET /healthz HTTP/1.1\r\nX: " + std::string(20000, 'a') + "\r\n\r\n");
   CHECK(huge.rfind("HTTP/1.1 400", 0) == 0);
   // A chunked body over the limit is cut off at the limit: 413.
   std::stringstream chunk;
   chunk << std::hex << 70'000;
-  const std::string chunked = c.raw(
-      std::string("POST /v1/transfers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ") + admin_key +
-      "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk.str() +
-      "\r\n" + std::string(70'000, ' ') + "\r\n0\r\n\r\n");
+  const std::string chunked =
+      c.raw(std::string("POST /v1/transfers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ") +
+            admin_key + "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+            chunk.str() + "\r\n" + std::string(70'000, ' ') + "\r\n0\r\n\r\n");
   CHECK(chunked.rfind("HTTP/1.1 413", 0) == 0);
   // Expect: 100-continue gets its interim answer (curl waits for it on bodies over 1 KiB).
   const std::string body = transfer(10, 1000, 2001, 1).dump();
   const std::string expect = c.raw(
       std::string("POST /v1/transfers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n") +
       "Authorization: Bearer " + admin_key + "\r\nContent-Type: application/json\r\n" +
-      "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
-      body);
+      "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
   CHECK(expect.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 0) == 0);
   // Still serving.
   CHECK(call(c, "GET", "/healthz", {}, {}).status == 200);
@@ -352,14 +356,15 @@ TEST_CASE("pointexd: events paging, and the SSE stream delivers live events", "[
   std::thread reader([&] {
     client::HttpClient s("127.0.0.1", d.port());
     std::string error;
-    status = s.stream("/v1/events/stream?after=" + std::to_string(tail), auth(issuer_key),
-                      [&](std::string_view data) {
-                        opened = true;
-                        std::lock_guard<std::mutex> lock(mutex);
-                        received.append(data);
-                        return received.find("\"id\":2,") == std::string::npos;
-                      },
-                      std::chrono::seconds(10), &error);
+    status = s.stream(
+        "/v1/events/stream?after=" + std::to_string(tail), auth(issuer_key),
+        [&](std::string_view data) {
+          opened = true;
+          std::lock_guard<std::mutex> lock(mutex);
+          received.append(data);
+          return received.find("\"id\":2,") == std::string::npos;
+        },
+        std::chrono::seconds(10), &error);
   });
   while (!opened) std::this_thread::sleep_for(std::chrono::milliseconds(5));  // header arrived
   REQUIRE(call(c, "POST", "/v1/transfers", transfer(1, 3000, 3001, 9, 2).dump()).status == 200);
@@ -376,8 +381,9 @@ TEST_CASE("pointexd: events paging, and the SSE stream delivers live events", "[
   std::thread idle([&] {
     client::HttpClient s("127.0.0.1", d.port());
     std::string error;
-    s.stream("/v1/events/stream", auth(), [](std::string_view) { return true; },
-             std::chrono::seconds(20), &error);
+    s.stream(
+        "/v1/events/stream", auth(), [](std::string_view) { return true; },
+        std::chrono::seconds(20), &error);
     ended = true;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -396,7 +402,8 @@ TEST_CASE("pointexd: SIGTERM answers the requests in flight, then exits 0", "[da
   std::string body;
   std::thread waiting([&] {
     client::HttpClient w("127.0.0.1", d.port());
-    const client::HttpResult r = w.request("GET", "/v1/accounts/2001?min_position=999999", {}, auth());
+    const client::HttpResult r =
+        w.request("GET", "/v1/accounts/2001?min_position=999999", {}, auth());
     body = r.body;
     status = r.status;
   });
@@ -460,9 +467,10 @@ TEST_CASE("pointexd: SIGKILL under load, then restart: every acknowledged transf
   for (std::size_t i = 0; i < acked.size(); ++i) {
     const std::uint64_t id = acked[i];
     const std::uint64_t debit = 1000;
-    const Answer a = call(c, "GET",
-                          "/v1/transfers/" + std::to_string(id) + "?debit_account=" +
-                              std::to_string(debit) + "&min_position=" + std::to_string(committed));
+    const Answer a =
+        call(c, "GET",
+             "/v1/transfers/" + std::to_string(id) + "?debit_account=" + std::to_string(debit) +
+                 "&min_position=" + std::to_string(committed));
     if (a.status != 200) ++missing;
   }
   INFO(acked.size() << " acknowledged");
@@ -477,8 +485,7 @@ TEST_CASE("pointexd: a bad config is a precise error at start, exit 1", "[daemon
   std::filesystem::create_directories(dir.path());
   const std::string config = dir.path() + "/bad.json";
   std::ofstream(config) << R"({"listen":"127.0.0.1:0","server":{"body_limit":5}})";
-  const std::string command =
-      std::string(POINTEXD) + " --config " + config + " 2>&1";
+  const std::string command = std::string(POINTEXD) + " --config " + config + " 2>&1";
   FILE* p = popen(command.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
@@ -523,15 +530,18 @@ TEST_CASE("pointex CLI online: ledger, account, transfer, history, tail and exit
   CHECK(r.out.find("\"code\": \"MALL\"") != std::string::npos);
   CHECK(pointex_cli(d, "ledger list").out.find("Mall points") != std::string::npos);
   CHECK(pointex_cli(d, "ledger show 1").status == 0);
-  CHECK(pointex_cli(d, "account create --id 1000 --ledger 1 --kind issuer --owner issuance")
-            .status == 0);
+  CHECK(
+      pointex_cli(d, "account create --id 1000 --ledger 1 --kind issuer --owner issuance").status ==
+      0);
   CHECK(pointex_cli(d, "account create --id 2001 --ledger 1 --owner alice").status == 0);
-  r = pointex_cli(d, "transfer create --id 1 --debit 1000 --credit 2001 --amount 500 --ledger 1 "
-                     "--code 1");
+  r = pointex_cli(d,
+                  "transfer create --id 1 --debit 1000 --credit 2001 --amount 500 --ledger 1 "
+                  "--code 1");
   CHECK(r.status == 0);
   CHECK(r.out.find("\"result\": \"ok\"") != std::string::npos);
-  r = pointex_cli(d, "transfer create --id 2 --debit 2001 --credit 1000 --amount 501 --ledger 1 "
-                     "--code 2");
+  r = pointex_cli(d,
+                  "transfer create --id 2 --debit 2001 --credit 1000 --amount 501 --ledger 1 "
+                  "--code 2");
   CHECK(r.status == 1);  // a business failure
   CHECK(r.out.find("exceeds_credits") != std::string::npos);
   r = pointex_cli(d, "account show 2001 --min-position 4");
@@ -557,11 +567,11 @@ TEST_CASE("pointex CLI online: ledger, account, transfer, history, tail and exit
   CHECK(r.status == 2);
 }
 
-TEST_CASE("pointexd: a stalled SSE client holds up neither writes nor other streams",
-          "[daemon]") {
+TEST_CASE("pointexd: a stalled SSE client holds up neither writes nor other streams", "[daemon]") {
   TempDir dir;
-  Daemon d(dir.path(), {{"server", {{"stream_buffer_bytes_max", 1024}, {"body_bytes_max", 1 << 20}}},
-                        {"engine", {{"feed_buffer_events_max", 256}}}});
+  Daemon d(dir.path(),
+           {{"server", {{"stream_buffer_bytes_max", 1024}, {"body_bytes_max", 1 << 20}}},
+            {"engine", {{"feed_buffer_events_max", 256}}}});
   client::HttpClient c("127.0.0.1", d.port());
   setup_ledgers(c);
   // This client reads the first bytes, then stops reading: its socket buffers fill up.
@@ -574,13 +584,14 @@ TEST_CASE("pointexd: a stalled SSE client holds up neither writes nor other stre
   std::thread stuck([&] {
     client::HttpClient s("127.0.0.1", d.port());
     std::string error;
-    s.stream("/v1/events/stream", auth(),
-             [&](std::string_view) {
-               stalled = true;
-               while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-               return false;
-             },
-             std::chrono::seconds(30), &error);
+    s.stream(
+        "/v1/events/stream", auth(),
+        [&](std::string_view) {
+          stalled = true;
+          while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          return false;
+        },
+        std::chrono::seconds(30), &error);
   });
   while (!stalled) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   struct Join {
@@ -603,12 +614,13 @@ TEST_CASE("pointexd: a stalled SSE client holds up neither writes nor other stre
   client::HttpClient s("127.0.0.1", d.port());
   std::string received;
   std::string error;
-  s.stream("/v1/events/stream?after=" + std::to_string(last - 1), auth(),
-           [&](std::string_view data) {
-             received.append(data);
-             return received.find("id: " + std::to_string(last) + "\n") == std::string::npos;
-           },
-           std::chrono::seconds(10), &error);
+  s.stream(
+      "/v1/events/stream?after=" + std::to_string(last - 1), auth(),
+      [&](std::string_view data) {
+        received.append(data);
+        return received.find("id: " + std::to_string(last) + "\n") == std::string::npos;
+      },
+      std::chrono::seconds(10), &error);
   CHECK(received.find("id: " + std::to_string(last) + "\n") != std::string::npos);
   // The stalled stream is still open (the other one closed when its client left).
   bool one_stream = false;

@@ -35,17 +35,18 @@ bool accounts_of(const std::string& body, std::vector<AccountSpec>* out, ApiErro
 TEST_CASE("transfer bodies: u64 numbers only, unknown fields and flags rejected", "[server]") {
   std::vector<Transfer> t;
   ApiError err;
-  REQUIRE(transfers_of(R"({"id":1,"debit_account":2,"credit_account":3,"amount":18446744073709551615,
+  REQUIRE(
+      transfers_of(R"({"id":1,"debit_account":2,"credit_account":3,"amount":18446744073709551615,
                           "ledger":1,"code":65535,"flags":["pending"],"timeout_s":5,"user_data":7})",
-                       &t, &err));
+                   &t, &err));
   REQUIRE(t.size() == 1);
   CHECK(t[0].amount == 18446744073709551615ULL);
   CHECK(t[0].code == 65535);
   CHECK(t[0].flags == transfer_flags::pending);
 
   for (const char* bad : {R"({"id":"1"})", R"({"id":1.0})", R"({"id":-1})",
-                          R"({"id":18446744073709551616})", R"({"amount":1e3})",
-                          R"({"id":true})", R"({"code":65536})", R"({"timeout_s":4294967296})"}) {
+                          R"({"id":18446744073709551616})", R"({"amount":1e3})", R"({"id":true})",
+                          R"({"code":65536})", R"({"timeout_s":4294967296})"}) {
     t.clear();
     err = {};
     INFO(bad);
@@ -57,7 +58,8 @@ TEST_CASE("transfer bodies: u64 numbers only, unknown fields and flags rejected"
   CHECK(err.error == "unknown_field");
   CHECK(err.field == "amout");
   CHECK(err.message.find("[1]") != std::string::npos);
-  CHECK(error_body(err) == R"({"error":"unknown_field","field":"amout","message":"[1].amout: unknown field"})");
+  CHECK(error_body(err) ==
+        R"({"error":"unknown_field","field":"amout","message":"[1].amout: unknown field"})");
 
   CHECK_FALSE(transfers_of(R"({"id":1,"flags":["pendin"]})", &t, &err));
   CHECK(err.field == "flags");
@@ -76,8 +78,7 @@ TEST_CASE("transfer bodies: u64 numbers only, unknown fields and flags rejected"
   CHECK(err.error == "batch_too_large");
 }
 
-TEST_CASE("account bodies: flags default by kind when absent, as given when present",
-          "[server]") {
+TEST_CASE("account bodies: flags default by kind when absent, as given when present", "[server]") {
   std::vector<AccountSpec> a;
   ApiError err;
   REQUIRE(accounts_of(R"([{"id":1,"ledger":1,"kind":"member"},
@@ -95,9 +96,9 @@ TEST_CASE("account bodies: flags default by kind when absent, as given when pres
   CHECK(err.error == "missing_field");
   CHECK_FALSE(accounts_of(R"({"id":1,"ledger":1,"kind":"wallet"})", &a, &err));
   CHECK(err.field == "kind");
-  CHECK_FALSE(accounts_of(R"({"id":1,"ledger":1,"kind":"member","owner":")" +
-                              std::string(257, 'x') + R"("})",
-                          &a, &err));
+  CHECK_FALSE(accounts_of(
+      R"({"id":1,"ledger":1,"kind":"member","owner":")" + std::string(257, 'x') + R"("})", &a,
+      &err));
   CHECK(err.field == "owner");
 }
 
@@ -142,18 +143,18 @@ TEST_CASE("config: defaults, overrides, precise errors", "[server]") {
     const char* text;
     const char* error;
   };
-  for (const Bad& b : {Bad{R"({"shards":4})", "shards: unknown field"},
-                       Bad{R"({"server":{"body_bytes":1}})", "server.body_bytes: unknown field"},
-                       Bad{R"({"threads":"2"})", "threads: expected an unsigned integer"},
-                       Bad{R"({"durability":"fast"})", "durability: must be sync or async"},
-                       Bad{R"({"listen":"8420"})", "listen: expected host:port"},
-                       Bad{R"({"api_keys":[{"key":"0123456789abcdef","role":"issuer"}]})",
-                           "api_keys[0].ledgers: an issuer key needs at least one ledger"},
-                       Bad{R"({"api_keys":[{"key":"short","role":"admin"}]})",
-                           "api_keys[0].key: must be at least 16 characters"},
-                       Bad{R"({"payment_providers":[{"name":"x"}]})",
-                           "payment_providers[0].secret: required"},
-                       Bad{"{", "not valid JSON"}}) {
+  for (const Bad& b :
+       {Bad{R"({"shards":4})", "shards: unknown field"},
+        Bad{R"({"server":{"body_bytes":1}})", "server.body_bytes: unknown field"},
+        Bad{R"({"threads":"2"})", "threads: expected an unsigned integer"},
+        Bad{R"({"durability":"fast"})", "durability: must be sync or async"},
+        Bad{R"({"listen":"8420"})", "listen: expected host:port"},
+        Bad{R"({"api_keys":[{"key":"0123456789abcdef","role":"issuer"}]})",
+            "api_keys[0].ledgers: an issuer key needs at least one ledger"},
+        Bad{R"({"api_keys":[{"key":"short","role":"admin"}]})",
+            "api_keys[0].key: must be at least 16 characters"},
+        Bad{R"({"payment_providers":[{"name":"x"}]})", "payment_providers[0].secret: required"},
+        Bad{"{", "not valid JSON"}}) {
     Config d;
     INFO(b.text);
     CHECK_FALSE(parse_config(b.text, &d, &err));
@@ -212,7 +213,8 @@ struct ApiFixture {
 
 }  // namespace
 
-TEST_CASE("Api: ready only with an engine, and the check order 404/405, 401/403, 415, 413", "[server]") {
+TEST_CASE("Api: ready only with an engine, and the check order 404/405, 401/403, 415, 413",
+          "[server]") {
   ApiFixture f;
   CHECK(f.call("GET", "/healthz", {}, nullptr).status == 503);
   CHECK(f.call("GET", "/v1/ledgers").status == 503);
@@ -231,8 +233,7 @@ TEST_CASE("Api: ready only with an engine, and the check order 404/405, 401/403,
   CHECK(f.call("POST", "/v1/transfers", std::string(2000, ' '), admin_key, "text/plain").status ==
         415);
   CHECK(f.call("POST", "/v1/transfers", std::string(2000, ' ')).status == 413);
-  CHECK(f.call("POST", "/v1/transfers", R"({"id":1})", admin_key,
-               "Application/JSON; charset=utf-8")
+  CHECK(f.call("POST", "/v1/transfers", R"({"id":1})", admin_key, "Application/JSON; charset=utf-8")
             .status == 200);
   CHECK(f.call("GET", "/v1/events?limit=1&x=" + std::string(2100, 'a')).status == 400);
   Request stream;
@@ -261,9 +262,9 @@ TEST_CASE("Api: an issuer key outside its ledgers is refused whole and changes n
               .status == 200);
 
   // Accounts: one item on ledger 2 refuses the whole batch.
-  Response r = f.call("POST", "/v1/accounts",
-                      R"([{"id":12,"ledger":1,"kind":"member"},{"id":22,"ledger":2,"kind":"member"}])",
-                      issuer_key);
+  Response r = f.call(
+      "POST", "/v1/accounts",
+      R"([{"id":12,"ledger":1,"kind":"member"},{"id":22,"ledger":2,"kind":"member"}])", issuer_key);
   CHECK(r.status == 403);
   std::vector<std::optional<Account>> found;
   REQUIRE(f.engine->lookup_accounts({12, 22}, &found).is_ok());
@@ -328,10 +329,18 @@ TEST_CASE("Api: back-pressure answers 429 and applies nothing", "[server]") {
       r.target = "/v1/transfers";
       r.authorization = std::string("Bearer ") + admin_key;
       r.content_type = "application/json";
-      r.body = json::array({{{"id", 2 * i + 1}, {"debit_account", 10}, {"credit_account", 11},
-                             {"amount", 1}, {"ledger", 1}, {"code", 1}},
-                            {{"id", 2 * i + 2}, {"debit_account", 10}, {"credit_account", 11},
-                             {"amount", 1}, {"ledger", 1}, {"code", 1}}})
+      r.body = json::array({{{"id", 2 * i + 1},
+                             {"debit_account", 10},
+                             {"credit_account", 11},
+                             {"amount", 1},
+                             {"ledger", 1},
+                             {"code", 1}},
+                            {{"id", 2 * i + 2},
+                             {"debit_account", 10},
+                             {"credit_account", 11},
+                             {"amount", 1},
+                             {"ledger", 1},
+                             {"code", 1}}})
                    .dump();
       f.api->handle(std::move(r), [&answers, i](Response res) { answers[i].set_value(res); });
     }

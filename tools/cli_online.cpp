@@ -101,7 +101,10 @@ class Online final : public OnlineCommands {
     create->add_flag("--no-flags", no_flags_, "create without any flag");
     create->add_option("--user-data", user_data_, "a number for the caller's use");
     add(create, [this] {
-      json body = {{"id", id_}, {"ledger", ledger_}, {"kind", kind_}, {"owner", owner_},
+      json body = {{"id", id_},
+                   {"ledger", ledger_},
+                   {"kind", kind_},
+                   {"owner", owner_},
                    {"user_data", user_data_}};
       if (!flags_.empty() || no_flags_) body["flags"] = flags_;
       return send("POST", "/v1/accounts", body.dump());
@@ -172,8 +175,8 @@ class Online final : public OnlineCommands {
     show->add_option("--debit-account", debit_, "needed when several debit accounts used the id");
     show->add_option("--min-position", min_position_, "wait until the read model has it");
     add(show, [this] {
-      std::string target = "/v1/transfers/" + std::to_string(id_) +
-                           "?min_position=" + std::to_string(min_position_);
+      std::string target =
+          "/v1/transfers/" + std::to_string(id_) + "?min_position=" + std::to_string(min_position_);
       if (debit_ != 0) target += "&debit_account=" + std::to_string(debit_);
       return send("GET", target);
     });

@@ -76,8 +76,8 @@ int main(int argc, char** argv) {
   if (!log_level.empty()) config.log_level = log_level;
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   // The engine logs to the logger named "pointex": same sink and level.
-  auto engine_logger = std::make_shared<spdlog::logger>("pointex", logger->sinks().begin(),
-                                                        logger->sinks().end());
+  auto engine_logger =
+      std::make_shared<spdlog::logger>("pointex", logger->sinks().begin(), logger->sinks().end());
   engine_logger->set_level(logger->level());
   spdlog::register_logger(engine_logger);
   std::string host;
@@ -101,8 +101,8 @@ int main(int argc, char** argv) {
   auto api = std::make_unique<Api>(config, &metrics);
   auto server = std::make_unique<HttpServer>(api.get());
   if (!server->start(host, port, &error)) return fail(error);
-  spdlog::info("pointexd listening on {}:{} (data dir {}, durability {}); opening the engine",
-               host, server->port(), config.engine.data_dir,
+  spdlog::info("pointexd listening on {}:{} (data dir {}, durability {}); opening the engine", host,
+               server->port(), config.engine.data_dir,
                config.engine.durability == Durability::sync ? "sync" : "async");
   if (!port_file.empty()) {
     const std::string tmp = port_file + ".tmp";
@@ -119,11 +119,11 @@ int main(int argc, char** argv) {
   }
   const EngineStats stats = engine->stats();
   api->set_engine(engine.get());
-  spdlog::info("ready: {} ledgers, {} accounts, {} events recovered in {} ms (open took {} ms)",
-               stats.ledgers, stats.accounts, stats.recovered_events, stats.recovery_ms,
-               std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::steady_clock::now() - t0)
-                   .count());
+  spdlog::info(
+      "ready: {} ledgers, {} accounts, {} events recovered in {} ms (open took {} ms)",
+      stats.ledgers, stats.accounts, stats.recovered_events, stats.recovery_ms,
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
@@ -145,10 +145,10 @@ int main(int argc, char** argv) {
   api.reset();     // runs what the workers still have queued, joins them
   const auto t1 = std::chrono::steady_clock::now();
   engine.reset();  // waits for in-flight engine work, flushes, closes
-  spdlog::info("stopped: engine closed in {} ms",
-               std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::steady_clock::now() - t1)
-                   .count());
+  spdlog::info(
+      "stopped: engine closed in {} ms",
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t1)
+          .count());
   server.reset();  // destroys the connections that are left
   return 0;
 }

@@ -122,7 +122,8 @@ Response ok_json(int status, const json& j) {
 Response status_error(const Status& s) {
   switch (s.code()) {
     case Status::Code::overloaded:
-      return error(429, "overloaded", "the engine is overloaded, nothing was applied: " + s.message());
+      return error(429, "overloaded",
+                   "the engine is overloaded, nothing was applied: " + s.message());
     case Status::Code::invalid_argument:
       return error(400, "invalid_argument", s.message());
     case Status::Code::shutting_down:
@@ -277,8 +278,7 @@ struct Api::Impl {
 
   const ApiKey* find_key(std::string_view authorization) const {
     constexpr std::string_view bearer = "Bearer ";
-    if (authorization.size() <= bearer.size() ||
-        authorization.substr(0, bearer.size()) != bearer) {
+    if (authorization.size() <= bearer.size() || authorization.substr(0, bearer.size()) != bearer) {
       return nullptr;
     }
     const std::string_view presented = authorization.substr(bearer.size());
@@ -358,11 +358,17 @@ struct Api::Impl {
 Api::Api(Config config, Metrics* metrics)
     : config_(std::move(config)), metrics_(metrics), impl_(std::make_unique<Impl>(*this)) {}
 
-Api::~Api() { impl_->workers.stop(); }
+Api::~Api() {
+  impl_->workers.stop();
+}
 
-void Api::set_engine(Engine* engine) { impl_->engine.store(engine); }
+void Api::set_engine(Engine* engine) {
+  impl_->engine.store(engine);
+}
 
-void Api::begin_shutdown() { impl_->draining.store(true); }
+void Api::begin_shutdown() {
+  impl_->draining.store(true);
+}
 
 std::optional<Response> Api::check_head(const Request& head) const {
   std::optional<Response> refused = check_head_in_order(head);
@@ -372,9 +378,9 @@ std::optional<Response> Api::check_head(const Request& head) const {
 
 std::optional<Response> Api::check_head_in_order(const Request& head) const {
   if (head.target.size() > config_.server.target_bytes_max) {
-    return error(400, "target_too_long",
-                 "path and query longer than " + std::to_string(config_.server.target_bytes_max) +
-                     " bytes");
+    return error(
+        400, "target_too_long",
+        "path and query longer than " + std::to_string(config_.server.target_bytes_max) + " bytes");
   }
   const Route r = route(head.method, head.target);
   if (r.endpoint == Endpoint::unrouted) {
@@ -388,9 +394,9 @@ std::optional<Response> Api::check_head_in_order(const Request& head) const {
   if (r.endpoint == Endpoint::healthz || r.endpoint == Endpoint::metrics) return std::nullopt;
   const ApiKey* key = impl_->find_key(head.authorization);
   if (key == nullptr) {
-    return error(401, "unauthorized",
-                 head.authorization.empty() ? "missing Authorization: Bearer <key>"
-                                            : "unknown API key");
+    return error(
+        401, "unauthorized",
+        head.authorization.empty() ? "missing Authorization: Bearer <key>" : "unknown API key");
   }
   if (key->role != Role::admin) {
     if (r.endpoint == Endpoint::ledgers_create) {
@@ -402,8 +408,8 @@ std::optional<Response> Api::check_head_in_order(const Request& head) const {
   if (has_body && !(head.content_type && is_json_media_type(*head.content_type))) {
     return error(415, "unsupported_media_type", "a body must be Content-Type: application/json");
   }
-  const std::uint64_t size = std::max<std::uint64_t>(head.content_length.value_or(0),
-                                                     head.body.size());
+  const std::uint64_t size =
+      std::max<std::uint64_t>(head.content_length.value_or(0), head.body.size());
   if (size > config_.server.body_bytes_max) {
     return error(413, "body_too_large",
                  "body larger than " + std::to_string(config_.server.body_bytes_max) + " bytes");
@@ -425,14 +431,13 @@ void Api::handle(Request request, Reply reply) {
                 reply = std::move(reply)](Response res) {
     res.endpoint = endpoint;
     const auto ns = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - started)
-            .count());
+        std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - started).count());
     metrics->request(endpoint, res.status, ns);
     if (res.status == 500) {
       // The engine is fail-stop after an I/O error: say so on /healthz from now on.
       if (res.body.find("\"engine_failed\"") != std::string::npos) impl->failed.store(true);
-      spdlog::error("{} {} answered {}: {}", method, target.substr(0, target.find('?')),
-                    res.status, res.body);
+      spdlog::error("{} {} answered {}: {}", method, target.substr(0, target.find('?')), res.status,
+                    res.body);
     } else if (ns / 1'000'000 >= slow_ms) {
       spdlog::warn("slow request: {} {} answered {} in {} ms", method,
                    target.substr(0, target.find('?')), res.status, ns / 1'000'000);
@@ -483,19 +488,32 @@ void Api::handle(Request request, Reply reply) {
 
 void Api::Impl::dispatch(const Route& r, const ApiKey* key, Request& req, const Reply& reply) {
   switch (r.endpoint) {
-    case Endpoint::ledgers_create: return ledgers_create(key, req, reply);
-    case Endpoint::ledgers_list: return ledgers_list(key, reply);
-    case Endpoint::ledger_get: return ledger_get(r.id, reply);
-    case Endpoint::accounts_create: return accounts_create(key, req, reply);
-    case Endpoint::account_get: return account_get(key, r, reply);
-    case Endpoint::account_close: return account_close(key, r.id, reply);
-    case Endpoint::account_transfers: return account_history(key, r, false, reply);
-    case Endpoint::account_balances: return account_history(key, r, true, reply);
-    case Endpoint::transfers_create: return transfers_create(key, req, reply);
-    case Endpoint::transfer_get: return transfer_get(key, r, reply);
-    case Endpoint::events: return events(key, r, reply);
-    case Endpoint::events_stream: return events_stream(key, r, req.last_event_id, reply);
-    default: break;
+    case Endpoint::ledgers_create:
+      return ledgers_create(key, req, reply);
+    case Endpoint::ledgers_list:
+      return ledgers_list(key, reply);
+    case Endpoint::ledger_get:
+      return ledger_get(r.id, reply);
+    case Endpoint::accounts_create:
+      return accounts_create(key, req, reply);
+    case Endpoint::account_get:
+      return account_get(key, r, reply);
+    case Endpoint::account_close:
+      return account_close(key, r.id, reply);
+    case Endpoint::account_transfers:
+      return account_history(key, r, false, reply);
+    case Endpoint::account_balances:
+      return account_history(key, r, true, reply);
+    case Endpoint::transfers_create:
+      return transfers_create(key, req, reply);
+    case Endpoint::transfer_get:
+      return transfer_get(key, r, reply);
+    case Endpoint::events:
+      return events(key, r, reply);
+    case Endpoint::events_stream:
+      return events_stream(key, r, req.last_event_id, reply);
+    default:
+      break;
   }
   reply(error(404, "not_found", "no such endpoint"));
 }
@@ -614,12 +632,13 @@ void Api::Impl::account_close(const ApiKey* key, std::uint64_t id, const Reply& 
     s = e->close_account(id, &result, &account);
     if (!s.is_ok()) return reply(status_error(s));
     switch (result) {
-      case CloseResult::ok: return reply(ok_json(200, account_json(account)));
+      case CloseResult::ok:
+        return reply(ok_json(200, account_json(account)));
       case CloseResult::account_not_found:
         return reply(error(404, "not_found", "no account " + std::to_string(id)));
       case CloseResult::account_not_empty:
-        return reply(error(409, "account_not_empty",
-                           "the balance or a pending amount is not zero"));
+        return reply(
+            error(409, "account_not_empty", "the balance or a pending amount is not zero"));
     }
     reply(error(500, "internal", "unknown close result"));
   });
@@ -661,8 +680,8 @@ void Api::Impl::account_history(const ApiKey* key, const Route& r, bool balances
       items.push_back(balances ? history_balance_json(ev) : history_transfer_json(ev));
     }
     json next = page.next_before_position == 0 ? json(nullptr) : json(page.next_before_position);
-    reply(ok_json(200, {{balances ? "balances" : "transfers", std::move(items)},
-                        {"next", std::move(next)}}));
+    reply(ok_json(
+        200, {{balances ? "balances" : "transfers", std::move(items)}, {"next", std::move(next)}}));
   });
 }
 
@@ -764,7 +783,8 @@ void Api::Impl::transfer_get(const ApiKey* key, const Route& r, const Reply& rep
 bool Api::Impl::event_allowed(Engine& e, const ApiKey* key, const FeedEvent& ev) {
   if (key->role == Role::admin) return true;
   switch (ev.type) {
-    case FeedEvent::Type::ledger_created: return allowed(key, ev.ledger.id);
+    case FeedEvent::Type::ledger_created:
+      return allowed(key, ev.ledger.id);
     case FeedEvent::Type::account_created:
       cache_put(ev.account.id, ev.account.ledger);
       return allowed(key, ev.account.ledger);
@@ -775,7 +795,8 @@ bool Api::Impl::event_allowed(Engine& e, const ApiKey* key, const FeedEvent& ev)
       }
       return allowed(key, l[ev.account.id]);
     }
-    case FeedEvent::Type::transfer: return allowed(key, ev.transfer.ledger);
+    case FeedEvent::Type::transfer:
+      return allowed(key, ev.transfer.ledger);
   }
   return false;
 }
@@ -813,8 +834,8 @@ void Api::Impl::events(const ApiKey* key, const Route& r, const Reply& reply) {
   });
 }
 
-void Api::Impl::events_stream(const ApiKey* key, const Route& r,
-                              const std::string& last_event_id, const Reply& reply) {
+void Api::Impl::events_stream(const ApiKey* key, const Route& r, const std::string& last_event_id,
+                              const Reply& reply) {
   std::map<std::string, std::string> q;
   ApiError err;
   std::uint64_t after = 0;
@@ -848,8 +869,8 @@ Status Api::open_stream(const Response& accepted, StreamSink sink,
         fmt::memory_buffer frames;
         for (const FeedEvent& ev : events) {
           if (!impl->event_allowed(*e, key, ev)) continue;
-          fmt::format_to(std::back_inserter(frames), "id: {}\nevent: {}\ndata: {}\n\n",
-                         ev.position, to_string(ev.type), event_json(ev).dump());
+          fmt::format_to(std::back_inserter(frames), "id: {}\nevent: {}\ndata: {}\n\n", ev.position,
+                         to_string(ev.type), event_json(ev).dump());
         }
         if (frames.size() > 0) *open = sink(fmt::to_string(frames));
       },

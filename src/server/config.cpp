@@ -27,8 +27,8 @@ void only_known(const json& object, const std::string& where,
                 std::initializer_list<const char*> known) {
   if (!object.is_object()) fail(where.empty() ? "(top level)" : where, "expected an object");
   for (const auto& item : object.items()) {
-    const bool found = std::any_of(known.begin(), known.end(),
-                                   [&](const char* k) { return item.key() == k; });
+    const bool found =
+        std::any_of(known.begin(), known.end(), [&](const char* k) { return item.key() == k; });
     if (!found) {
       fail(where.empty() ? item.key() : where + "." + item.key(),
            "unknown field (see the configuration table in README.md)");
@@ -42,8 +42,7 @@ std::string path_of(const std::string& where, const char* key) {
 
 template <typename T>
 void read_uint(const json& object, const std::string& where, const char* key, T* out,
-               std::uint64_t min = 0,
-               std::uint64_t max = std::numeric_limits<T>::max()) {
+               std::uint64_t min = 0, std::uint64_t max = std::numeric_limits<T>::max()) {
   const auto it = object.find(key);
   if (it == object.end()) return;
   if (!it->is_number_unsigned()) fail(path_of(where, key), "expected an unsigned integer");
@@ -55,8 +54,7 @@ void read_uint(const json& object, const std::string& where, const char* key, T*
   *out = static_cast<T>(v);
 }
 
-void read_string(const json& object, const std::string& where, const char* key,
-                 std::string* out) {
+void read_string(const json& object, const std::string& where, const char* key, std::string* out) {
   const auto it = object.find(key);
   if (it == object.end()) return;
   if (!it->is_string()) fail(path_of(where, key), "expected a string");
@@ -83,9 +81,8 @@ void read_server(const json& s, ServerLimits* o) {
   const std::string w = "server";
   only_known(s, w,
              {"io_threads", "worker_threads", "connections_max", "body_bytes_max",
-              "target_bytes_max", "header_timeout_ms", "body_timeout_ms",
-              "inflight_requests_max", "worker_queue_max", "slow_request_ms",
-              "stream_buffer_bytes_max"});
+              "target_bytes_max", "header_timeout_ms", "body_timeout_ms", "inflight_requests_max",
+              "worker_queue_max", "slow_request_ms", "stream_buffer_bytes_max"});
   read_uint(s, w, "io_threads", &o->io_threads, 1, 256);
   read_uint(s, w, "worker_threads", &o->worker_threads, 1, 1024);
   read_uint(s, w, "connections_max", &o->connections_max, 1);
@@ -194,7 +191,7 @@ void read_top(const json& j, Config* c) {
   }
   read_uint(j, "", "threads", &c->engine.threads, 0, 1024);
   read_string(j, "", "log_level", &c->log_level);
-  static const std::set<std::string> levels = {"trace", "debug", "info", "warn",
+  static const std::set<std::string> levels = {"trace", "debug",    "info", "warn",
                                                "error", "critical", "off"};
   if (levels.count(c->log_level) == 0) {
     fail("log_level", "must be trace, debug, info, warn, error, critical or off");

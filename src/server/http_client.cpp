@@ -14,8 +14,7 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-bool parse_url(const std::string& url, std::string* host, std::uint16_t* port,
-               std::string* error) {
+bool parse_url(const std::string& url, std::string* host, std::uint16_t* port, std::string* error) {
   std::string rest = url;
   if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
   if (rest.rfind("https://", 0) == 0) {
@@ -92,8 +91,8 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
     beast::error_code ec;
     if (!s.stream) ec = s.connect();
     if (ec) {
-      result.error = "cannot connect to " + s.host + ":" + std::to_string(s.port) + ": " +
-                     ec.message();
+      result.error =
+          "cannot connect to " + s.host + ":" + std::to_string(s.port) + ": " + ec.message();
       return result;
     }
     s.stream->expires_after(s.timeout);

@@ -50,8 +50,8 @@ class HttpClient {
   /// GET `target` as an event stream: `on_data` gets the body as it arrives until it returns
   /// false, the server closes, or no byte comes for `idle`. Returns the status (0: failed).
   int stream(const std::string& target, const Headers& headers,
-             const std::function<bool(std::string_view)>& on_data,
-             std::chrono::milliseconds idle, std::string* error);
+             const std::function<bool(std::string_view)>& on_data, std::chrono::milliseconds idle,
+             std::string* error);
 
   struct Impl;
 

@@ -1,5 +1,6 @@
 #include "server/http_server.hpp"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/bind_executor.hpp>
@@ -11,8 +12,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <pthread.h>
-
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -60,7 +59,11 @@ struct StreamState {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Api* api, Registry* registry)
-      : stream_(std::move(socket)), heartbeat_(stream_.get_executor()), api_(api), metrics_(&api->metrics()), registry_(registry),
+      : stream_(std::move(socket)),
+        heartbeat_(stream_.get_executor()),
+        api_(api),
+        metrics_(&api->metrics()),
+        registry_(registry),
         limits_(api->config().server) {
     std::lock_guard<std::mutex> lock(registry_->mutex);
     registry_->sessions.insert(this);
@@ -107,10 +110,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // the limit for the bytes actually read (chunked bodies) is set once the header passed.
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     stream_.expires_after(std::chrono::milliseconds(limits_.header_timeout_ms));
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              self->on_header(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
@@ -161,10 +163,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read_body() {
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_body(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
   }
 
   void on_body(beast::error_code ec) {
@@ -272,11 +273,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // Any byte from the client, or its close, ends the stream.
     stream_.expires_never();
     beast::get_lowest_layer(stream_).socket().async_read_some(
-        net::buffer(probe_), net::bind_executor(stream_.get_executor(),
-                                                [self = shared_from_this()](
-                                                    beast::error_code, std::size_t) {
-                                                  self->close();
-                                                }));
+        net::buffer(probe_),
+        net::bind_executor(
+            stream_.get_executor(),
+            [self = shared_from_this()](beast::error_code, std::size_t) { self->close(); }));
   }
 
   void schedule_heartbeat() {
@@ -295,13 +295,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void write_frames() {
-    net::async_write(beast::get_lowest_layer(stream_).socket(),
-                     net::buffer(outbox_.front().first),
-                     net::bind_executor(stream_.get_executor(),
-                                        [self = shared_from_this()](beast::error_code ec,
-                                                                    std::size_t) {
-                                          self->on_frames_written(ec);
-                                        }));
+    net::async_write(
+        beast::get_lowest_layer(stream_).socket(), net::buffer(outbox_.front().first),
+        net::bind_executor(stream_.get_executor(),
+                           [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                             self->on_frames_written(ec);
+                           }));
   }
 
   void on_frames_written(beast::error_code ec) {
@@ -375,8 +374,8 @@ struct HttpServer::Impl {
         spdlog::warn("accept: {}", ec.message());
       } else {
         Metrics& m = api->metrics();
-        const bool full = m.connections.load() >=
-                          static_cast<std::int64_t>(api->config().server.connections_max);
+        const bool full =
+            m.connections.load() >= static_cast<std::int64_t>(api->config().server.connections_max);
         if (full) {
           m.connections_refused.fetch_add(1);
           beast::error_code ignored;
@@ -439,7 +438,9 @@ bool HttpServer::start(const std::string& host, std::uint16_t port, std::string*
   return true;
 }
 
-std::uint16_t HttpServer::port() const { return impl_->port; }
+std::uint16_t HttpServer::port() const {
+  return impl_->port;
+}
 
 void HttpServer::stop_accepting() {
   Impl& s = *impl_;

@@ -12,14 +12,15 @@ namespace {
 /// Reads the fields of one request object; the first problem wins and is kept in `err`.
 class Fields {
  public:
-  Fields(const json& j, std::string where, ApiError* err) : j_(j), where_(std::move(where)), err_(err) {}
+  Fields(const json& j, std::string where, ApiError* err)
+      : j_(j), where_(std::move(where)), err_(err) {}
 
   /// Every field must be in `known`; the object must be an object.
   bool only(std::initializer_list<const char*> known) {
     if (!j_.is_object()) return fail("", "invalid_json", "expected a JSON object");
     for (const auto& item : j_.items()) {
-      const bool found = std::any_of(known.begin(), known.end(),
-                                     [&](const char* k) { return item.key() == k; });
+      const bool found =
+          std::any_of(known.begin(), known.end(), [&](const char* k) { return item.key() == k; });
       if (!found) return fail(item.key(), "unknown_field", "unknown field");
     }
     return true;
@@ -32,8 +33,9 @@ class Fields {
     const auto it = j_.find(key);
     if (it == j_.end()) return true;
     if (!it->is_number_unsigned()) {
-      return fail(key, "invalid_field", "expected an unsigned integer (not a string, float or "
-                                         "negative number, at most 2^64-1)");
+      return fail(key, "invalid_field",
+                  "expected an unsigned integer (not a string, float or "
+                  "negative number, at most 2^64-1)");
     }
     const auto v = it->get<std::uint64_t>();
     if (v > max) return fail(key, "invalid_field", "must be at most " + std::to_string(max));
@@ -90,8 +92,10 @@ std::string item_where(bool batch, std::size_t i) {
 }
 
 std::uint32_t account_flag_bit(const std::string& name) {
-  if (name == "debits_must_not_exceed_credits") return account_flags::debits_must_not_exceed_credits;
-  if (name == "credits_must_not_exceed_debits") return account_flags::credits_must_not_exceed_debits;
+  if (name == "debits_must_not_exceed_credits")
+    return account_flags::debits_must_not_exceed_credits;
+  if (name == "credits_must_not_exceed_debits")
+    return account_flags::credits_must_not_exceed_debits;
   if (name == "closed") return account_flags::closed;  // the engine answers flags_invalid
   return 0;
 }
@@ -112,8 +116,8 @@ json transfer_flags_json(std::uint32_t flags) {
 }
 
 /// The items of a one-or-array body, or 400.
-bool items_of(const json& j, std::size_t items_max, std::vector<const json*>* items,
-              bool* batch, ApiError* err) {
+bool items_of(const json& j, std::size_t items_max, std::vector<const json*>* items, bool* batch,
+              ApiError* err) {
   *batch = j.is_array();
   if (!*batch) {
     items->push_back(&j);
@@ -130,9 +134,9 @@ bool items_of(const json& j, std::size_t items_max, std::vector<const json*>* it
 
 json balances_json(std::uint64_t dp, std::uint64_t cp, std::uint64_t dpend, std::uint64_t cpend) {
   const auto balance = static_cast<std::int64_t>(cp) - static_cast<std::int64_t>(dp);
-  return {{"debits_posted", dp},       {"credits_posted", cp},
-          {"debits_pending", dpend},   {"credits_pending", cpend},
-          {"balance", balance},        {"available", balance - static_cast<std::int64_t>(dpend)}};
+  return {{"debits_posted", dp},     {"credits_posted", cp},
+          {"debits_pending", dpend}, {"credits_pending", cpend},
+          {"balance", balance},      {"available", balance - static_cast<std::int64_t>(dpend)}};
 }
 
 }  // namespace
@@ -245,8 +249,8 @@ bool parse_query(std::string_view query, std::initializer_list<const char*> allo
     const auto eq = part.find('=');
     const std::string name(part.substr(0, eq));
     const std::string value(eq == std::string_view::npos ? "" : part.substr(eq + 1));
-    const bool known = std::any_of(allowed.begin(), allowed.end(),
-                                   [&](const char* k) { return name == k; });
+    const bool known =
+        std::any_of(allowed.begin(), allowed.end(), [&](const char* k) { return name == k; });
     if (!known) {
       *err = {400, "unknown_field", "unknown query parameter", name};
       return false;

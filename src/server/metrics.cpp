@@ -6,22 +6,38 @@ namespace pointex::server {
 
 std::string_view to_string(Endpoint e) {
   switch (e) {
-    case Endpoint::healthz: return "healthz";
-    case Endpoint::metrics: return "metrics";
-    case Endpoint::ledgers_create: return "ledgers_create";
-    case Endpoint::ledgers_list: return "ledgers_list";
-    case Endpoint::ledger_get: return "ledger_get";
-    case Endpoint::accounts_create: return "accounts_create";
-    case Endpoint::account_get: return "account_get";
-    case Endpoint::account_close: return "account_close";
-    case Endpoint::account_transfers: return "account_transfers";
-    case Endpoint::account_balances: return "account_balances";
-    case Endpoint::transfers_create: return "transfers_create";
-    case Endpoint::transfer_get: return "transfer_get";
-    case Endpoint::events: return "events";
-    case Endpoint::events_stream: return "events_stream";
-    case Endpoint::unrouted: return "unrouted";
-    case Endpoint::count: break;
+    case Endpoint::healthz:
+      return "healthz";
+    case Endpoint::metrics:
+      return "metrics";
+    case Endpoint::ledgers_create:
+      return "ledgers_create";
+    case Endpoint::ledgers_list:
+      return "ledgers_list";
+    case Endpoint::ledger_get:
+      return "ledger_get";
+    case Endpoint::accounts_create:
+      return "accounts_create";
+    case Endpoint::account_get:
+      return "account_get";
+    case Endpoint::account_close:
+      return "account_close";
+    case Endpoint::account_transfers:
+      return "account_transfers";
+    case Endpoint::account_balances:
+      return "account_balances";
+    case Endpoint::transfers_create:
+      return "transfers_create";
+    case Endpoint::transfer_get:
+      return "transfer_get";
+    case Endpoint::events:
+      return "events";
+    case Endpoint::events_stream:
+      return "events_stream";
+    case Endpoint::unrouted:
+      return "unrouted";
+    case Endpoint::count:
+      break;
   }
   return "unknown";
 }
@@ -35,7 +51,9 @@ std::size_t status_index(int status) {
   return Metrics::statuses.size() - 1;
 }
 
-int batch_slot(Endpoint e) { return e == Endpoint::transfers_create ? 0 : 1; }
+int batch_slot(Endpoint e) {
+  return e == Endpoint::transfers_create ? 0 : 1;
+}
 
 }  // namespace
 
@@ -78,8 +96,9 @@ std::string Metrics::render(const EngineStats* stats) const {
            to_string(static_cast<Endpoint>(e)), status, n);
     }
   }
-  line("# HELP pointex_http_request_seconds Request latency, from the end of its header to its "
-       "answer.\n");
+  line(
+      "# HELP pointex_http_request_seconds Request latency, from the end of its header to its "
+      "answer.\n");
   line("# TYPE pointex_http_request_seconds histogram\n");
   for (std::size_t e = 0; e < endpoints; ++e) {
     std::uint64_t cumulative = 0;
@@ -103,8 +122,8 @@ std::string Metrics::render(const EngineStats* stats) const {
   for (std::size_t r = 0; r < transfer_results_.size(); ++r) {
     const std::uint64_t n = transfer_results_[r].load(std::memory_order_relaxed);
     if (n == 0) continue;
-    line("pointex_transfers_total{{result=\"{}\"}} {}\n",
-         to_string(static_cast<TransferResult>(r)), n);
+    line("pointex_transfers_total{{result=\"{}\"}} {}\n", to_string(static_cast<TransferResult>(r)),
+         n);
   }
   line("# HELP pointex_batch_items Items per write request (transfers, accounts).\n");
   line("# TYPE pointex_batch_items histogram\n");
@@ -127,30 +146,33 @@ std::string Metrics::render(const EngineStats* stats) const {
         worker_queue.load());
   gauge("pointex_http_connections", "Open HTTP connections.", connections.load());
   gauge("pointex_event_streams", "Open SSE event streams.", streams.load());
-  line("# HELP pointex_http_connections_refused_total Connections closed at once: over "
-       "connections_max.\n# TYPE pointex_http_connections_refused_total counter\n"
-       "pointex_http_connections_refused_total {}\n",
-       connections_refused.load());
+  line(
+      "# HELP pointex_http_connections_refused_total Connections closed at once: over "
+      "connections_max.\n# TYPE pointex_http_connections_refused_total counter\n"
+      "pointex_http_connections_refused_total {}\n",
+      connections_refused.load());
   gauge("pointex_ready", "1 once the engine is open (recovery complete).", stats ? 1 : 0);
   if (stats != nullptr) {
     gauge("pointex_committed_position", "Highest position committed to the event log.",
           stats->committed_position);
     gauge("pointex_projected_position", "Position the read models include.",
           stats->projected_position);
-    gauge("pointex_projection_lag_events", "committed_position - projected_position.",
-          stats->committed_position - std::min(stats->committed_position,
-                                               stats->projected_position));
+    gauge(
+        "pointex_projection_lag_events", "committed_position - projected_position.",
+        stats->committed_position - std::min(stats->committed_position, stats->projected_position));
     gauge("pointex_engine_inflight_transfers", "Transfers accepted by the engine, not answered.",
           stats->inflight_transfers);
     gauge("pointex_live_account_actors", "Account actors in memory.", stats->live_account_actors);
     gauge("pointex_ledgers", "Ledgers.", stats->ledgers);
     gauge("pointex_accounts", "Accounts.", stats->accounts);
-    line("# HELP pointex_commit_groups_total Group commits (one write + sync each).\n"
-         "# TYPE pointex_commit_groups_total counter\npointex_commit_groups_total {}\n",
-         stats->commit_groups);
-    line("# HELP pointex_committed_events_total Events committed.\n"
-         "# TYPE pointex_committed_events_total counter\npointex_committed_events_total {}\n",
-         stats->committed_events);
+    line(
+        "# HELP pointex_commit_groups_total Group commits (one write + sync each).\n"
+        "# TYPE pointex_commit_groups_total counter\npointex_commit_groups_total {}\n",
+        stats->commit_groups);
+    line(
+        "# HELP pointex_committed_events_total Events committed.\n"
+        "# TYPE pointex_committed_events_total counter\npointex_committed_events_total {}\n",
+        stats->committed_events);
     gauge("pointex_recovery_seconds", "Time the last open took to recover.",
           static_cast<double>(stats->recovery_ms) / 1000.0);
   }
