@@ -141,14 +141,15 @@ int main(int argc, char** argv) {
   }
   // Normally nothing is left by now. If the drain timed out, answers still to come are posted
   // to the stopped (still alive) io_context and dropped with it at the end.
-  server->stop();  // joins the I/O threads
-  api.reset();     // runs what the workers still have queued, joins them
+  server->stop();       // joins the I/O threads
+  api->stop_workers();  // runs what the workers still have queued, joins them
   const auto t1 = std::chrono::steady_clock::now();
-  engine.reset();  // waits for in-flight engine work, flushes, closes
+  engine.reset();  // waits for in-flight engine work (its callbacks use the Api), flushes, closes
   spdlog::info(
       "stopped: engine closed in {} ms",
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t1)
           .count());
+  api.reset();
   server.reset();  // destroys the connections that are left
   return 0;
 }

@@ -370,6 +370,10 @@ void Api::begin_shutdown() {
   impl_->draining.store(true);
 }
 
+void Api::stop_workers() {
+  impl_->workers.stop();
+}
+
 std::optional<Response> Api::check_head(const Request& head) const {
   std::optional<Response> refused = check_head_in_order(head);
   if (refused) refused->endpoint = route(head.method, head.target).endpoint;

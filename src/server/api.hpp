@@ -68,6 +68,9 @@ class Api {
   void set_engine(Engine* engine);
   /// From now on /v1 requests answer 503 shutting_down; requests already taken finish.
   void begin_shutdown();
+  /// Runs what the worker threads have queued and joins them (idempotent). After it, requests
+  /// that need a worker answer 429. The engine must still be open.
+  void stop_workers();
   /// Requests taken and not yet answered.
   std::int64_t inflight() const { return metrics_->inflight_requests.load(); }
 
