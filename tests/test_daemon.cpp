@@ -127,6 +127,16 @@ TEST_CASE("pointexd: ledgers, accounts, transfers, history, close over HTTP", "[
   CHECK(call(c, "GET", "/v1/accounts/2001/transfers?limit=1001").status == 400);
   CHECK(call(c, "GET", "/v1/accounts/4242/transfers").status == 404);
 
+  // A pending transfer voided: the reservation is released, the state is voided.
+  pending = transfer(5, 2001, 2002, 30, 1, 2);
+  pending["flags"] = {"pending"};
+  REQUIRE(call(c, "POST", "/v1/transfers", pending.dump()).body[0]["result"] == "ok");
+  a = call(c, "POST", "/v1/transfers",
+           R"({"id":6,"debit_account":2001,"pending_id":5,"flags":["void_pending"]})");
+  CHECK(a.body[0]["result"] == "ok");
+  a = call(c, "GET",
+           "/v1/transfers/5?debit_account=2001&min_position=" + a.body[0]["position"].dump());
+  CHECK(a.body["state"] == "voided");
   // Transfers by id: unique, ambiguous (two debit accounts used id 1), by debit account.
   a = call(c, "GET", "/v1/transfers/4?min_position=" + std::to_string(p4));
   CHECK(a.status == 200);
@@ -631,4 +641,33 @@ TEST_CASE("pointexd: a stalled SSE client holds up neither writes nor other stre
   }
   CHECK(one_stream);
   CHECK(d.signal_and_wait(SIGTERM) == 0);  // the stalled stream does not hold up the stop
+}
+
+TEST_CASE("pointexd: connections are bounded, a slow header times out", "[daemon]") {
+  TempDir dir;
+  Daemon d(dir.path(), {{"server", {{"connections_max", 2}, {"header_timeout_ms", 300}}}});
+  client::HttpClient a("127.0.0.1", d.port());
+  client::HttpClient b("127.0.0.1", d.port());
+  REQUIRE(a.request("GET", "/healthz").status == 200);  // a and b keep their connections
+  REQUIRE(b.request("GET", "/healthz").status == 200);
+  // A third connection is closed at once, without an answer.
+  client::HttpClient c("127.0.0.1", d.port(), std::chrono::seconds(5));
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(c.raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").empty());
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  const Answer m = call(a, "GET", "/metrics", {}, {});
+  CHECK(m.text.find("pointex_http_connections_refused_total 1") != std::string::npos);
+  // Idle kept-alive connections are closed after the header timeout, which frees room.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  client::HttpClient e("127.0.0.1", d.port(), std::chrono::seconds(5));
+  CHECK(e.raw("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .rfind("HTTP/1.1 200", 0) == 0);
+  // A header that never ends: the connection is closed after the timeout.
+  const auto t1 = std::chrono::steady_clock::now();
+  const std::string partial = e.raw("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+  const auto waited = std::chrono::steady_clock::now() - t1;
+  CHECK(partial.empty());
+  CHECK(waited >= std::chrono::milliseconds(250));
+  CHECK(waited < std::chrono::seconds(3));
+  CHECK(d.signal_and_wait(SIGTERM) == 0);
 }
