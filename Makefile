@@ -4,7 +4,7 @@ ASAN_DIR ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: setup build run test test-asan bench clean
+.PHONY: setup build run demo test test-asan bench clean
 
 setup:
 	@./scripts/setup.sh
@@ -13,9 +13,12 @@ build: setup
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# The main job: until the daemon exists, the demo opens an engine on ./data, creates a ledger
-# and accounts, runs transfers and prints balances.
+# The main job: the daemon with the default config (config/pointexd.json) on ./data, in the
+# foreground; Ctrl-C stops it cleanly. The demo of the embedding API is `make demo`.
 run: build
+	./$(BUILD_DIR)/pointexd --config config/pointexd.json
+
+demo: build
 	./$(BUILD_DIR)/pointex-demo --data-dir ./data
 
 test: build

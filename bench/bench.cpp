@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "histogram.hpp"
+#include "http_load.hpp"
 
 using namespace pointex;
 using Clock = std::chrono::steady_clock;
@@ -437,7 +438,24 @@ int main(int argc, char** argv) {
   app.add_option("--query-threads", cfg.query_threads, "threads issuing queries")
       ->check(CLI::Range(1U, 256U))
       ->capture_default_str();
+  // HTTP mode (bench/http_load.cpp): the same workloads against a running pointexd.
+  bench::HttpLoadOptions http;
+  app.add_option("--http", http.address, "HOST:PORT of a running pointexd: load it over HTTP");
+  app.add_option("--key", http.key, "HTTP mode: an admin API key")->envname("POINTEX_KEY");
+  app.add_option("--connections", http.connections, "HTTP mode: keep-alive connections")
+      ->check(CLI::Range(1U, 4096U))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (!http.address.empty()) {
+    http.workload = cfg.workload;
+    http.accounts = cfg.accounts;
+    http.batch = cfg.batch;
+    http.duration_s = cfg.duration_s;
+    http.warmup_s = cfg.warmup_s;
+    http.seed = cfg.seed;
+    http.json_path = cfg.json_path;
+    return bench::run_http_load(http);
+  }
   if (cfg.active == 0) cfg.active = cfg.accounts;
   if (cfg.active < 2 || cfg.active > cfg.accounts) {
     fmt::print(stderr, "pointex-bench: --active must be 2 to --accounts ({})\n", cfg.accounts);

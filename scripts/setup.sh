@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev librocksdb-dev libfmt-dev nlohmann-json3-dev catch2
   libcli11-dev libspdlog-dev libboost-dev libjemalloc-dev
+  curl
 )
 
 missing=()

@@ -1,9 +1,14 @@
-// pointex: the command line tool. Offline admin tasks on a data dir that no engine has open:
+// pointex: the command line tool.
+// Online, talking to a running pointexd (--url / POINTEX_URL, --key / POINTEX_KEY):
+//   pointex ledger create|list|show, account create|show|close|history, transfer create|show,
+//   pointex tail   (the live event stream)           see tools/cli_online.cpp
+// Offline admin tasks on a data dir that no engine has open:
 //   pointex verify  --data-dir DIR            audit: exit 0 consistent, 1 problems found
 //   pointex rebuild --data-dir DIR            drop and rebuild the read models from the log
 //   pointex events  --data-dir DIR [--after N] [--limit M]   print events as JSON lines
-// Exit status: 0 ok, 1 verify found problems, 2 the task could not run (bad arguments, I/O,
-// corrupt data); the reason goes to stderr. Progress of long tasks goes to stderr (logs).
+// Exit status: 0 ok, 1 verify found problems / the daemon refused a request / an item failed,
+// 2 the task could not run (bad usage, daemon unreachable, I/O, corrupt data); the reason goes
+// to stderr. Progress of long tasks goes to stderr (logs).
 
 #include <fmt/core.h>
 
@@ -11,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <pointex/engine.hpp>
 
+#include "cli_online.hpp"
 #include "domain/codec.hpp"
 #include "store/event_log.hpp"
 
@@ -102,8 +108,14 @@ int events(const std::string& dir, std::uint64_t after, std::uint64_t limit) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"pointex: PointEx command line (offline admin tasks on a data dir)"};
+  CLI::App app{
+      "pointex: PointEx command line. Online commands talk to a running pointexd (--url, "
+      "--key or POINTEX_URL, POINTEX_KEY); verify, rebuild and events work offline on a data "
+      "dir.\nExit status: 0 ok, 1 refused or failed (HTTP error, an item not ok, verify found "
+      "problems), 2 could not run (usage, daemon unreachable, I/O)."};
   app.require_subcommand(1);
+  app.fallthrough();
+  std::unique_ptr<cli::OnlineCommands> online = cli::add_online_commands(app);
   std::string dir;
   auto* verify_cmd = app.add_subcommand(
       "verify", "audit a data dir: conservation, pending amounts, read models vs the log");
@@ -132,6 +144,7 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? exit_ok : exit_error;
   }
+  if (online->selected()) return online->run();
   if (*verify_cmd) return verify(dir);
   if (*rebuild_cmd) {
     const Status s = Engine::rebuild_read_models(dir);

@@ -1,0 +1,884 @@
+#include "server/api.hpp"
+
+#include <fmt/format.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <shared_mutex>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "server/json_map.hpp"
+
+namespace pointex::server {
+
+using nlohmann::json;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+/// Threads for engine calls that block; a bounded queue (a full queue is 429 to the caller).
+class WorkerPool {
+ public:
+  WorkerPool(std::uint32_t threads, std::uint32_t queue_max, std::atomic<std::int64_t>* depth)
+      : queue_max_(queue_max), depth_(depth) {
+    for (std::uint32_t i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "pointexd-work");
+        run();
+      });
+    }
+  }
+  ~WorkerPool() { stop(); }
+
+  /// False (and `job` not run) when the queue is full or the pool stopped.
+  bool post(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopped_ || queue_.size() >= queue_max_) return false;
+      queue_.push_back(std::move(job));
+      depth_->store(static_cast<std::int64_t>(queue_.size()));
+    }
+    cv_.notify_one();
+    return true;
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return stopped_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopped and drained
+        job = std::move(queue_.front());
+        queue_.pop_front();
+        depth_->store(static_cast<std::int64_t>(queue_.size()));
+      }
+      job();
+    }
+  }
+
+  const std::size_t queue_max_;
+  std::atomic<std::int64_t>* depth_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopped_ = false;
+  std::vector<std::thread> threads_;
+};
+
+/// Compares without an early exit, so the time taken does not say how much of a key matched.
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  const std::size_t n = std::max(a.size(), b.size());
+  unsigned diff = a.size() == b.size() ? 0U : 1U;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto x = static_cast<unsigned char>(i < a.size() ? a[i] : 0);
+    const auto y = static_cast<unsigned char>(i < b.size() ? b[i] : 0);
+    diff |= static_cast<unsigned>(x ^ y);
+  }
+  return diff == 0;
+}
+
+Response error(int status, std::string code, std::string message, std::string field = {}) {
+  Response r;
+  r.status = status;
+  r.body = error_body({status, std::move(code), std::move(message), std::move(field)});
+  return r;
+}
+
+Response error(const ApiError& e) {
+  Response r;
+  r.status = e.status;
+  r.body = error_body(e);
+  return r;
+}
+
+Response ok_json(int status, const json& j) {
+  Response r;
+  r.status = status;
+  r.body = j.dump();
+  return r;
+}
+
+Response status_error(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::overloaded:
+      return error(429, "overloaded",
+                   "the engine is overloaded, nothing was applied: " + s.message());
+    case Status::Code::invalid_argument:
+      return error(400, "invalid_argument", s.message());
+    case Status::Code::shutting_down:
+      return error(503, "shutting_down", "the engine is closing");
+    case Status::Code::timed_out:
+      return error(503, "not_caught_up",
+                   "the read models did not reach min_position in time; retry");
+    case Status::Code::io_error:
+    case Status::Code::corruption:
+      return error(500, "engine_failed", "the engine stopped: " + s.to_string());
+    default:
+      return error(500, "internal", s.to_string());
+  }
+}
+
+bool allowed(const ApiKey* key, LedgerId ledger) {
+  return key->role == Role::admin ||
+         std::binary_search(key->ledgers.begin(), key->ledgers.end(), ledger);
+}
+
+Response forbidden_ledger(LedgerId ledger) {
+  return error(403, "forbidden",
+               "this key may not touch ledger " + std::to_string(ledger) + "; nothing was applied");
+}
+
+/// What routing found: the endpoint, the id in the path and the query.
+struct Route {
+  Endpoint endpoint = Endpoint::unrouted;
+  std::uint64_t id = 0;
+  std::string_view query;
+  /// Non-empty when the path exists but not with this method.
+  std::string allow;
+};
+
+bool method_fits(std::string_view method, std::initializer_list<std::string_view> methods) {
+  return std::find(methods.begin(), methods.end(), method) != methods.end();
+}
+
+Route route(std::string_view method, std::string_view target) {
+  Route r;
+  const auto q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  if (q != std::string_view::npos) r.query = target.substr(q + 1);
+  std::vector<std::string_view> seg;
+  if (path.empty() || path.front() != '/') return r;
+  path.remove_prefix(1);
+  while (true) {
+    const auto slash = path.find('/');
+    seg.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  auto set = [&](Endpoint e, std::initializer_list<std::string_view> methods, std::string allow) {
+    if (method_fits(method, methods)) {
+      r.endpoint = e;
+    } else {
+      r.allow = std::move(allow);
+    }
+  };
+  const std::size_t n = seg.size();
+  if (n == 1 && seg[0] == "healthz") {
+    set(Endpoint::healthz, {"GET"}, "GET");
+    return r;
+  }
+  if (n == 1 && seg[0] == "metrics") {
+    set(Endpoint::metrics, {"GET"}, "GET");
+    return r;
+  }
+  if (n < 2 || seg[0] != "v1") return r;
+  const std::string_view what = seg[1];
+  const bool has_id = n >= 3 && parse_id(seg[2], &r.id);
+  if (what == "ledgers") {
+    if (n == 2) {
+      set(method == "POST" ? Endpoint::ledgers_create : Endpoint::ledgers_list, {"GET", "POST"},
+          "GET, POST");
+    } else if (n == 3 && has_id) {
+      set(Endpoint::ledger_get, {"GET"}, "GET");
+    }
+  } else if (what == "accounts") {
+    if (n == 2) {
+      set(Endpoint::accounts_create, {"POST"}, "POST");
+    } else if (n == 3 && has_id) {
+      set(Endpoint::account_get, {"GET"}, "GET");
+    } else if (n == 4 && has_id && seg[3] == "close") {
+      set(Endpoint::account_close, {"POST"}, "POST");
+    } else if (n == 4 && has_id && seg[3] == "transfers") {
+      set(Endpoint::account_transfers, {"GET"}, "GET");
+    } else if (n == 4 && has_id && seg[3] == "balances") {
+      set(Endpoint::account_balances, {"GET"}, "GET");
+    }
+  } else if (what == "transfers") {
+    if (n == 2) {
+      set(Endpoint::transfers_create, {"POST"}, "POST");
+    } else if (n == 3 && has_id) {
+      set(Endpoint::transfer_get, {"GET"}, "GET");
+    }
+  } else if (what == "events") {
+    if (n == 2) {
+      set(Endpoint::events, {"GET"}, "GET");
+    } else if (n == 3 && seg[2] == "stream") {
+      set(Endpoint::events_stream, {"GET"}, "GET");
+    }
+  }
+  return r;
+}
+
+bool is_json_media_type(std::string_view ct) {
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t')) ct.remove_suffix(1);
+  while (!ct.empty() && (ct.front() == ' ' || ct.front() == '\t')) ct.remove_prefix(1);
+  constexpr std::string_view want = "application/json";
+  return ct.size() == want.size() &&
+         std::equal(ct.begin(), ct.end(), want.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         });
+}
+
+std::string transfer_results_body(const std::vector<Transfer>& transfers,
+                                  const std::vector<TransferOutcome>& outcomes) {
+  fmt::memory_buffer out;
+  out.push_back('[');
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    fmt::format_to(std::back_inserter(out),
+                   R"({{"index":{},"id":{},"result":"{}","timestamp":{},"position":{}}})", i,
+                   transfers[i].id, to_string(outcomes[i].result), outcomes[i].timestamp,
+                   outcomes[i].position);
+  }
+  out.push_back(']');
+  return fmt::to_string(out);
+}
+
+}  // namespace
+
+struct Api::Impl {
+  Impl(Api& api)
+      : api(api),
+        workers(api.config_.server.worker_threads, api.config_.server.worker_queue_max,
+                &api.metrics_->worker_queue) {}
+
+  Api& api;
+  std::atomic<Engine*> engine{nullptr};
+  std::atomic<bool> draining{false};
+  /// An engine call failed with io_error or corruption (the engine is fail-stop).
+  std::atomic<bool> failed{false};
+  WorkerPool workers;
+
+  /// account -> ledger (accounts never change ledger), for issuer keys' checks.
+  static constexpr std::size_t ledger_cache_entries_max = 4U << 20;
+  std::shared_mutex cache_mutex;
+  std::unordered_map<AccountId, LedgerId> ledger_cache;
+
+  const ApiKey* find_key(std::string_view authorization) const {
+    constexpr std::string_view bearer = "Bearer ";
+    if (authorization.size() <= bearer.size() || authorization.substr(0, bearer.size()) != bearer) {
+      return nullptr;
+    }
+    const std::string_view presented = authorization.substr(bearer.size());
+    const ApiKey* found = nullptr;
+    for (const ApiKey& k : api.config_.api_keys) {
+      if (constant_time_equal(k.key, presented)) found = &k;
+    }
+    return found;
+  }
+
+  void cache_put(AccountId account, LedgerId ledger) {
+    std::unique_lock<std::shared_mutex> lock(cache_mutex);
+    if (ledger_cache.size() >= ledger_cache_entries_max) ledger_cache.clear();
+    ledger_cache[account] = ledger;
+  }
+
+  /// The ledgers of `ids` known to the cache; true when every one was there.
+  bool cached_ledgers(const std::vector<AccountId>& ids,
+                      std::unordered_map<AccountId, LedgerId>* out) {
+    std::shared_lock<std::shared_mutex> lock(cache_mutex);
+    bool all = true;
+    for (AccountId id : ids) {
+      const auto it = ledger_cache.find(id);
+      if (it == ledger_cache.end()) {
+        all = false;
+      } else {
+        (*out)[id] = it->second;
+      }
+    }
+    return all;
+  }
+
+  /// Blocking (worker threads only): the ledgers of `ids` that exist (unknown ids are absent).
+  Status resolve_ledgers(Engine& e, const std::vector<AccountId>& ids,
+                         std::unordered_map<AccountId, LedgerId>* out) {
+    if (cached_ledgers(ids, out)) return Status::ok();
+    std::vector<AccountId> missing;
+    for (AccountId id : ids) {
+      if (out->count(id) == 0) missing.push_back(id);
+    }
+    std::vector<std::optional<Account>> accounts;
+    const Status s = e.lookup_accounts(missing, &accounts);
+    if (!s.is_ok()) return s;
+    for (std::size_t i = 0; i < missing.size(); ++i) {
+      if (!accounts[i]) continue;
+      (*out)[missing[i]] = accounts[i]->spec.ledger;
+      cache_put(missing[i], accounts[i]->spec.ledger);
+    }
+    return Status::ok();
+  }
+
+  /// Runs `job` on a worker; a full queue answers 429.
+  void blocking(const Reply& reply, std::function<void()> job) {
+    if (!workers.post(std::move(job))) {
+      reply(error(429, "overloaded", "too many requests waiting; nothing was applied"));
+    }
+  }
+
+  void dispatch(const Route& r, const ApiKey* key, Request& req, const Reply& reply);
+  void ledgers_create(const ApiKey* key, const Request& req, const Reply& reply);
+  void ledgers_list(const ApiKey* key, const Reply& reply);
+  void ledger_get(std::uint64_t id, const Reply& reply);
+  void accounts_create(const ApiKey* key, const Request& req, const Reply& reply);
+  void account_get(const ApiKey* key, const Route& r, const Reply& reply);
+  void account_close(const ApiKey* key, std::uint64_t id, const Reply& reply);
+  void account_history(const ApiKey* key, const Route& r, bool balances, const Reply& reply);
+  void transfers_create(const ApiKey* key, const Request& req, const Reply& reply);
+  void submit(std::vector<Transfer> transfers, const Reply& reply);
+  void transfer_get(const ApiKey* key, const Route& r, const Reply& reply);
+  void events(const ApiKey* key, const Route& r, const Reply& reply);
+  void events_stream(const ApiKey* key, const Route& r, const std::string& last_event_id,
+                     const Reply& reply);
+  /// Issuer keys: whether the event belongs to one of the key's ledgers (blocking lookups).
+  bool event_allowed(Engine& e, const ApiKey* key, const FeedEvent& ev);
+};
+
+Api::Api(Config config, Metrics* metrics)
+    : config_(std::move(config)), metrics_(metrics), impl_(std::make_unique<Impl>(*this)) {}
+
+Api::~Api() {
+  impl_->workers.stop();
+}
+
+void Api::set_engine(Engine* engine) {
+  impl_->engine.store(engine);
+}
+
+void Api::begin_shutdown() {
+  impl_->draining.store(true);
+}
+
+void Api::stop_workers() {
+  impl_->workers.stop();
+}
+
+std::optional<Response> Api::check_head(const Request& head) const {
+  std::optional<Response> refused = check_head_in_order(head);
+  if (refused) refused->endpoint = route(head.method, head.target).endpoint;
+  return refused;
+}
+
+std::optional<Response> Api::check_head_in_order(const Request& head) const {
+  if (head.target.size() > config_.server.target_bytes_max) {
+    return error(
+        400, "target_too_long",
+        "path and query longer than " + std::to_string(config_.server.target_bytes_max) + " bytes");
+  }
+  const Route r = route(head.method, head.target);
+  if (r.endpoint == Endpoint::unrouted) {
+    if (!r.allow.empty()) {
+      Response res = error(405, "method_not_allowed", head.method + " is not allowed here");
+      res.allow = r.allow;
+      return res;
+    }
+    return error(404, "not_found", "no such endpoint");
+  }
+  if (r.endpoint == Endpoint::healthz || r.endpoint == Endpoint::metrics) return std::nullopt;
+  const ApiKey* key = impl_->find_key(head.authorization);
+  if (key == nullptr) {
+    return error(
+        401, "unauthorized",
+        head.authorization.empty() ? "missing Authorization: Bearer <key>" : "unknown API key");
+  }
+  if (key->role != Role::admin) {
+    if (r.endpoint == Endpoint::ledgers_create) {
+      return error(403, "forbidden", "only an admin key may create ledgers");
+    }
+    if (r.endpoint == Endpoint::ledger_get && !allowed(key, r.id)) return forbidden_ledger(r.id);
+  }
+  const bool has_body = head.chunked || head.content_length.value_or(0) > 0 || !head.body.empty();
+  if (has_body && !(head.content_type && is_json_media_type(*head.content_type))) {
+    return error(415, "unsupported_media_type", "a body must be Content-Type: application/json");
+  }
+  const std::uint64_t size =
+      std::max<std::uint64_t>(head.content_length.value_or(0), head.body.size());
+  if (size > config_.server.body_bytes_max) {
+    return error(413, "body_too_large",
+                 "body larger than " + std::to_string(config_.server.body_bytes_max) + " bytes");
+  }
+  return std::nullopt;
+}
+
+void Api::handle(Request request, Reply reply) {
+  const auto started = SteadyClock::now();
+  const Route r = route(request.method, request.target);
+  Metrics* metrics = metrics_;
+  const std::uint32_t slow_ms = config_.server.slow_request_ms;
+  const bool counted = r.endpoint != Endpoint::healthz && r.endpoint != Endpoint::metrics;
+  if (counted) metrics->inflight_requests.fetch_add(1);
+  // Every answer passes here once: metrics, slow-request log, then the caller's reply.
+  Impl* impl = impl_.get();
+  Reply done = [impl, metrics, counted, slow_ms, started, endpoint = r.endpoint,
+                method = request.method, target = request.target,
+                reply = std::move(reply)](Response res) {
+    res.endpoint = endpoint;
+    const auto ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - started).count());
+    metrics->request(endpoint, res.status, ns);
+    if (res.status == 500) {
+      // The engine is fail-stop after an I/O error: say so on /healthz from now on.
+      if (res.body.find("\"engine_failed\"") != std::string::npos) impl->failed.store(true);
+      spdlog::error("{} {} answered {}: {}", method, target.substr(0, target.find('?')), res.status,
+                    res.body);
+    } else if (ns / 1'000'000 >= slow_ms) {
+      spdlog::warn("slow request: {} {} answered {} in {} ms", method,
+                   target.substr(0, target.find('?')), res.status, ns / 1'000'000);
+    }
+    if (counted) metrics->inflight_requests.fetch_sub(1);
+    reply(std::move(res));
+  };
+  if (std::optional<Response> refused = check_head(request)) {
+    done(std::move(*refused));
+    return;
+  }
+  if (r.endpoint == Endpoint::healthz) {
+    if (impl_->draining.load()) {
+      done(error(503, "shutting_down", "pointexd is shutting down"));
+    } else if (impl_->engine.load() == nullptr) {
+      done(error(503, "not_ready", "the engine is still recovering"));
+    } else if (impl_->failed.load()) {
+      done(error(503, "engine_failed", "the engine stopped after an I/O error; restart pointexd"));
+    } else {
+      done(ok_json(200, {{"status", "ok"}}));
+    }
+    return;
+  }
+  if (r.endpoint == Endpoint::metrics) {
+    Engine* e = impl_->engine.load();
+    std::optional<EngineStats> stats;
+    if (e != nullptr) stats = e->stats();
+    Response res;
+    res.content_type = "text/plain; version=0.0.4";
+    res.body = metrics->render(stats ? &*stats : nullptr);
+    done(std::move(res));
+    return;
+  }
+  if (impl_->draining.load()) {
+    done(error(503, "shutting_down", "pointexd is shutting down; retry elsewhere or later"));
+    return;
+  }
+  if (impl_->engine.load() == nullptr) {
+    done(error(503, "not_ready", "the engine is still recovering; retry"));
+    return;
+  }
+  if (metrics->inflight_requests.load() > config_.server.inflight_requests_max) {
+    done(error(429, "overloaded", "too many requests in flight; nothing was applied"));
+    return;
+  }
+  impl_->dispatch(r, impl_->find_key(request.authorization), request, done);
+}
+
+void Api::Impl::dispatch(const Route& r, const ApiKey* key, Request& req, const Reply& reply) {
+  switch (r.endpoint) {
+    case Endpoint::ledgers_create:
+      return ledgers_create(key, req, reply);
+    case Endpoint::ledgers_list:
+      return ledgers_list(key, reply);
+    case Endpoint::ledger_get:
+      return ledger_get(r.id, reply);
+    case Endpoint::accounts_create:
+      return accounts_create(key, req, reply);
+    case Endpoint::account_get:
+      return account_get(key, r, reply);
+    case Endpoint::account_close:
+      return account_close(key, r.id, reply);
+    case Endpoint::account_transfers:
+      return account_history(key, r, false, reply);
+    case Endpoint::account_balances:
+      return account_history(key, r, true, reply);
+    case Endpoint::transfers_create:
+      return transfers_create(key, req, reply);
+    case Endpoint::transfer_get:
+      return transfer_get(key, r, reply);
+    case Endpoint::events:
+      return events(key, r, reply);
+    case Endpoint::events_stream:
+      return events_stream(key, r, req.last_event_id, reply);
+    default:
+      break;
+  }
+  reply(error(404, "not_found", "no such endpoint"));
+}
+
+void Api::Impl::ledgers_create(const ApiKey* key, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  Ledger ledger;
+  if (!parse_body(req.body, &body, &err) || !map_ledger(body, &ledger, &err)) {
+    return reply(error(err));
+  }
+  Engine* e = engine.load();
+  blocking(reply, [e, ledger, reply] {
+    LedgerResult result{};
+    const Status s = e->create_ledger(ledger, &result);
+    if (!s.is_ok()) return reply(status_error(s));
+    switch (result) {
+      case LedgerResult::ok:
+      case LedgerResult::exists: {
+        const std::optional<Ledger> stored = e->ledger(ledger.id);
+        if (!stored) return reply(error(500, "internal", "ledger vanished"));
+        return reply(ok_json(result == LedgerResult::ok ? 201 : 200, ledger_json(*stored)));
+      }
+      case LedgerResult::exists_with_different_fields:
+        return reply(error(409, "exists_with_different_fields",
+                           "a ledger with this id exists with other values"));
+      case LedgerResult::code_taken:
+        return reply(error(409, "code_taken", "another ledger uses this code", "code"));
+      case LedgerResult::id_must_not_be_zero:
+        return reply(error(400, "invalid_field", "id must not be zero", "id"));
+      case LedgerResult::code_invalid:
+        return reply(error(400, "invalid_field", "code: 1-16 of A-Z, 0-9 and _", "code"));
+      case LedgerResult::name_too_long:
+        return reply(error(400, "invalid_field", "name too long", "name"));
+    }
+    reply(error(500, "internal", "unknown ledger result"));
+  });
+}
+
+void Api::Impl::ledgers_list(const ApiKey* key, const Reply& reply) {
+  json list = json::array();
+  for (const Ledger& l : engine.load()->ledgers()) {
+    if (allowed(key, l.id)) list.push_back(ledger_json(l));
+  }
+  reply(ok_json(200, {{"ledgers", std::move(list)}}));
+}
+
+void Api::Impl::ledger_get(std::uint64_t id, const Reply& reply) {
+  const std::optional<Ledger> l = engine.load()->ledger(id);
+  if (!l) return reply(error(404, "not_found", "no ledger " + std::to_string(id)));
+  reply(ok_json(200, ledger_json(*l)));
+}
+
+void Api::Impl::accounts_create(const ApiKey* key, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  std::vector<AccountSpec> specs;
+  Engine* e = engine.load();
+  if (!parse_body(req.body, &body, &err) ||
+      !map_accounts(body, e->options().batch_items_max, &specs, &err)) {
+    return reply(error(err));
+  }
+  for (const AccountSpec& a : specs) {
+    if (!allowed(key, a.ledger)) return reply(forbidden_ledger(a.ledger));
+  }
+  api.metrics_->batch(Endpoint::accounts_create, specs.size());
+  if (specs.empty()) return reply(ok_json(200, json::array()));
+  std::vector<std::pair<AccountId, LedgerId>> ids;
+  ids.reserve(specs.size());
+  for (const AccountSpec& a : specs) ids.emplace_back(a.id, a.ledger);
+  e->create_accounts(std::move(specs), [this, ids = std::move(ids), reply](
+                                           const Status& s, std::vector<AccountResult> results) {
+    if (!s.is_ok()) return reply(status_error(s));
+    json out = json::array();
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (results[i] == AccountResult::ok || results[i] == AccountResult::exists) {
+        cache_put(ids[i].first, ids[i].second);
+      }
+      out.push_back({{"index", i}, {"id", ids[i].first}, {"result", to_string(results[i])}});
+    }
+    reply(ok_json(200, out));
+  });
+}
+
+void Api::Impl::account_get(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  std::uint64_t min_position = 0;
+  if (!parse_query(r.query, {"min_position"}, &q, &err) ||
+      !query_uint(q, "min_position", 0, UINT64_MAX, &min_position, &err)) {
+    return reply(error(err));
+  }
+  Engine* e = engine.load();
+  blocking(reply, [e, key, id = r.id, min_position, reply] {
+    std::optional<Account> a;
+    const Status s = e->read_account(id, min_position, &a);
+    if (!s.is_ok()) return reply(status_error(s));
+    if (!a) return reply(error(404, "not_found", "no account " + std::to_string(id)));
+    if (!allowed(key, a->spec.ledger)) return reply(forbidden_ledger(a->spec.ledger));
+    reply(ok_json(200, account_json(*a)));
+  });
+}
+
+void Api::Impl::account_close(const ApiKey* key, std::uint64_t id, const Reply& reply) {
+  Engine* e = engine.load();
+  blocking(reply, [this, e, key, id, reply] {
+    std::unordered_map<AccountId, LedgerId> ledgers;
+    Status s = resolve_ledgers(*e, {id}, &ledgers);
+    if (!s.is_ok()) return reply(status_error(s));
+    if (ledgers.count(id) == 0) {
+      return reply(error(404, "not_found", "no account " + std::to_string(id)));
+    }
+    if (!allowed(key, ledgers[id])) return reply(forbidden_ledger(ledgers[id]));
+    CloseResult result{};
+    Account account;
+    s = e->close_account(id, &result, &account);
+    if (!s.is_ok()) return reply(status_error(s));
+    switch (result) {
+      case CloseResult::ok:
+        return reply(ok_json(200, account_json(account)));
+      case CloseResult::account_not_found:
+        return reply(error(404, "not_found", "no account " + std::to_string(id)));
+      case CloseResult::account_not_empty:
+        return reply(
+            error(409, "account_not_empty", "the balance or a pending amount is not zero"));
+    }
+    reply(error(500, "internal", "unknown close result"));
+  });
+}
+
+void Api::Impl::account_history(const ApiKey* key, const Route& r, bool balances,
+                                const Reply& reply) {
+  Engine* e = engine.load();
+  std::map<std::string, std::string> q;
+  ApiError err;
+  HistoryQuery hq;
+  hq.account = r.id;
+  std::uint64_t limit = 100;
+  std::uint64_t code = 0;
+  if (!parse_query(r.query, {"limit", "after", "code", "from", "to", "min_position"}, &q, &err) ||
+      !query_uint(q, "limit", 1, e->options().history_page_max, &limit, &err) ||
+      !query_uint(q, "after", 1, UINT64_MAX, &hq.before_position, &err) ||
+      !query_uint(q, "code", 1, 65535, &code, &err) ||
+      !query_uint(q, "from", 0, UINT64_MAX, &hq.from_ns, &err) ||
+      !query_uint(q, "to", 0, UINT64_MAX, &hq.to_ns, &err) ||
+      !query_uint(q, "min_position", 0, UINT64_MAX, &hq.min_position, &err)) {
+    return reply(error(err));
+  }
+  hq.limit = static_cast<std::uint32_t>(limit);
+  hq.code = static_cast<std::uint16_t>(code);
+  blocking(reply, [this, e, key, hq, balances, reply] {
+    std::unordered_map<AccountId, LedgerId> ledgers;
+    Status s = resolve_ledgers(*e, {hq.account}, &ledgers);
+    if (!s.is_ok()) return reply(status_error(s));
+    if (ledgers.count(hq.account) == 0) {
+      return reply(error(404, "not_found", "no account " + std::to_string(hq.account)));
+    }
+    if (!allowed(key, ledgers[hq.account])) return reply(forbidden_ledger(ledgers[hq.account]));
+    HistoryPage page;
+    s = e->account_history(hq, &page);
+    if (!s.is_ok()) return reply(status_error(s));
+    json items = json::array();
+    for (const AccountEvent& ev : page.events) {
+      items.push_back(balances ? history_balance_json(ev) : history_transfer_json(ev));
+    }
+    json next = page.next_before_position == 0 ? json(nullptr) : json(page.next_before_position);
+    reply(ok_json(
+        200, {{balances ? "balances" : "transfers", std::move(items)}, {"next", std::move(next)}}));
+  });
+}
+
+void Api::Impl::transfers_create(const ApiKey* key, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  std::vector<Transfer> transfers;
+  Engine* e = engine.load();
+  if (!parse_body(req.body, &body, &err) ||
+      !map_transfers(body, e->options().batch_items_max, &transfers, &err)) {
+    return reply(error(err));
+  }
+  api.metrics_->batch(Endpoint::transfers_create, transfers.size());
+  if (transfers.empty()) return reply(ok_json(200, json::array()));
+  if (key->role == Role::admin) return submit(std::move(transfers), reply);
+  // Issuer key: every ledger named, and every existing account named, must be one of its own.
+  std::vector<AccountId> accounts;
+  for (const Transfer& t : transfers) {
+    if (t.ledger != 0 && !allowed(key, t.ledger)) return reply(forbidden_ledger(t.ledger));
+    if (t.debit_account != 0) accounts.push_back(t.debit_account);
+    if (t.credit_account != 0) accounts.push_back(t.credit_account);
+  }
+  std::sort(accounts.begin(), accounts.end());
+  accounts.erase(std::unique(accounts.begin(), accounts.end()), accounts.end());
+  auto check_and_submit = [this, key, reply](std::vector<Transfer> transfers,
+                                             const std::unordered_map<AccountId, LedgerId>& l) {
+    for (const auto& [account, ledger] : l) {
+      if (!allowed(key, ledger)) return reply(forbidden_ledger(ledger));
+    }
+    submit(std::move(transfers), reply);
+  };
+  std::unordered_map<AccountId, LedgerId> ledgers;
+  if (cached_ledgers(accounts, &ledgers)) return check_and_submit(std::move(transfers), ledgers);
+  blocking(reply, [this, e, accounts = std::move(accounts), transfers = std::move(transfers),
+                   check_and_submit, reply]() mutable {
+    std::unordered_map<AccountId, LedgerId> ledgers;
+    const Status s = resolve_ledgers(*e, accounts, &ledgers);
+    if (!s.is_ok()) return reply(status_error(s));
+    check_and_submit(std::move(transfers), ledgers);
+  });
+}
+
+void Api::Impl::submit(std::vector<Transfer> transfers, const Reply& reply) {
+  auto ids = std::make_shared<std::vector<Transfer>>(transfers);
+  Metrics* metrics = api.metrics_;
+  engine.load()->submit_transfers(
+      std::move(transfers),
+      [ids, metrics, reply](const Status& s, std::vector<TransferOutcome> outcomes) {
+        if (!s.is_ok()) return reply(status_error(s));
+        metrics->transfers(outcomes);
+        Response res;
+        res.body = transfer_results_body(*ids, outcomes);
+        reply(std::move(res));
+      });
+}
+
+void Api::Impl::transfer_get(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  std::uint64_t debit_account = 0;
+  std::uint64_t min_position = 0;
+  if (!parse_query(r.query, {"debit_account", "min_position"}, &q, &err) ||
+      !query_uint(q, "debit_account", 1, UINT64_MAX, &debit_account, &err) ||
+      !query_uint(q, "min_position", 0, UINT64_MAX, &min_position, &err)) {
+    return reply(error(err));
+  }
+  Engine* e = engine.load();
+  blocking(reply, [e, key, id = r.id, debit_account, min_position, reply] {
+    std::vector<TransferInfo> found;
+    Status s;
+    if (debit_account != 0) {
+      std::optional<TransferInfo> t;
+      s = e->read_transfer(debit_account, id, min_position, &t);
+      if (t) found.push_back(*t);
+    } else {
+      s = e->find_transfers(id, min_position, &found);
+    }
+    if (!s.is_ok()) return reply(status_error(s));
+    const std::size_t all = found.size();
+    found.erase(std::remove_if(found.begin(), found.end(),
+                               [&](const TransferInfo& t) { return !allowed(key, t.ledger); }),
+                found.end());
+    if (found.empty() && all > 0) {
+      return reply(error(403, "forbidden", "this key may not see that transfer's ledger"));
+    }
+    if (found.empty()) return reply(error(404, "not_found", "no transfer " + std::to_string(id)));
+    if (found.size() > 1) {
+      json accounts = json::array();
+      for (const TransferInfo& t : found) accounts.push_back(t.debit_account);
+      json body = {{"error", "ambiguous_id"},
+                   {"message", "several debit accounts used this id; give ?debit_account="},
+                   {"debit_accounts", std::move(accounts)}};
+      return reply(ok_json(409, body));
+    }
+    reply(ok_json(200, transfer_json(found.front())));
+  });
+}
+
+bool Api::Impl::event_allowed(Engine& e, const ApiKey* key, const FeedEvent& ev) {
+  if (key->role == Role::admin) return true;
+  switch (ev.type) {
+    case FeedEvent::Type::ledger_created:
+      return allowed(key, ev.ledger.id);
+    case FeedEvent::Type::account_created:
+      cache_put(ev.account.id, ev.account.ledger);
+      return allowed(key, ev.account.ledger);
+    case FeedEvent::Type::account_closed: {
+      std::unordered_map<AccountId, LedgerId> l;
+      if (!resolve_ledgers(e, {ev.account.id}, &l).is_ok() || l.count(ev.account.id) == 0) {
+        return false;
+      }
+      return allowed(key, l[ev.account.id]);
+    }
+    case FeedEvent::Type::transfer:
+      return allowed(key, ev.transfer.ledger);
+  }
+  return false;
+}
+
+void Api::Impl::events(const ApiKey* key, const Route& r, const Reply& reply) {
+  Engine* e = engine.load();
+  std::map<std::string, std::string> q;
+  ApiError err;
+  std::uint64_t after = 0;
+  std::uint64_t limit = 100;
+  if (!parse_query(r.query, {"after", "limit"}, &q, &err) ||
+      !query_uint(q, "after", 0, UINT64_MAX, &after, &err) ||
+      !query_uint(q, "limit", 1, e->options().history_page_max, &limit, &err)) {
+    return reply(error(err));
+  }
+  blocking(reply, [this, e, key, after, limit, reply] {
+    // An issuer key skips other ledgers' events; it reads on (at most this many events per
+    // request) until its page has something or the feed's tail is reached.
+    constexpr std::uint64_t scanned_max = 100'000;
+    json items = json::array();
+    std::uint64_t next = after;
+    std::uint64_t scanned = 0;
+    while (items.empty() && scanned < scanned_max) {
+      std::vector<FeedEvent> page;
+      const Status s = e->read_events(next, static_cast<std::uint32_t>(limit), &page);
+      if (!s.is_ok()) return reply(status_error(s));
+      if (page.empty()) break;
+      for (const FeedEvent& ev : page) {
+        if (event_allowed(*e, key, ev)) items.push_back(event_json(ev));
+      }
+      next = page.back().position;
+      scanned += page.size();
+    }
+    reply(ok_json(200, {{"events", std::move(items)}, {"next", next}}));
+  });
+}
+
+void Api::Impl::events_stream(const ApiKey* key, const Route& r, const std::string& last_event_id,
+                              const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  std::uint64_t after = 0;
+  // A reconnecting EventSource sends the last id it saw; an explicit ?after= wins.
+  if (!last_event_id.empty()) q.emplace("after", last_event_id);
+  std::map<std::string, std::string> given;
+  if (!parse_query(r.query, {"after"}, &given, &err)) return reply(error(err));
+  for (auto& [name, value] : given) q[name] = value;
+  if (!query_uint(q, "after", 0, UINT64_MAX, &after, &err)) return reply(error(err));
+  Response res;
+  res.content_type = "text/event-stream";
+  res.stream = true;
+  res.stream_after = after;
+  res.key = key;
+  reply(std::move(res));
+}
+
+Status Api::open_stream(const Response& accepted, StreamSink sink,
+                        std::unique_ptr<Subscription>* subscription) {
+  Engine* e = impl_->engine.load();
+  if (e == nullptr || !accepted.stream || accepted.key == nullptr) {
+    return Status::invalid_argument("not an accepted stream");
+  }
+  const ApiKey* key = accepted.key;
+  Impl* impl = impl_.get();
+  auto open = std::make_shared<bool>(true);
+  return e->subscribe(
+      accepted.stream_after,
+      [impl, e, key, sink = std::move(sink), open](const std::vector<FeedEvent>& events) {
+        if (!*open) return;
+        fmt::memory_buffer frames;
+        for (const FeedEvent& ev : events) {
+          if (!impl->event_allowed(*e, key, ev)) continue;
+          fmt::format_to(std::back_inserter(frames), "id: {}\nevent: {}\ndata: {}\n\n", ev.position,
+                         to_string(ev.type), event_json(ev).dump());
+        }
+        if (frames.size() > 0) *open = sink(fmt::to_string(frames));
+      },
+      subscription);
+}
+
+}  // namespace pointex::server

@@ -1,0 +1,78 @@
+#pragma once
+/// pointexd configuration: a JSON file (config/pointexd.json), command-line flags override it.
+/// Every field is optional; an unknown field or a value of the wrong type is a precise error.
+
+#include <cstdint>
+#include <pointex/engine.hpp>
+#include <string>
+#include <vector>
+
+namespace pointex::server {
+
+enum class Role : std::uint8_t { admin = 0, issuer = 1 };
+
+struct ApiKey {
+  std::string key;
+  Role role = Role::admin;
+  /// issuer keys: the ledgers they may touch (sorted, unique). Empty for admin keys.
+  std::vector<LedgerId> ledgers;
+};
+
+/// Accepted and validated now; used by the payment workflows of a later issue.
+struct PaymentProvider {
+  std::string name;
+  std::string secret;
+};
+
+/// Limits and threads of the HTTP side. Every limit is enforced at the edge.
+struct ServerLimits {
+  /// Threads running the sockets (Boost.Asio io_context). Default: 1.
+  std::uint32_t io_threads = 1;
+  /// Threads running blocking engine calls (reads that wait for min_position, close, lookups).
+  /// Default: 4.
+  std::uint32_t worker_threads = 4;
+  /// Open connections; more are accepted and closed at once. Default: 1024.
+  std::uint32_t connections_max = 1024;
+  /// Request body. Default: 4 MiB.
+  std::uint64_t body_bytes_max = 4U << 20;
+  /// Path plus query. Default: 2048.
+  std::uint32_t target_bytes_max = 2048;
+  /// Time to receive a request's header (also the keep-alive idle time). Default: 10 s.
+  std::uint32_t header_timeout_ms = 10'000;
+  /// Time to receive a request's body after its header. Default: 30 s.
+  std::uint32_t body_timeout_ms = 30'000;
+  /// Requests being processed across the daemon; past it a request gets 429. Default: 4096.
+  std::uint32_t inflight_requests_max = 4096;
+  /// Jobs queued for the worker threads; past it a request gets 429. Default: 1024.
+  std::uint32_t worker_queue_max = 1024;
+  /// Requests slower than this are logged at warn. Default: 1000 ms.
+  std::uint32_t slow_request_ms = 1000;
+  /// SSE: rendered events queued per stream before the feed waits for the client. Default: 4 MiB.
+  std::uint64_t stream_buffer_bytes_max = 4U << 20;
+};
+
+struct Config {
+  std::string listen = "127.0.0.1:8420";
+  std::string log_level = "info";
+  /// Engine options: data_dir (default ./data), durability, threads and the engine limits.
+  EngineOptions engine;
+  ServerLimits server;
+  std::vector<ApiKey> api_keys;
+  std::vector<PaymentProvider> payment_providers;
+
+  Config() { engine.data_dir = "./data"; }
+};
+
+/// Parses a configuration document over the defaults in `*config`. On error returns false and
+/// `*error` says which field and why (e.g. `server.body_bytes_max: expected an unsigned
+/// integer`); `*config` is then unspecified.
+[[nodiscard]] bool parse_config(const std::string& text, Config* config, std::string* error);
+
+/// Reads and parses a file. Same contract as parse_config; the error names the file.
+[[nodiscard]] bool load_config(const std::string& path, Config* config, std::string* error);
+
+/// Splits "host:port" (port 0-65535; host may be an IPv4 or [IPv6] literal or a name).
+[[nodiscard]] bool split_host_port(const std::string& listen, std::string* host,
+                                   std::uint16_t* port);
+
+}  // namespace pointex::server

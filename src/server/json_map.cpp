@@ -1,0 +1,404 @@
+#include "server/json_map.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace pointex::server {
+
+using nlohmann::json;
+
+namespace {
+
+/// Reads the fields of one request object; the first problem wins and is kept in `err`.
+class Fields {
+ public:
+  Fields(const json& j, std::string where, ApiError* err)
+      : j_(j), where_(std::move(where)), err_(err) {}
+
+  /// Every field must be in `known`; the object must be an object.
+  bool only(std::initializer_list<const char*> known) {
+    if (!j_.is_object()) return fail("", "invalid_json", "expected a JSON object");
+    for (const auto& item : j_.items()) {
+      const bool found =
+          std::any_of(known.begin(), known.end(), [&](const char* k) { return item.key() == k; });
+      if (!found) return fail(item.key(), "unknown_field", "unknown field");
+    }
+    return true;
+  }
+
+  bool has(const char* key) const { return j_.contains(key); }
+
+  template <typename T>
+  bool uint(const char* key, T* out, std::uint64_t max = std::numeric_limits<T>::max()) {
+    const auto it = j_.find(key);
+    if (it == j_.end()) return true;
+    if (!it->is_number_unsigned()) {
+      return fail(key, "invalid_field",
+                  "expected an unsigned integer (not a string, float or "
+                  "negative number, at most 2^64-1)");
+    }
+    const auto v = it->get<std::uint64_t>();
+    if (v > max) return fail(key, "invalid_field", "must be at most " + std::to_string(max));
+    *out = static_cast<T>(v);
+    return true;
+  }
+
+  bool string(const char* key, std::string* out, std::size_t bytes_max, bool required) {
+    const auto it = j_.find(key);
+    if (it == j_.end()) {
+      return required ? fail(key, "missing_field", "required") : true;
+    }
+    if (!it->is_string()) return fail(key, "invalid_field", "expected a string");
+    *out = it->get<std::string>();
+    if (out->size() > bytes_max) {
+      return fail(key, "invalid_field", "longer than " + std::to_string(bytes_max) + " bytes");
+    }
+    return true;
+  }
+
+  /// An array of flag names mapped through `bit_of` (0: unknown name).
+  template <typename BitOf>
+  bool flags(const char* key, std::uint32_t* out, BitOf bit_of) {
+    const auto it = j_.find(key);
+    if (it == j_.end()) return true;
+    if (!it->is_array()) return fail(key, "invalid_field", "expected an array of flag names");
+    std::uint32_t bits = 0;
+    for (const json& f : *it) {
+      const std::uint32_t bit = f.is_string() ? bit_of(f.get<std::string>()) : 0;
+      if (bit == 0) return fail(key, "invalid_field", "unknown flag " + f.dump());
+      bits |= bit;
+    }
+    *out = bits;
+    return true;
+  }
+
+  bool fail(const std::string& field, const char* error, const std::string& message) {
+    err_->status = 400;
+    err_->error = error;
+    err_->field = field;
+    const std::string at = field.empty() ? where_ : (where_.empty() ? field : where_ + field);
+    err_->message = at.empty() ? message : at + ": " + message;
+    return false;
+  }
+
+ private:
+  const json& j_;
+  std::string where_;
+  ApiError* err_;
+};
+
+std::string item_where(bool batch, std::size_t i) {
+  return batch ? "[" + std::to_string(i) + "]." : "";
+}
+
+std::uint32_t account_flag_bit(const std::string& name) {
+  if (name == "debits_must_not_exceed_credits")
+    return account_flags::debits_must_not_exceed_credits;
+  if (name == "credits_must_not_exceed_debits")
+    return account_flags::credits_must_not_exceed_debits;
+  if (name == "closed") return account_flags::closed;  // the engine answers flags_invalid
+  return 0;
+}
+
+std::uint32_t transfer_flag_bit(const std::string& name) {
+  if (name == "pending") return transfer_flags::pending;
+  if (name == "post_pending") return transfer_flags::post_pending;
+  if (name == "void_pending") return transfer_flags::void_pending;
+  return 0;
+}
+
+json transfer_flags_json(std::uint32_t flags) {
+  json a = json::array();
+  if (flags & transfer_flags::pending) a.push_back("pending");
+  if (flags & transfer_flags::post_pending) a.push_back("post_pending");
+  if (flags & transfer_flags::void_pending) a.push_back("void_pending");
+  return a;
+}
+
+/// The items of a one-or-array body, or 400.
+bool items_of(const json& j, std::size_t items_max, std::vector<const json*>* items, bool* batch,
+              ApiError* err) {
+  *batch = j.is_array();
+  if (!*batch) {
+    items->push_back(&j);
+    return true;
+  }
+  if (j.size() > items_max) {
+    *err = {400, "batch_too_large",
+            "more than " + std::to_string(items_max) + " items in one request", ""};
+    return false;
+  }
+  for (const json& item : j) items->push_back(&item);
+  return true;
+}
+
+json balances_json(std::uint64_t dp, std::uint64_t cp, std::uint64_t dpend, std::uint64_t cpend) {
+  const auto balance = static_cast<std::int64_t>(cp) - static_cast<std::int64_t>(dp);
+  return {{"debits_posted", dp},     {"credits_posted", cp},
+          {"debits_pending", dpend}, {"credits_pending", cpend},
+          {"balance", balance},      {"available", balance - static_cast<std::int64_t>(dpend)}};
+}
+
+}  // namespace
+
+std::string error_body(const ApiError& e) {
+  json j = {{"error", e.error}, {"message", e.message}};
+  if (!e.field.empty()) j["field"] = e.field;
+  return j.dump();
+}
+
+bool parse_body(std::string_view body, json* out, ApiError* err) {
+  // Nesting first, outside strings: a deep body is refused before the parser recurses.
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > json_depth_max) {
+        *err = {400, "invalid_json", "nested deeper than " + std::to_string(json_depth_max), ""};
+        return false;
+      }
+    } else if (c == '}' || c == ']') {
+      if (depth > 0) --depth;
+    }
+  }
+  *out = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (out->is_discarded()) {
+    *err = {400, "invalid_json", "the body is not valid JSON", ""};
+    return false;
+  }
+  return true;
+}
+
+bool map_ledger(const json& j, Ledger* out, ApiError* err) {
+  Fields f(j, "", err);
+  return f.only({"id", "code", "name", "expiry_days"}) && f.uint("id", &out->id) &&
+         f.string("code", &out->code, ledger_code_bytes_max, true) &&
+         f.string("name", &out->name, ledger_name_bytes_max, false) &&
+         f.uint("expiry_days", &out->expiry_days);
+}
+
+bool map_accounts(const json& j, std::size_t items_max, std::vector<AccountSpec>* out,
+                  ApiError* err) {
+  std::vector<const json*> items;
+  bool batch = false;
+  if (!items_of(j, items_max, &items, &batch, err)) return false;
+  out->reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    Fields f(*items[i], item_where(batch, i), err);
+    AccountSpec a;
+    std::string kind;
+    if (!f.only({"id", "ledger", "kind", "owner", "flags", "user_data"}) || !f.uint("id", &a.id) ||
+        !f.uint("ledger", &a.ledger) || !f.string("kind", &kind, 16, true) ||
+        !f.string("owner", &a.owner, owner_bytes_max, false) ||
+        !f.uint("user_data", &a.user_data)) {
+      return false;
+    }
+    const auto k = account_kind_from_string(kind);
+    if (!k) return f.fail("kind", "invalid_field", "must be member, issuer or system");
+    a.kind = *k;
+    // Absent flags: members may not overdraw, other kinds have none. Present: as given.
+    a.flags = a.kind == AccountKind::member ? account_flags::debits_must_not_exceed_credits : 0;
+    if (f.has("flags")) {
+      a.flags = 0;
+      if (!f.flags("flags", &a.flags, account_flag_bit)) return false;
+    }
+    out->push_back(std::move(a));
+  }
+  return true;
+}
+
+bool map_transfers(const json& j, std::size_t items_max, std::vector<Transfer>* out,
+                   ApiError* err) {
+  std::vector<const json*> items;
+  bool batch = false;
+  if (!items_of(j, items_max, &items, &batch, err)) return false;
+  out->reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    Fields f(*items[i], item_where(batch, i), err);
+    Transfer t;
+    if (!f.only({"id", "debit_account", "credit_account", "amount", "ledger", "code", "flags",
+                 "pending_id", "timeout_s", "user_data"}) ||
+        !f.uint("id", &t.id) || !f.uint("debit_account", &t.debit_account) ||
+        !f.uint("credit_account", &t.credit_account) || !f.uint("amount", &t.amount) ||
+        !f.uint("ledger", &t.ledger) || !f.uint("code", &t.code) ||
+        !f.flags("flags", &t.flags, transfer_flag_bit) || !f.uint("pending_id", &t.pending_id) ||
+        !f.uint("timeout_s", &t.timeout_s) || !f.uint("user_data", &t.user_data)) {
+      return false;
+    }
+    out->push_back(t);
+  }
+  return true;
+}
+
+bool parse_query(std::string_view query, std::initializer_list<const char*> allowed,
+                 std::map<std::string, std::string>* out, ApiError* err) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (part.empty()) continue;
+    const auto eq = part.find('=');
+    const std::string name(part.substr(0, eq));
+    const std::string value(eq == std::string_view::npos ? "" : part.substr(eq + 1));
+    const bool known =
+        std::any_of(allowed.begin(), allowed.end(), [&](const char* k) { return name == k; });
+    if (!known) {
+      *err = {400, "unknown_field", "unknown query parameter", name};
+      return false;
+    }
+    if (!out->emplace(name, value).second) {
+      *err = {400, "invalid_field", "query parameter given twice", name};
+      return false;
+    }
+  }
+  return true;
+}
+
+bool parse_id(std::string_view s, std::uint64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  std::uint64_t v = 0;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return false;
+    const auto d = static_cast<std::uint64_t>(c - '0');
+    if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
+bool query_uint(const std::map<std::string, std::string>& q, const char* name, std::uint64_t min,
+                std::uint64_t max, std::uint64_t* out, ApiError* err) {
+  const auto it = q.find(name);
+  if (it == q.end()) return true;
+  std::uint64_t v = 0;
+  if (!parse_id(it->second, &v)) {
+    *err = {400, "invalid_field", "expected an unsigned integer", name};
+    return false;
+  }
+  if (v < min || v > max) {
+    *err = {400, "invalid_field",
+            "must be between " + std::to_string(min) + " and " + std::to_string(max), name};
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+json account_flags_json(std::uint32_t flags) {
+  json a = json::array();
+  if (flags & account_flags::debits_must_not_exceed_credits) {
+    a.push_back("debits_must_not_exceed_credits");
+  }
+  if (flags & account_flags::credits_must_not_exceed_debits) {
+    a.push_back("credits_must_not_exceed_debits");
+  }
+  if (flags & account_flags::closed) a.push_back("closed");
+  return a;
+}
+
+json ledger_json(const Ledger& l) {
+  return {{"id", l.id},
+          {"code", l.code},
+          {"name", l.name},
+          {"expiry_days", l.expiry_days},
+          {"timestamp", l.timestamp}};
+}
+
+json account_json(const Account& a) {
+  json j = {{"id", a.spec.id},
+            {"ledger", a.spec.ledger},
+            {"kind", to_string(a.spec.kind)},
+            {"owner", a.spec.owner},
+            {"flags", account_flags_json(a.spec.flags)},
+            {"user_data", a.spec.user_data},
+            {"timestamp", a.timestamp}};
+  j.update(balances_json(a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending));
+  // Expiry lots come with the expiry issue; until then nothing is listed as expiring.
+  j["expiring"] = json::array();
+  return j;
+}
+
+json transfer_json(const TransferInfo& t) {
+  return {{"id", t.request.id},
+          {"debit_account", t.debit_account},
+          {"credit_account", t.credit_account},
+          {"amount", t.amount},
+          {"ledger", t.ledger},
+          {"code", t.code},
+          {"flags", transfer_flags_json(t.request.flags)},
+          {"pending_id", t.request.pending_id},
+          {"timeout_s", t.request.timeout_s},
+          {"user_data", t.request.user_data},
+          {"state", to_string(t.state)},
+          {"expires_at", t.expires_at},
+          {"timestamp", t.timestamp},
+          {"position", t.position}};
+}
+
+json history_transfer_json(const AccountEvent& e) {
+  json j = transfer_json(e.transfer);
+  j["event"] = {{"kind", to_string(e.kind)},
+                {"amount", e.amount},
+                {"timestamp", e.timestamp},
+                {"position", e.position}};
+  return j;
+}
+
+json history_balance_json(const AccountEvent& e) {
+  json j = {{"transfer_id", e.transfer.request.id},
+            {"kind", to_string(e.kind)},
+            {"timestamp", e.timestamp},
+            {"position", e.position}};
+  j.update(balances_json(e.debits_posted, e.credits_posted, e.debits_pending, e.credits_pending));
+  return j;
+}
+
+json event_json(const FeedEvent& e) {
+  json j = {{"position", e.position}, {"type", to_string(e.type)}, {"timestamp", e.timestamp}};
+  switch (e.type) {
+    case FeedEvent::Type::ledger_created:
+      j["ledger"] = ledger_json(e.ledger);
+      break;
+    case FeedEvent::Type::account_created:
+      j["account"] = {{"id", e.account.id},
+                      {"ledger", e.account.ledger},
+                      {"kind", to_string(e.account.kind)},
+                      {"owner", e.account.owner},
+                      {"flags", account_flags_json(e.account.flags)},
+                      {"user_data", e.account.user_data}};
+      {
+        json created = {{"account", e.account.id}};
+        created.update(balances_json(0, 0, 0, 0));
+        j["balances"] = json::array({std::move(created)});
+      }
+      break;
+    case FeedEvent::Type::account_closed:
+      j["account"] = {{"id", e.account.id}};
+      break;
+    case FeedEvent::Type::transfer: {
+      j["kind"] = to_string(e.kind);
+      j["transfer"] = transfer_json(e.transfer);
+      json debit = {{"account", e.debit.account}};
+      debit.update(balances_json(e.debit.debits_posted, e.debit.credits_posted,
+                                 e.debit.debits_pending, e.debit.credits_pending));
+      json credit = {{"account", e.credit.account}};
+      credit.update(balances_json(e.credit.debits_posted, e.credit.credits_posted,
+                                  e.credit.debits_pending, e.credit.credits_pending));
+      j["balances"] = json::array({std::move(debit), std::move(credit)});
+      break;
+    }
+  }
+  return j;
+}
+
+}  // namespace pointex::server

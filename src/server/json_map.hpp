@@ -1,0 +1,61 @@
+#pragma once
+/// The JSON side of the HTTP API: request bodies and queries checked and mapped to engine types,
+/// engine types rendered as JSON. Pure functions: no sockets, no engine; unit-tested alone.
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <pointex/engine.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pointex::server {
+
+/// Nesting of a request body beyond any endpoint's shape; deeper is 400 before parsing.
+inline constexpr std::size_t json_depth_max = 8;
+
+/// A rejected request: HTTP status, error code, human message and the field at fault (if any).
+struct ApiError {
+  int status = 400;
+  std::string error;
+  std::string message;
+  std::string field;
+};
+
+/// `{"error":..,"message":..[,"field":..]}`.
+std::string error_body(const ApiError& e);
+
+/// Parses a body (syntax, nesting). 400 invalid_json on failure.
+[[nodiscard]] bool parse_body(std::string_view body, nlohmann::json* out, ApiError* err);
+
+/// POST /v1/ledgers.
+[[nodiscard]] bool map_ledger(const nlohmann::json& j, Ledger* out, ApiError* err);
+/// POST /v1/accounts: one object or an array of at most `items_max`.
+[[nodiscard]] bool map_accounts(const nlohmann::json& j, std::size_t items_max,
+                                std::vector<AccountSpec>* out, ApiError* err);
+/// POST /v1/transfers: one object or an array of at most `items_max`.
+[[nodiscard]] bool map_transfers(const nlohmann::json& j, std::size_t items_max,
+                                 std::vector<Transfer>* out, ApiError* err);
+
+/// The query string as name -> value (no percent-decoding: every value the API takes is a
+/// number or a cursor). A name not in `allowed`, or given twice, is 400.
+[[nodiscard]] bool parse_query(std::string_view query, std::initializer_list<const char*> allowed,
+                               std::map<std::string, std::string>* out, ApiError* err);
+/// An unsigned decimal query value in [min, max]; absent leaves `*out` as is.
+[[nodiscard]] bool query_uint(const std::map<std::string, std::string>& q, const char* name,
+                              std::uint64_t min, std::uint64_t max, std::uint64_t* out,
+                              ApiError* err);
+/// A path segment of decimal digits as u64 (false if not digits or too large).
+[[nodiscard]] bool parse_id(std::string_view s, std::uint64_t* out);
+
+nlohmann::json ledger_json(const Ledger& l);
+nlohmann::json account_json(const Account& a);
+nlohmann::json transfer_json(const TransferInfo& t);
+/// An account's history entry: the transfer, its state, and what this event was.
+nlohmann::json history_transfer_json(const AccountEvent& e);
+nlohmann::json history_balance_json(const AccountEvent& e);
+nlohmann::json event_json(const FeedEvent& e);
+nlohmann::json account_flags_json(std::uint32_t flags);
+
+}  // namespace pointex::server

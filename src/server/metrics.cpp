@@ -1,0 +1,182 @@
+#include "server/metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace pointex::server {
+
+std::string_view to_string(Endpoint e) {
+  switch (e) {
+    case Endpoint::healthz:
+      return "healthz";
+    case Endpoint::metrics:
+      return "metrics";
+    case Endpoint::ledgers_create:
+      return "ledgers_create";
+    case Endpoint::ledgers_list:
+      return "ledgers_list";
+    case Endpoint::ledger_get:
+      return "ledger_get";
+    case Endpoint::accounts_create:
+      return "accounts_create";
+    case Endpoint::account_get:
+      return "account_get";
+    case Endpoint::account_close:
+      return "account_close";
+    case Endpoint::account_transfers:
+      return "account_transfers";
+    case Endpoint::account_balances:
+      return "account_balances";
+    case Endpoint::transfers_create:
+      return "transfers_create";
+    case Endpoint::transfer_get:
+      return "transfer_get";
+    case Endpoint::events:
+      return "events";
+    case Endpoint::events_stream:
+      return "events_stream";
+    case Endpoint::unrouted:
+      return "unrouted";
+    case Endpoint::count:
+      break;
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::size_t status_index(int status) {
+  for (std::size_t i = 0; i + 1 < Metrics::statuses.size(); ++i) {
+    if (Metrics::statuses[i] == status) return i;
+  }
+  return Metrics::statuses.size() - 1;
+}
+
+int batch_slot(Endpoint e) {
+  return e == Endpoint::transfers_create ? 0 : 1;
+}
+
+}  // namespace
+
+void Metrics::request(Endpoint endpoint, int status, std::uint64_t latency_ns) {
+  const auto e = static_cast<std::size_t>(endpoint);
+  requests_[e][status_index(status)].fetch_add(1, std::memory_order_relaxed);
+  const double s = static_cast<double>(latency_ns) / 1e9;
+  std::size_t b = 0;
+  while (b < latency_buckets_s.size() && s > latency_buckets_s[b]) ++b;
+  latency_[e][b].fetch_add(1, std::memory_order_relaxed);
+  latency_sum_ns_[e].fetch_add(latency_ns, std::memory_order_relaxed);
+}
+
+void Metrics::transfers(const std::vector<TransferOutcome>& outcomes) {
+  for (const TransferOutcome& o : outcomes) {
+    const auto r = static_cast<std::size_t>(o.result);
+    if (r < transfer_results_.size()) transfer_results_[r].fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Metrics::batch(Endpoint endpoint, std::size_t items) {
+  const int slot = batch_slot(endpoint);
+  std::size_t b = 0;
+  while (b < batch_buckets.size() && items > batch_buckets[b]) ++b;
+  batch_[slot][b].fetch_add(1, std::memory_order_relaxed);
+  batch_sum_[slot].fetch_add(items, std::memory_order_relaxed);
+}
+
+std::string Metrics::render(const EngineStats* stats) const {
+  fmt::memory_buffer out;
+  auto line = [&](auto&&... args) { fmt::format_to(std::back_inserter(out), args...); };
+  line("# HELP pointex_http_requests_total HTTP requests by endpoint and status.\n");
+  line("# TYPE pointex_http_requests_total counter\n");
+  for (std::size_t e = 0; e < endpoints; ++e) {
+    for (std::size_t s = 0; s < statuses.size(); ++s) {
+      const std::uint64_t n = requests_[e][s].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      const std::string status = statuses[s] == 0 ? "other" : std::to_string(statuses[s]);
+      line("pointex_http_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n",
+           to_string(static_cast<Endpoint>(e)), status, n);
+    }
+  }
+  line(
+      "# HELP pointex_http_request_seconds Request latency, from the end of its header to its "
+      "answer.\n");
+  line("# TYPE pointex_http_request_seconds histogram\n");
+  for (std::size_t e = 0; e < endpoints; ++e) {
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b <= latency_buckets_s.size(); ++b) cumulative += latency_[e][b];
+    if (cumulative == 0) continue;
+    const auto name = to_string(static_cast<Endpoint>(e));
+    cumulative = 0;
+    for (std::size_t b = 0; b <= latency_buckets_s.size(); ++b) {
+      cumulative += latency_[e][b].load(std::memory_order_relaxed);
+      const std::string le =
+          b < latency_buckets_s.size() ? fmt::format("{}", latency_buckets_s[b]) : "+Inf";
+      line("pointex_http_request_seconds_bucket{{endpoint=\"{}\",le=\"{}\"}} {}\n", name, le,
+           cumulative);
+    }
+    line("pointex_http_request_seconds_sum{{endpoint=\"{}\"}} {}\n", name,
+         static_cast<double>(latency_sum_ns_[e].load()) / 1e9);
+    line("pointex_http_request_seconds_count{{endpoint=\"{}\"}} {}\n", name, cumulative);
+  }
+  line("# HELP pointex_transfers_total Transfer items answered, by result.\n");
+  line("# TYPE pointex_transfers_total counter\n");
+  for (std::size_t r = 0; r < transfer_results_.size(); ++r) {
+    const std::uint64_t n = transfer_results_[r].load(std::memory_order_relaxed);
+    if (n == 0) continue;
+    line("pointex_transfers_total{{result=\"{}\"}} {}\n", to_string(static_cast<TransferResult>(r)),
+         n);
+  }
+  line("# HELP pointex_batch_items Items per write request (transfers, accounts).\n");
+  line("# TYPE pointex_batch_items histogram\n");
+  for (int slot = 0; slot < 2; ++slot) {
+    const char* kind = slot == 0 ? "transfers" : "accounts";
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b <= batch_buckets.size(); ++b) {
+      cumulative += batch_[slot][b].load(std::memory_order_relaxed);
+      const std::string le = b < batch_buckets.size() ? std::to_string(batch_buckets[b]) : "+Inf";
+      line("pointex_batch_items_bucket{{kind=\"{}\",le=\"{}\"}} {}\n", kind, le, cumulative);
+    }
+    line("pointex_batch_items_sum{{kind=\"{}\"}} {}\n", kind, batch_sum_[slot].load());
+    line("pointex_batch_items_count{{kind=\"{}\"}} {}\n", kind, cumulative);
+  }
+  auto gauge = [&](const char* name, const char* help, auto value) {
+    line("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help, name, name, value);
+  };
+  gauge("pointex_http_inflight_requests", "Requests being processed.", inflight_requests.load());
+  gauge("pointex_worker_queue_depth", "Blocking engine calls queued for the worker threads.",
+        worker_queue.load());
+  gauge("pointex_http_connections", "Open HTTP connections.", connections.load());
+  gauge("pointex_event_streams", "Open SSE event streams.", streams.load());
+  line(
+      "# HELP pointex_http_connections_refused_total Connections closed at once: over "
+      "connections_max.\n# TYPE pointex_http_connections_refused_total counter\n"
+      "pointex_http_connections_refused_total {}\n",
+      connections_refused.load());
+  gauge("pointex_ready", "1 once the engine is open (recovery complete).", stats ? 1 : 0);
+  if (stats != nullptr) {
+    gauge("pointex_committed_position", "Highest position committed to the event log.",
+          stats->committed_position);
+    gauge("pointex_projected_position", "Position the read models include.",
+          stats->projected_position);
+    gauge(
+        "pointex_projection_lag_events", "committed_position - projected_position.",
+        stats->committed_position - std::min(stats->committed_position, stats->projected_position));
+    gauge("pointex_engine_inflight_transfers", "Transfers accepted by the engine, not answered.",
+          stats->inflight_transfers);
+    gauge("pointex_live_account_actors", "Account actors in memory.", stats->live_account_actors);
+    gauge("pointex_ledgers", "Ledgers.", stats->ledgers);
+    gauge("pointex_accounts", "Accounts.", stats->accounts);
+    line(
+        "# HELP pointex_commit_groups_total Group commits (one write + sync each).\n"
+        "# TYPE pointex_commit_groups_total counter\npointex_commit_groups_total {}\n",
+        stats->commit_groups);
+    line(
+        "# HELP pointex_committed_events_total Events committed.\n"
+        "# TYPE pointex_committed_events_total counter\npointex_committed_events_total {}\n",
+        stats->committed_events);
+    gauge("pointex_recovery_seconds", "Time the last open took to recover.",
+          static_cast<double>(stats->recovery_ms) / 1000.0);
+  }
+  return fmt::to_string(out);
+}
+
+}  // namespace pointex::server

@@ -1,0 +1,364 @@
+// The daemon's API without sockets: JSON mapping, config parsing, and Api::handle on a real
+// engine (routing, auth, check order, issuer refusals that apply nothing).
+
+#include <catch2/catch.hpp>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "server/api.hpp"
+#include "server/config.hpp"
+#include "server/json_map.hpp"
+#include "support.hpp"
+
+using namespace pointex;
+using namespace pointex::server;
+using nlohmann::json;
+using pointex::test::TempDir;
+
+namespace {
+
+constexpr const char* admin_key = "admin-key-0123456789abcdef";
+constexpr const char* issuer_key = "issuer-key-ledger1-0123456789";
+
+bool transfers_of(const std::string& body, std::vector<Transfer>* out, ApiError* err) {
+  json j;
+  return parse_body(body, &j, err) && map_transfers(j, 8190, out, err);
+}
+
+bool accounts_of(const std::string& body, std::vector<AccountSpec>* out, ApiError* err) {
+  json j;
+  return parse_body(body, &j, err) && map_accounts(j, 8190, out, err);
+}
+
+}  // namespace
+
+TEST_CASE("transfer bodies: u64 numbers only, unknown fields and flags rejected", "[server]") {
+  std::vector<Transfer> t;
+  ApiError err;
+  REQUIRE(
+      transfers_of(R"({"id":1,"debit_account":2,"credit_account":3,"amount":18446744073709551615,
+                          "ledger":1,"code":65535,"flags":["pending"],"timeout_s":5,"user_data":7})",
+                   &t, &err));
+  REQUIRE(t.size() == 1);
+  CHECK(t[0].amount == 18446744073709551615ULL);
+  CHECK(t[0].code == 65535);
+  CHECK(t[0].flags == transfer_flags::pending);
+
+  for (const char* bad : {R"({"id":"1"})", R"({"id":1.0})", R"({"id":-1})",
+                          R"({"id":18446744073709551616})", R"({"amount":1e3})", R"({"id":true})",
+                          R"({"code":65536})", R"({"timeout_s":4294967296})"}) {
+    t.clear();
+    err = {};
+    INFO(bad);
+    CHECK_FALSE(transfers_of(bad, &t, &err));
+    CHECK(err.status == 400);
+    CHECK(err.error == "invalid_field");
+  }
+  CHECK_FALSE(transfers_of(R"([{"id":1},{"id":2,"amout":5}])", &t, &err));
+  CHECK(err.error == "unknown_field");
+  CHECK(err.field == "amout");
+  CHECK(err.message.find("[1]") != std::string::npos);
+  CHECK(error_body(err) ==
+        R"({"error":"unknown_field","field":"amout","message":"[1].amout: unknown field"})");
+
+  CHECK_FALSE(transfers_of(R"({"id":1,"flags":["pendin"]})", &t, &err));
+  CHECK(err.field == "flags");
+  CHECK_FALSE(transfers_of(R"({"id":1,)", &t, &err));
+  CHECK(err.error == "invalid_json");
+  CHECK_FALSE(transfers_of(R"([[[[[[[[[[1]]]]]]]]]])", &t, &err));
+  CHECK(err.error == "invalid_json");
+  CHECK_FALSE(transfers_of("[1]", &t, &err));
+  CHECK(err.error == "invalid_json");
+
+  json big = json::array();
+  for (int i = 0; i < 3; ++i) big.push_back({{"id", i + 1}});
+  json parsed;
+  t.clear();
+  CHECK_FALSE(map_transfers(big, 2, &t, &err));
+  CHECK(err.error == "batch_too_large");
+}
+
+TEST_CASE("account bodies: flags default by kind when absent, as given when present", "[server]") {
+  std::vector<AccountSpec> a;
+  ApiError err;
+  REQUIRE(accounts_of(R"([{"id":1,"ledger":1,"kind":"member"},
+                         {"id":2,"ledger":1,"kind":"member","flags":[]},
+                         {"id":3,"ledger":1,"kind":"issuer"},
+                         {"id":4,"ledger":1,"kind":"system","flags":["credits_must_not_exceed_debits"]}])",
+                      &a, &err));
+  REQUIRE(a.size() == 4);
+  CHECK(a[0].flags == account_flags::debits_must_not_exceed_credits);
+  CHECK(a[1].flags == 0);
+  CHECK(a[2].flags == 0);
+  CHECK(a[2].kind == AccountKind::issuer);
+  CHECK(a[3].flags == account_flags::credits_must_not_exceed_debits);
+  CHECK_FALSE(accounts_of(R"({"id":1,"ledger":1})", &a, &err));
+  CHECK(err.error == "missing_field");
+  CHECK_FALSE(accounts_of(R"({"id":1,"ledger":1,"kind":"wallet"})", &a, &err));
+  CHECK(err.field == "kind");
+  CHECK_FALSE(accounts_of(
+      R"({"id":1,"ledger":1,"kind":"member","owner":")" + std::string(257, 'x') + R"("})", &a,
+      &err));
+  CHECK(err.field == "owner");
+}
+
+TEST_CASE("queries: known names only, u64 values, ranges", "[server]") {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  REQUIRE(parse_query("limit=5&after=9", {"limit", "after"}, &q, &err));
+  std::uint64_t limit = 0;
+  REQUIRE(query_uint(q, "limit", 1, 1000, &limit, &err));
+  CHECK(limit == 5);
+  q.clear();
+  CHECK_FALSE(parse_query("limt=5", {"limit"}, &q, &err));
+  CHECK(err.error == "unknown_field");
+  CHECK(err.field == "limt");
+  q.clear();
+  REQUIRE(parse_query("limit=1001", {"limit"}, &q, &err));
+  CHECK_FALSE(query_uint(q, "limit", 1, 1000, &limit, &err));
+  q.clear();
+  REQUIRE(parse_query("limit=-1", {"limit"}, &q, &err));
+  CHECK_FALSE(query_uint(q, "limit", 1, 1000, &limit, &err));
+  std::uint64_t id = 0;
+  CHECK(parse_id("18446744073709551615", &id));
+  CHECK_FALSE(parse_id("18446744073709551616", &id));
+  CHECK_FALSE(parse_id("12a", &id));
+}
+
+TEST_CASE("config: defaults, overrides, precise errors", "[server]") {
+  Config c;
+  std::string err;
+  REQUIRE(parse_config(R"(// comment
+    {"listen":"0.0.0.0:9000","durability":"async","server":{"body_bytes_max":1024},
+     "api_keys":[{"key":"0123456789abcdef","role":"issuer","ledgers":[3,1,3]}],
+     "payment_providers":[{"name":"acme","secret":"0123456789abcdef"}]})",
+                       &c, &err));
+  CHECK(c.listen == "0.0.0.0:9000");
+  CHECK(c.engine.durability == Durability::async);
+  CHECK(c.engine.data_dir == "./data");
+  CHECK(c.server.body_bytes_max == 1024);
+  CHECK(c.api_keys.at(0).ledgers == std::vector<LedgerId>{1, 3});
+
+  struct Bad {
+    const char* text;
+    const char* error;
+  };
+  for (const Bad& b :
+       {Bad{R"({"shards":4})", "shards: unknown field"},
+        Bad{R"({"server":{"body_bytes":1}})", "server.body_bytes: unknown field"},
+        Bad{R"({"threads":"2"})", "threads: expected an unsigned integer"},
+        Bad{R"({"durability":"fast"})", "durability: must be sync or async"},
+        Bad{R"({"listen":"8420"})", "listen: expected host:port"},
+        Bad{R"({"api_keys":[{"key":"0123456789abcdef","role":"issuer"}]})",
+            "api_keys[0].ledgers: an issuer key needs at least one ledger"},
+        Bad{R"({"api_keys":[{"key":"short","role":"admin"}]})",
+            "api_keys[0].key: must be at least 16 characters"},
+        Bad{R"({"payment_providers":[{"name":"x"}]})", "payment_providers[0].secret: required"},
+        Bad{"{", "not valid JSON"}}) {
+    Config d;
+    INFO(b.text);
+    CHECK_FALSE(parse_config(b.text, &d, &err));
+    CHECK(err.rfind(b.error, 0) == 0);
+  }
+}
+
+namespace {
+
+/// An Api on a real engine, called without sockets.
+struct ApiFixture {
+  explicit ApiFixture(std::uint32_t requests_max = 4096, std::uint32_t transfers_max = 1U << 20) {
+    Config c;
+    c.server.inflight_requests_max = requests_max;
+    c.engine.inflight_transfers_max = transfers_max;
+    c.engine.batch_items_max = std::min<std::uint32_t>(transfers_max, 8190);
+    c.engine.data_dir = dir.path();
+    c.engine.threads = 2;
+    c.server.body_bytes_max = 1024;
+    c.server.worker_threads = 2;
+    c.engine.read_wait_ms_max = 300;
+    c.api_keys = {{admin_key, Role::admin, {}}, {issuer_key, Role::issuer, {1}}};
+    REQUIRE(Engine::open(c.engine, &engine).is_ok());
+    api = std::make_unique<Api>(c, &metrics);
+  }
+  ~ApiFixture() { api.reset(); }
+
+  void call_async(const std::string& method, const std::string& target, std::promise<Response>* p) {
+    Request r;
+    r.method = method;
+    r.target = target;
+    r.authorization = std::string("Bearer ") + admin_key;
+    api->handle(std::move(r), [p](Response res) { p->set_value(std::move(res)); });
+  }
+
+  Response call(const std::string& method, const std::string& target, const std::string& body = {},
+                const char* key = admin_key, const char* type = "application/json") {
+    Request r;
+    r.method = method;
+    r.target = target;
+    if (key != nullptr) r.authorization = std::string("Bearer ") + key;
+    if (!body.empty() && type != nullptr) r.content_type = type;
+    r.content_length = body.size();
+    r.body = body;
+    std::promise<Response> p;
+    auto f = p.get_future();
+    api->handle(std::move(r), [&p](Response res) { p.set_value(std::move(res)); });
+    return f.get();
+  }
+
+  TempDir dir;
+  std::unique_ptr<Engine> engine;
+  Metrics metrics;
+  std::unique_ptr<Api> api;
+};
+
+}  // namespace
+
+TEST_CASE("Api: ready only with an engine, and the check order 404/405, 401/403, 415, 413",
+          "[server]") {
+  ApiFixture f;
+  CHECK(f.call("GET", "/healthz", {}, nullptr).status == 503);
+  CHECK(f.call("GET", "/v1/ledgers").status == 503);
+  f.api->set_engine(f.engine.get());
+  CHECK(f.call("GET", "/healthz", {}, nullptr).body == R"({"status":"ok"})");
+
+  CHECK(f.call("GET", "/v1/nothing", {}, nullptr).status == 404);
+  CHECK(f.call("GET", "/v1/accounts/abc").status == 404);
+  const Response m = f.call("DELETE", "/v1/ledgers", {}, nullptr);
+  CHECK(m.status == 405);
+  CHECK(m.allow == "GET, POST");
+  CHECK(f.call("POST", "/v1/transfers", "{}", nullptr).status == 401);
+  CHECK(f.call("POST", "/v1/transfers", "{}", "wrong-key-0123456789abcdef").status == 401);
+  CHECK(f.call("POST", "/v1/ledgers", "{}", issuer_key, "text/plain").status == 403);
+  CHECK(f.call("POST", "/v1/transfers", "{}", admin_key, "text/plain").status == 415);
+  CHECK(f.call("POST", "/v1/transfers", std::string(2000, ' '), admin_key, "text/plain").status ==
+        415);
+  CHECK(f.call("POST", "/v1/transfers", std::string(2000, ' ')).status == 413);
+  CHECK(f.call("POST", "/v1/transfers", R"({"id":1})", admin_key, "Application/JSON; charset=utf-8")
+            .status == 200);
+  CHECK(f.call("GET", "/v1/events?limit=1&x=" + std::string(2100, 'a')).status == 400);
+  Request stream;
+  stream.method = "GET";
+  stream.target = "/v1/events/stream";
+  stream.authorization = std::string("Bearer ") + admin_key;
+  stream.last_event_id = "42";
+  std::promise<Response> p;
+  f.api->handle(stream, [&p](Response res) { p.set_value(std::move(res)); });
+  const Response accepted = p.get_future().get();
+  CHECK(accepted.stream);
+  CHECK(accepted.stream_after == 42);
+}
+
+TEST_CASE("Api: an issuer key outside its ledgers is refused whole and changes nothing",
+          "[server]") {
+  ApiFixture f;
+  f.api->set_engine(f.engine.get());
+  REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Mall"})").status == 201);
+  REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":2,"code":"AIR","name":"Air"})").status == 201);
+  CHECK(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Mall"})").status == 200);
+  CHECK(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Other"})").status == 409);
+  REQUIRE(f.call("POST", "/v1/accounts",
+                 R"([{"id":10,"ledger":1,"kind":"issuer"},{"id":11,"ledger":1,"kind":"member"},
+                     {"id":20,"ledger":2,"kind":"issuer"},{"id":21,"ledger":2,"kind":"member"}])")
+              .status == 200);
+
+  // Accounts: one item on ledger 2 refuses the whole batch.
+  Response r = f.call(
+      "POST", "/v1/accounts",
+      R"([{"id":12,"ledger":1,"kind":"member"},{"id":22,"ledger":2,"kind":"member"}])", issuer_key);
+  CHECK(r.status == 403);
+  std::vector<std::optional<Account>> found;
+  REQUIRE(f.engine->lookup_accounts({12, 22}, &found).is_ok());
+  CHECK_FALSE(found[0]);
+  CHECK_FALSE(found[1]);
+
+  // Transfers: an account of ledger 2 (even without a ledger field) refuses the whole batch.
+  r = f.call("POST", "/v1/transfers",
+             R"([{"id":1,"debit_account":10,"credit_account":11,"amount":5,"ledger":1,"code":1},
+                 {"id":2,"debit_account":20,"credit_account":21,"amount":5,"code":1}])",
+             issuer_key);
+  CHECK(r.status == 403);
+  REQUIRE(f.engine->lookup_accounts({11, 21}, &found).is_ok());
+  CHECK(found[0]->credits_posted == 0);
+  CHECK(found[1]->credits_posted == 0);
+
+  r = f.call("POST", "/v1/transfers",
+             R"({"id":1,"debit_account":10,"credit_account":11,"amount":5,"ledger":1,"code":1})",
+             issuer_key);
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)[0]["result"] == "ok");
+  const std::string position = json::parse(r.body)[0]["position"].dump();
+  CHECK(json::parse(f.call("GET", "/v1/ledgers", {}, issuer_key).body)["ledgers"].size() == 1);
+  CHECK(f.call("GET", "/v1/ledgers/2", {}, issuer_key).status == 403);
+  CHECK(f.call("GET", "/v1/accounts/21?min_position=" + position, {}, issuer_key).status == 403);
+  CHECK(f.call("POST", "/v1/accounts/21/close", {}, issuer_key).status == 403);
+  CHECK(f.call("GET", "/v1/accounts/21/transfers", {}, issuer_key).status == 403);
+  CHECK(f.call("GET", "/v1/accounts/11?min_position=1000000", {}, issuer_key).status == 503);
+}
+
+TEST_CASE("Api: back-pressure answers 429 and applies nothing", "[server]") {
+  SECTION("requests in flight over server.inflight_requests_max") {
+    ApiFixture f(1);
+    f.api->set_engine(f.engine.get());
+    REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL"})").status == 201);
+    std::promise<Response> waiting;
+    f.call_async("GET", "/v1/ledgers/1?min_position=999999", &waiting);  // not a read that waits
+    std::promise<Response> slow;
+    f.call_async("GET", "/v1/accounts/1?min_position=999999", &slow);  // waits 300 ms
+    const Response r = f.call("POST", "/v1/accounts", R"({"id":5,"ledger":1,"kind":"member"})");
+    CHECK(r.status == 429);
+    CHECK(r.body.find("overloaded") != std::string::npos);
+    CHECK(slow.get_future().get().status == 503);
+    std::vector<std::optional<Account>> found;
+    REQUIRE(f.engine->lookup_accounts({5}, &found).is_ok());
+    CHECK_FALSE(found[0]);
+  }
+  SECTION("the engine's inflight_transfers_max") {
+    // Room for one batch of 2: concurrent batches beyond it are refused whole.
+    ApiFixture f(4096, 2);
+    f.api->set_engine(f.engine.get());
+    REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL"})").status == 201);
+    REQUIRE(f.call("POST", "/v1/accounts", R"({"id":10,"ledger":1,"kind":"issuer"})").status ==
+            200);
+    REQUIRE(f.call("POST", "/v1/accounts", R"({"id":11,"ledger":1,"kind":"member"})").status ==
+            200);
+    constexpr int requests = 32;
+    std::vector<std::promise<Response>> answers(requests);
+    for (int i = 0; i < requests; ++i) {
+      Request r;
+      r.method = "POST";
+      r.target = "/v1/transfers";
+      r.authorization = std::string("Bearer ") + admin_key;
+      r.content_type = "application/json";
+      r.body = json::array({{{"id", 2 * i + 1},
+                             {"debit_account", 10},
+                             {"credit_account", 11},
+                             {"amount", 1},
+                             {"ledger", 1},
+                             {"code", 1}},
+                            {{"id", 2 * i + 2},
+                             {"debit_account", 10},
+                             {"credit_account", 11},
+                             {"amount", 1},
+                             {"ledger", 1},
+                             {"code", 1}}})
+                   .dump();
+      f.api->handle(std::move(r), [&answers, i](Response res) { answers[i].set_value(res); });
+    }
+    std::uint64_t applied = 0;
+    int refused = 0;
+    for (auto& a : answers) {
+      const Response r = a.get_future().get();
+      if (r.status == 429) {
+        ++refused;
+        CHECK(r.body.find("overloaded") != std::string::npos);
+      } else {
+        REQUIRE(r.status == 200);
+        for (const json& item : json::parse(r.body)) applied += item["result"] == "ok";
+      }
+    }
+    CHECK(refused > 0);
+    std::vector<std::optional<Account>> found;
+    REQUIRE(f.engine->lookup_accounts({11}, &found).is_ok());
+    CHECK(found[0]->credits_posted == applied);
+  }
+}
