@@ -95,6 +95,8 @@ class Projector {
   void count_stats(const domain::TransferEvent& e, const Account& debit, const Account& credit,
                    store::DayStats& s);
   [[nodiscard]] Status flush();
+  /// Flushes, then makes the new checkpoint and its feed events visible.
+  [[nodiscard]] Status flush_and_publish();
   void publish(std::uint64_t position);
 
   store::ReadModel& read_model_;
