@@ -162,7 +162,15 @@ std::string Metrics::render(const EngineStats* stats) const {
         stats->committed_position - std::min(stats->committed_position, stats->projected_position));
     gauge("pointex_engine_inflight_transfers", "Transfers accepted by the engine, not answered.",
           stats->inflight_transfers);
-    gauge("pointex_live_account_actors", "Account actors in memory.", stats->live_account_actors);
+    gauge("pointex_live_account_actors", "Account actors running.", stats->live_account_actors);
+    gauge("pointex_accounts_in_memory",
+          "Accounts whose state is in memory (the rest load from the read models on use).",
+          stats->accounts_in_memory);
+    gauge("pointex_accounts_passivated", "Accounts that left memory since the engine opened.",
+          stats->accounts_passivated);
+    gauge("pointex_transfer_records_loaded",
+          "Transfer records looked up in the read models (not in memory).",
+          stats->transfer_records_loaded);
     gauge("pointex_ledgers", "Ledgers.", stats->ledgers);
     gauge("pointex_accounts", "Accounts.", stats->accounts);
     line(
