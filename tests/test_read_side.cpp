@@ -518,3 +518,32 @@ TEST_CASE("read_events pages the feed in commit order and ends with an empty pag
   CHECK(e->read_events(0, e->options().history_page_max + 1, &page).code() ==
         Status::Code::invalid_argument);
 }
+
+TEST_CASE("an account_closed feed event carries the account's ledger, live and from the log",
+          "[feed]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  Collector live;
+  std::unique_ptr<Subscription> sub;
+  REQUIRE(e->subscribe(0, live.callback(), &sub).is_ok());
+  std::vector<AccountResult> created;
+  REQUIRE(e->create_accounts({{40, mall, AccountKind::member, 0, 5, "dave"}}, &created).is_ok());
+  CloseResult r{};
+  Account closed;
+  REQUIRE(e->close_account(40, &r, &closed).is_ok());
+  REQUIRE(r == CloseResult::ok);
+  const std::uint64_t end = e->stats().committed_position;
+  REQUIRE(live.wait_for(end));
+  sub.reset();
+  std::vector<FeedEvent> logged;
+  REQUIRE(e->read_events(end - 1, 10, &logged).is_ok());
+  REQUIRE(logged.size() == 1);
+  for (const FeedEvent& ev : {live.events.back(), logged.front()}) {
+    CHECK(ev.type == FeedEvent::Type::account_closed);
+    CHECK(ev.account.id == 40);
+    CHECK(ev.account.ledger == mall);
+    CHECK(ev.account.owner == "dave");
+    CHECK((ev.account.flags & account_flags::closed) != 0);
+  }
+}

@@ -308,7 +308,8 @@ struct FeedEvent {
   Type type = Type::transfer;
   /// ledger_created
   Ledger ledger;
-  /// account_created, account_closed (for a close: the id only)
+  /// account_created, account_closed (for a close: the account's definition, with its ledger,
+  /// and the closed flag)
   AccountSpec account;
   /// transfer: what it did, and the transfer as committed (state: its state right after this
   /// event; for an expiry, `transfer.request.pending_id` names the pending transfer).

@@ -25,7 +25,8 @@ AccountBalances balances_of(AccountId id, const std::optional<store::HistoryEntr
 }  // namespace
 
 FeedEvent make_feed_event(std::uint64_t position, const domain::Event& event,
-                          const AccountBalances& debit, const AccountBalances& credit) {
+                          const AccountBalances& debit, const AccountBalances& credit,
+                          const AccountSpec* closed) {
   FeedEvent f;
   f.position = position;
   f.timestamp = domain::event_timestamp(event);
@@ -37,7 +38,9 @@ FeedEvent make_feed_event(std::uint64_t position, const domain::Event& event,
     f.account = a->spec;
   } else if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
     f.type = FeedEvent::Type::account_closed;
+    if (closed != nullptr) f.account = *closed;
     f.account.id = c->id;
+    f.account.flags |= account_flags::closed;
   } else {
     const auto& e = std::get<domain::TransferEvent>(event);
     f.type = FeedEvent::Type::transfer;
@@ -215,7 +218,13 @@ Status Feed::read_log(std::uint64_t from, std::uint64_t to, std::vector<FeedEven
       debit = balances_of(t->debit_account, d);
       credit = balances_of(t->credit_account, c);
     }
-    out->push_back(make_feed_event(position, event, debit, credit));
+    std::optional<Account> closed;
+    if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
+      failure = read_model_.account(c->id, &closed);  // a definition never changes
+      if (!failure.is_ok()) return false;
+    }
+    out->push_back(
+        make_feed_event(position, event, debit, credit, closed ? &closed->spec : nullptr));
     return true;
   });
   return s.is_ok() ? failure : s;

@@ -26,9 +26,11 @@ namespace pointex::engine {
 
 class Projector;
 
-/// The feed form of one event. `debit`/`credit` are the accounts' balances after a transfer.
+/// The feed form of one event. `debit`/`credit` are the accounts' balances after a transfer;
+/// `closed` the closed account's definition (its ledger) for an account_closed event.
 FeedEvent make_feed_event(std::uint64_t position, const domain::Event& event,
-                          const AccountBalances& debit, const AccountBalances& credit);
+                          const AccountBalances& debit, const AccountBalances& credit,
+                          const AccountSpec* closed = nullptr);
 
 class Feed {
  public:

@@ -217,11 +217,14 @@ Status Projector::apply(std::uint64_t position, std::string_view bytes) {
   if (s.is_ok() && feed_ != nullptr && feed_->wanted()) {
     AccountBalances debit;
     AccountBalances credit;
+    const AccountSpec* closed = nullptr;
     if (const auto* t = std::get_if<domain::TransferEvent>(&event)) {
       debit = balances_of(t->debit_account);
       credit = balances_of(t->credit_account);
+    } else if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
+      closed = &accounts_.at(c->id).account.spec;
     }
-    feed_events_.push_back(make_feed_event(position, event, debit, credit));
+    feed_events_.push_back(make_feed_event(position, event, debit, credit, closed));
   }
   return s;
 }

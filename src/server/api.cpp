@@ -792,13 +792,9 @@ bool Api::Impl::event_allowed(Engine& e, const ApiKey* key, const FeedEvent& ev)
     case FeedEvent::Type::account_created:
       cache_put(ev.account.id, ev.account.ledger);
       return allowed(key, ev.account.ledger);
-    case FeedEvent::Type::account_closed: {
-      std::unordered_map<AccountId, LedgerId> l;
-      if (!resolve_ledgers(e, {ev.account.id}, &l).is_ok() || l.count(ev.account.id) == 0) {
-        return false;
-      }
-      return allowed(key, l[ev.account.id]);
-    }
+    case FeedEvent::Type::account_closed:
+      // The event carries the account's definition, ledger included: no lookup.
+      return allowed(key, ev.account.ledger);
     case FeedEvent::Type::transfer:
       return allowed(key, ev.transfer.ledger);
   }

@@ -383,7 +383,7 @@ json event_json(const FeedEvent& e) {
       }
       break;
     case FeedEvent::Type::account_closed:
-      j["account"] = {{"id", e.account.id}};
+      j["account"] = {{"id", e.account.id}, {"ledger", e.account.ledger}};
       break;
     case FeedEvent::Type::transfer: {
       j["kind"] = to_string(e.kind);
