@@ -700,6 +700,8 @@ TEST_CASE("a failed event log write is fail-stop: nothing unknown is acknowledge
     LedgerResult lr{};
     CHECK(e->create_ledger({9, "LATE", "", 0, 0}, &lr).code() == Status::Code::io_error);
     CHECK(e->stats().inflight_transfers == 0);
+    CHECK(e->stats().log_failed);
+    CHECK_FALSE(e->stats().read_models_failed);
   }
   auto e = open_engine(dir.path());
   CHECK(account(*e, alice).balance() == 100);
@@ -730,6 +732,8 @@ TEST_CASE("a failed read-model write stops projecting, not writing, and a reopen
     const Status s = e->read_account(alice, last, &a);
     CHECK(s.code() == Status::Code::io_error);  // the projector's failure, not a 5 s wait
     CHECK_FALSE(a.has_value());
+    CHECK(e->stats().read_models_failed);
+    CHECK_FALSE(e->stats().log_failed);
     // Writes go on; the account actors are current.
     REQUIRE(submit_one(*e, single(3, issuer, alice, 30)) == TransferResult::ok);
     CHECK(account(*e, alice).credits_posted == 60);

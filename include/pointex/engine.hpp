@@ -118,6 +118,12 @@ struct EngineStats {
   std::uint64_t live_account_actors = 0;
   /// Accounts that left memory (passivation) since the engine opened.
   std::uint64_t accounts_passivated = 0;
+  /// A write to the event log failed: the engine stopped (fail-stop) and refuses commands;
+  /// reopen the data dir.
+  bool log_failed = false;
+  /// A read-model write failed: the read models stopped where they were (reads of newer
+  /// positions fail); a reopen catches them up from the log.
+  bool read_models_failed = false;
 };
 
 /// A page of an account's history, newest first.

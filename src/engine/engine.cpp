@@ -574,6 +574,8 @@ EngineStats Engine::stats() const {
   s.accounts_in_memory = core.directory.size();
   s.transfer_records_loaded = core.records_loaded.load();
   s.accounts_passivated = core.passivated.load();
+  s.log_failed = core.journal->failed();
+  s.read_models_failed = !core.projector->failure().is_ok();
   s.recovered_events = core.recovered_events;
   s.recovery_ms = core.recovery_ms;
   const store::JournalStats js = core.journal->stats();

@@ -458,7 +458,7 @@ void Api::handle(Request request, Reply reply) {
       done(error(503, "shutting_down", "pointexd is shutting down"));
     } else if (impl_->engine.load() == nullptr) {
       done(error(503, "not_ready", "the engine is still recovering"));
-    } else if (impl_->failed.load()) {
+    } else if (impl_->failed.load() || impl_->engine.load()->stats().log_failed) {
       done(error(503, "engine_failed", "the engine stopped after an I/O error; restart pointexd"));
     } else {
       done(ok_json(200, {{"status", "ok"}}));
