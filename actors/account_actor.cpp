@@ -149,7 +149,8 @@ void flush_outbox(Self* self) {
 /// Loads records the command names that are not in memory. False (logged) if the read models
 /// could not be read.
 bool load_records(AccountActorState& st, const std::array<TransferId, 2>& ids) {
-  const Status s = engine::load_records(*st.core->read_model, *st.account, ids, &st.core->records_loaded);
+  const Status s =
+      engine::load_records(*st.core->read_model, *st.account, ids, &st.core->records_loaded);
   if (s.is_ok()) return true;
   log().error("account {}: loading transfer records: {}", st.account->id(), s.to_string());
   return false;
@@ -261,7 +262,8 @@ void on_debits(Self* self, DebitBatch& msg) {
     }
     const Status s =
         engine::load_records(*st.core->read_model, *st.account, ids, &st.core->records_loaded);
-    if (!s.is_ok()) log().error("account {}: loading transfer records: {}", st.account->id(), s.to_string());
+    if (!s.is_ok())
+      log().error("account {}: loading transfer records: {}", st.account->id(), s.to_string());
     preloaded = s.is_ok();
   }
   for (DebitItem& item : msg.items) decide_one(self, item, now, preloaded);

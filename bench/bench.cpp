@@ -162,8 +162,8 @@ Status setup_accounts(Engine& engine, const Config& cfg) {
         {i + 1ULL, issuer_id, first_member + i, member_funding, bench_ledger, 1, 0, 0, 0, 0});
     if (funding.size() == engine.options().batch_items_max || i + 1 == cfg.accounts) {
       auto done = pipeline.next();
-      engine.submit_transfers(std::move(funding), [done](const Status& st,
-                                                         std::vector<TransferOutcome>) { done(st); });
+      engine.submit_transfers(std::move(funding),
+                              [done](const Status& st, std::vector<TransferOutcome>) { done(st); });
       funding.clear();
     }
     if ((i + 1) % 1'000'000 == 0) fmt::print(stderr, "  {} accounts funded\n", i + 1);
@@ -171,8 +171,7 @@ Status setup_accounts(Engine& engine, const Config& cfg) {
   s = pipeline.wait();
   const auto [rss, hwm] = rss_mib();
   fmt::print(stderr, "setup: {} accounts in {:.1f} s; RSS {:.0f} MiB (peak {:.0f} MiB)\n",
-             cfg.accounts, std::chrono::duration<double>(Clock::now() - started).count(), rss,
-             hwm);
+             cfg.accounts, std::chrono::duration<double>(Clock::now() - started).count(), rss, hwm);
   return s;
 }
 
@@ -287,8 +286,8 @@ void check_conservation(Engine& engine, const Config& cfg, RunResult& r) {
   for (std::uint32_t i = 0; i < cfg.active; ++i) ids.push_back(first_member + i);
   const std::uint32_t idle = cfg.accounts - cfg.active;
   for (std::uint32_t k = 0; k < std::min<std::uint32_t>(idle, 1000); ++k) {
-    ids.push_back(first_member + cfg.active + static_cast<std::uint32_t>(
-                                                  (static_cast<std::uint64_t>(k) * idle) / 1000));
+    ids.push_back(first_member + cfg.active +
+                  static_cast<std::uint32_t>((static_cast<std::uint64_t>(k) * idle) / 1000));
   }
   std::vector<std::optional<Account>> accounts;
   const Status s = engine.lookup_accounts(ids, &accounts);

@@ -1559,7 +1559,7 @@ TEST_CASE("every TransferResult code is reachable from the domain functions",
 
 TEST_CASE("evict_records: only committed, idle records the read models include, oldest first",
           "[domain][records]") {
-  World w = world_with_funded_alice();  // position 1
+  World w = world_with_funded_alice();                                          // position 1
   for (TransferId id = 2; id <= 10; ++id) w.given(single(id, issuer, bob, 1));  // positions 2-10
   AccountState& is = w.at(issuer);
   REQUIRE(is.transfers.size() == 10);
@@ -1607,8 +1607,7 @@ TEST_CASE("a record loaded back from its read-model form decides like the origin
   CHECK(retry.result == TransferResult::exists);
   CHECK(retry.position == original.position);
   CHECK(w.when(post(21, alice, 20)).result == TransferResult::ok);
-  CHECK(w.when(post(22, alice, 20)).result ==
-        TransferResult::pending_transfer_already_posted);
+  CHECK(w.when(post(22, alice, 20)).result == TransferResult::pending_transfer_already_posted);
   CHECK(w.balances_of(alice).debits_pending == 0);
   (void)p;
 }

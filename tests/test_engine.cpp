@@ -673,7 +673,6 @@ TEST_CASE("a foreign directory format is refused", "[engine]") {
   }
 }
 
-
 TEST_CASE("a failed event log write is fail-stop: nothing unknown is acknowledged", "[engine]") {
   TempDir dir;
   std::vector<TransferOutcome> acked;
@@ -749,7 +748,8 @@ TEST_CASE("a failed read-model write stops projecting, not writing, and a reopen
   CHECK(report.ok);
 }
 
-TEST_CASE("idle accounts leave memory and come back from the read models", "[engine][passivation]") {
+TEST_CASE("idle accounts leave memory and come back from the read models",
+          "[engine][passivation]") {
   TempDir dir;
   EngineOptions o;
   o.data_dir = dir.path();
@@ -811,7 +811,8 @@ TEST_CASE("passivation under load past the cap loses and doubles nothing",
   std::vector<AccountResult> created;
   REQUIRE(e->create_accounts(specs, &created).is_ok());
   std::vector<Transfer> funding;
-  for (AccountId k = 0; k < members; ++k) funding.push_back(single(k + 1, issuer, first_member + k, 1000));
+  for (AccountId k = 0; k < members; ++k)
+    funding.push_back(single(k + 1, issuer, first_member + k, 1000));
   for (const auto& out : submit(*e, funding)) REQUIRE(out.result == TransferResult::ok);
 
   // Random transfers among the members for ~4 s while the sweeper keeps shedding accounts;
@@ -832,7 +833,8 @@ TEST_CASE("passivation under load past the cap loses and doubles nothing",
     const auto again = submit(*e, batch);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       INFO("transfer " << batch[i].id);
-      REQUIRE((out[i].result == TransferResult::ok || out[i].result == TransferResult::exceeds_credits));
+      REQUIRE((out[i].result == TransferResult::ok ||
+               out[i].result == TransferResult::exceeds_credits));
       if (out[i].result == TransferResult::ok) {
         REQUIRE(again[i].result == TransferResult::exists);
         REQUIRE(again[i].position == out[i].position);

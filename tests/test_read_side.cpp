@@ -491,7 +491,8 @@ TEST_CASE("read_events pages the feed in commit order and ends with an empty pag
   auto e = open_engine(dir.path());
   setup(*e);
   std::uint64_t last = 0;
-  for (TransferId id = 1; id <= 7; ++id) last = submit_ok(*e, single(id, issuer, alice, id)).position;
+  for (TransferId id = 1; id <= 7; ++id)
+    last = submit_ok(*e, single(id, issuer, alice, id)).position;
   std::optional<Account> ignored;
   REQUIRE(e->read_account(alice, last, &ignored).is_ok());  // the read models include it all
 

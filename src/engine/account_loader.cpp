@@ -37,9 +37,10 @@ Status load_records(const store::ReadModel& read_model, domain::AccountState& st
 Status load_records(const store::ReadModel& read_model, domain::AccountState& state,
                     std::vector<TransferId>& ids, std::atomic<std::uint64_t>* loaded) {
   if (state.records_complete) return Status::ok();
-  ids.erase(std::remove_if(ids.begin(), ids.end(),
-                           [&](TransferId id) { return id == 0 || state.transfers.count(id) != 0; }),
-            ids.end());
+  ids.erase(
+      std::remove_if(ids.begin(), ids.end(),
+                     [&](TransferId id) { return id == 0 || state.transfers.count(id) != 0; }),
+      ids.end());
   if (ids.empty()) return Status::ok();
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());

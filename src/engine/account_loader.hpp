@@ -27,7 +27,6 @@ namespace pointex::engine {
 /// Same for many ids at once (a batch of commands): one batched read of those not in memory.
 /// `ids` is used as scratch space.
 [[nodiscard]] Status load_records(const store::ReadModel& read_model, domain::AccountState& state,
-                                  std::vector<TransferId>& ids,
-                                  std::atomic<std::uint64_t>* loaded);
+                                  std::vector<TransferId>& ids, std::atomic<std::uint64_t>* loaded);
 
 }  // namespace pointex::engine

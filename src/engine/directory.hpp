@@ -120,8 +120,7 @@ struct AccountEntry {
 class Directory {
  public:
   /// Loads an account that is not in memory: `*state` stays null if there is no such account.
-  using Loader =
-      std::function<Status(AccountId id, std::unique_ptr<domain::AccountState>* state)>;
+  using Loader = std::function<Status(AccountId id, std::unique_ptr<domain::AccountState>* state)>;
   void set_loader(Loader loader) { loader_ = std::move(loader); }
 
   /// The entry of `id`, pinned (the caller unpins it), loading it if needed; null if there is

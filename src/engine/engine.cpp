@@ -153,7 +153,6 @@ caf::actor Engine::Impl::actor_of(engine::AccountEntry& entry) {
   return entry.actor;
 }
 
-
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
@@ -350,7 +349,7 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
         existing->unpin();
       }
       const auto earlier = in_batch.find(spec.id);
-      const AccountSpec* other = existing_spec            ? &*existing_spec
+      const AccountSpec* other = existing_spec               ? &*existing_spec
                                  : earlier != in_batch.end() ? &accounts[earlier->second]
                                                              : nullptr;
       if (other != nullptr) {
@@ -541,8 +540,8 @@ Status Engine::lookup_transfer(AccountId debit_account, TransferId id,
   if (entry == nullptr) return Status::ok();
   std::unique_lock<std::mutex> entry_lock(entry->mutex);
   if (!entry->actor) {
-    Status s = engine::load_records(*core.read_model, *entry->dormant, {id, 0},
-                                    &core.records_loaded);
+    Status s =
+        engine::load_records(*core.read_model, *entry->dormant, {id, 0}, &core.records_loaded);
     const auto& transfers = entry->dormant->transfers;
     const auto it = transfers.find(id);
     if (s.is_ok() && it != transfers.end() && it->second.committed) {

@@ -3,16 +3,16 @@
 /// engine's and actors' .cpp files include it.
 
 #include <atomic>
-#include <condition_variable>
-#include <thread>
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include "engine/directory.hpp"

@@ -4,8 +4,8 @@
 #include "engine/recovery.hpp"
 
 #include <algorithm>
-#include <unordered_set>
 #include <chrono>
+#include <unordered_set>
 
 #include "domain/assert.hpp"
 #include "domain/codec.hpp"
@@ -112,7 +112,8 @@ class Recovery {
       return at(position, "transfer across ledgers");
     }
     if (e.is_two_phase_resolution()) {
-      s = load_records(*core_.read_model, *debit->dormant, {e.pending_id(), 0}, &core_.records_loaded);
+      s = load_records(*core_.read_model, *debit->dormant, {e.pending_id(), 0},
+                       &core_.records_loaded);
       if (!s.is_ok()) return s;
       if (debit->dormant->transfers.count(e.pending_id()) == 0) {
         return at(position, "resolves a pending transfer that does not exist");
@@ -139,7 +140,8 @@ Status prefetch_tail_accounts(Engine::Impl& core, std::uint64_t checkpoint) {
   Status failure;
   const Status s = core.log->scan(checkpoint + 1, [&](std::uint64_t, std::string_view bytes) {
     domain::Event event;
-    if (domain::decode_event(bytes, &event) != domain::DecodeError::none) return false;  // replay says where
+    if (domain::decode_event(bytes, &event) != domain::DecodeError::none)
+      return false;  // replay says where
     if (const auto* t = std::get_if<domain::TransferEvent>(&event)) {
       ids.push_back(t->debit_account);
       ids.push_back(t->credit_account);
@@ -229,9 +231,10 @@ Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* 
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::steady_clock::now() - started)
                                      .count());
-  log().info("recovered {} events after position {}: {} ledgers, {} accounts ({} in memory) in {} ms",
-             count, checkpoint, core.ledgers.size(), core.account_count.load(),
-             core.directory.size(), core.recovery_ms);
+  log().info(
+      "recovered {} events after position {}: {} ledgers, {} accounts ({} in memory) in {} ms",
+      count, checkpoint, core.ledgers.size(), core.account_count.load(), core.directory.size(),
+      core.recovery_ms);
   *next_position = std::max(recovery.last_position, total) + 1;
   *last_timestamp = recovery.last_timestamp;
   return Status::ok();

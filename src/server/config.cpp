@@ -63,12 +63,12 @@ void read_string(const json& object, const std::string& where, const char* key, 
 
 void read_engine(const json& e, EngineOptions* o) {
   const std::string w = "engine";
-  only_known(e, w,
-             {"batch_items_max", "inflight_transfers_max", "commit_group_events_max",
-              "recovery_progress_events", "history_page_max", "read_wait_ms_max",
-              "feed_buffer_events_max", "feed_batch_events_max", "projection_lag_max",
-              "account_records_cached_max", "live_actors_max", "accounts_in_memory_max",
-              "account_idle_s"});
+  only_known(
+      e, w,
+      {"batch_items_max", "inflight_transfers_max", "commit_group_events_max",
+       "recovery_progress_events", "history_page_max", "read_wait_ms_max", "feed_buffer_events_max",
+       "feed_batch_events_max", "projection_lag_max", "account_records_cached_max",
+       "live_actors_max", "accounts_in_memory_max", "account_idle_s"});
   read_uint(e, w, "batch_items_max", &o->batch_items_max, 1);
   read_uint(e, w, "inflight_transfers_max", &o->inflight_transfers_max, 1);
   read_uint(e, w, "commit_group_events_max", &o->commit_group_events_max, 1);

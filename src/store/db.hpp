@@ -42,8 +42,7 @@ struct Db {
 
   static Status open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out);
   /// One attempt; `*reset` when read models are in another format (the caller drops them).
-  static Status open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out,
-                          bool* reset);
+  static Status open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out, bool* reset);
   ~Db();
 };
 

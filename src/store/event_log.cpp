@@ -129,7 +129,7 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
   auto db = std::make_shared<Db>();
   rocksdb::DB* raw = nullptr;
   s = from_rocks(rocksdb::DB::Open(db_options, dir, families, &db->handles, &raw),
-                        "opening " + dir);
+                 "opening " + dir);
   if (!s.is_ok()) return s;
   db->db.reset(raw);
   db->meta = db->handles[0];

@@ -284,8 +284,9 @@ bool ReadModel::format_reset() const {
 namespace {
 
 /// Batched point reads of `keys` (in key order) from `cf`: fn(value) for each key found.
-Status multi_get(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf, const std::vector<std::string>& keys,
-                 const char* what, const std::function<Status(const std::string& value)>& fn) {
+Status multi_get(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf,
+                 const std::vector<std::string>& keys, const char* what,
+                 const std::function<Status(const std::string& value)>& fn) {
   constexpr std::size_t chunk = 1024;
   std::vector<rocksdb::Slice> slices;
   std::vector<rocksdb::PinnableSlice> values(std::min(chunk, keys.size()));
@@ -352,8 +353,7 @@ Status ReadModel::account_count(std::uint64_t* count) const {
 
 Status ReadModel::ledgers(std::vector<Ledger>* out) const {
   out->clear();
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db->NewIterator(rocksdb::ReadOptions(), db_->ledgers));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), db_->ledgers));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     Ledger l;
     const Status s = decode_ledger(it->value(), &l);
