@@ -146,9 +146,10 @@ void flush_outbox(Self* self) {
   }
 }
 
-/// Loads records the command names that are not in memory. False (logged) if the read models
-/// could not be read.
-bool load_records(AccountActorState& st, const std::array<TransferId, 2>& ids) {
+/// Loads the records `ids` names that are not in memory (one id array, or a batch's ids).
+/// False (logged) if the read models could not be read.
+template <class Ids>
+bool load_records(AccountActorState& st, Ids&& ids) {
   const Status s =
       engine::load_records(*st.core->read_model, *st.account, ids, &st.core->records_loaded);
   if (s.is_ok()) return true;
@@ -156,11 +157,22 @@ bool load_records(AccountActorState& st, const std::array<TransferId, 2>& ids) {
   return false;
 }
 
+/// The item is answered without reaching its credit account: release the pin it carried.
+void release_credit(const DebitItem& item) {
+  if (item.credit_entry != nullptr) item.credit_entry->unpin();
+}
+
+/// Stamps the account as used now (passivation picks the idle ones).
+void touch(AccountActorState& st) {
+  st.entry->last_active.store(st.core->passivation_tick.load(std::memory_order_relaxed),
+                              std::memory_order_relaxed);
+}
+
 /// `preloaded`: the batch's records were loaded already (absent ones are not looked up again).
 void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded = false) {
   AccountActorState& st = self->state;
   if (!preloaded && !load_records(st, domain::records_needed(item.transfer))) {
-    if (item.credit_entry != nullptr) item.credit_entry->unpin();
+    release_credit(item);
     item.batch->fail(item.index);
     return;
   }
@@ -168,11 +180,11 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded =
       domain::decide_debit(*st.account, item.transfer, item.credit_closed, now);
   switch (d.kind) {
     case domain::DebitDecision::Kind::reject:
-      if (item.credit_entry != nullptr) item.credit_entry->unpin();
+      release_credit(item);
       item.batch->complete(item.index, {d.result, 0, 0});
       return;
     case domain::DebitDecision::Kind::exists:
-      if (item.credit_entry != nullptr) item.credit_entry->unpin();
+      release_credit(item);
       if (d.result == TransferResult::exists) {
         item.batch->complete(item.index, {d.result, d.record->event.timestamp, d.record->position});
       } else {
@@ -240,8 +252,7 @@ void settle(Self* self, std::uint64_t now) {
     if (!want || !absorb_commits(self, now)) break;
   }
   flush_outbox(self);
-  st.entry->last_active.store(st.core->passivation_tick.load(std::memory_order_relaxed),
-                              std::memory_order_relaxed);
+  touch(st);
   const std::size_t cached_max = st.core->options.account_records_cached_max;
   if (st.account->transfers.size() > cached_max) {
     domain::evict_records(*st.account, st.core->projector->checkpoint(), cached_max / 2);
@@ -260,11 +271,7 @@ void on_debits(Self* self, DebitBatch& msg) {
     for (const DebitItem& item : msg.items) {
       for (const TransferId id : domain::records_needed(item.transfer)) ids.push_back(id);
     }
-    const Status s =
-        engine::load_records(*st.core->read_model, *st.account, ids, &st.core->records_loaded);
-    if (!s.is_ok())
-      log().error("account {}: loading transfer records: {}", st.account->id(), s.to_string());
-    preloaded = s.is_ok();
+    preloaded = load_records(st, ids);  // if not, each item tries again on its own
   }
   for (DebitItem& item : msg.items) decide_one(self, item, now, preloaded);
   settle(self, now);
@@ -289,8 +296,7 @@ void on_credits(Self* self, CreditBatch& msg) {
   caf::actor debit = caf::actor_cast<caf::actor>(self->current_sender());
   POINTEX_ASSERT(debit);
   POINTEX_ASSERT(msg.debit_entry != nullptr);
-  st.entry->last_active.store(st.core->passivation_tick.load(std::memory_order_relaxed),
-                              std::memory_order_relaxed);
+  touch(st);
   if (!refusals.items.empty()) self->send(debit, std::move(refusals));
   if (chunk->events.empty()) {
     msg.debit_entry->unpin();
@@ -324,7 +330,8 @@ void on_expire(Self* self, ExpireDue& msg) {
   const std::uint64_t now = st.core->now();
   absorb_commits(self, now);
   for (TransferId pending_id : msg.pending_ids) {
-    if (!load_records(st, {pending_id, 0})) continue;  // it is tried again at the next open
+    if (!load_records(st, std::array<TransferId, 2>{pending_id, 0}))
+      continue;  // it is tried again at the next open
     std::optional<domain::TransferEvent> e = domain::decide_expire(*st.account, pending_id, now);
     if (!e) continue;
     domain::apply_debit(*st.account, *e);
@@ -359,7 +366,7 @@ void on_close(Self* self, CloseRequest& msg) {
 void on_fail_parked(Self* self) {
   for (auto& [id, items] : self->state.parked) {
     for (DebitItem& item : items) {
-      if (item.credit_entry != nullptr) item.credit_entry->unpin();
+      release_credit(item);
       item.batch->fail(item.index);
     }
   }
@@ -419,7 +426,7 @@ caf::behavior account_actor(Self* self, Engine::Impl* core, engine::AccountEntry
       [=](LookupTransfer& msg) {
         absorb_commits(self, self->state.core->now());
         settle(self, self->state.core->now());
-        (void)load_records(self->state, {msg.id, 0});
+        (void)load_records(self->state, std::array<TransferId, 2>{msg.id, 0});
         const auto& transfers = self->state.account->transfers;
         const auto it = transfers.find(msg.id);
         if (it == transfers.end() || !it->second.committed) {
