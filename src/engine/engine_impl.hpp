@@ -18,6 +18,7 @@
 #include "engine/directory.hpp"
 #include "engine/feed.hpp"
 #include "engine/projector.hpp"
+#include "engine/read_scheduler.hpp"
 #include "pointex/engine.hpp"
 #include "store/event_log.hpp"
 #include "store/journal.hpp"
@@ -31,6 +32,8 @@ struct Engine::Impl {
   std::unique_ptr<store::ReadModel> read_model;
   std::unique_ptr<engine::Projector> projector;
   std::unique_ptr<engine::Feed> feed;
+  /// Asynchronous reads: run once the read models include their min_position.
+  std::unique_ptr<engine::ReadScheduler> reads;
   std::unique_ptr<store::Journal> journal;
   engine::Directory directory;
 
