@@ -78,6 +78,59 @@ TEST_CASE("transfer bodies: u64 numbers only, unknown fields and flags rejected"
   CHECK(err.error == "batch_too_large");
 }
 
+TEST_CASE("transfer bodies read in one pass give what the JSON tree path gives, errors included",
+          "[server]") {
+  const std::vector<std::string> bodies = {
+      R"({"id":1,"debit_account":2,"credit_account":3,"amount":4,"ledger":5,"code":6})",
+      R"([{"id":1,"debit_account":2,"credit_account":3,"amount":4,"ledger":5,"code":65535,
+           "flags":["pending"],"timeout_s":4294967295,"user_data":18446744073709551615},
+          {"id":2,"pending_id":1,"flags":["post_pending","post_pending"]}])",
+      R"({"id":1,"id":2,"flags":["pending"],"flags":["void_pending"]})",
+      R"([])",
+      R"({})",
+      R"([{}])",
+      R"([1,2,3])",
+      R"(null)",
+      R"("x")",
+      R"([[{"id":1}]])",
+      R"({"id":1,"extra":2})",
+      R"({"id":"1"})",
+      R"({"id":-1})",
+      R"({"id":1.5})",
+      R"({"id":18446744073709551616})",
+      R"({"code":65536})",
+      R"({"timeout_s":4294967296})",
+      R"({"flags":"pending"})",
+      R"({"flags":["pending",1]})",
+      R"({"flags":["sometimes"]})",
+      R"({"flags":[["pending"]]})",
+      R"({"id":{"a":1}})",
+      R"({"id":1} {"id":2})",
+      R"({"id":1,)",
+      R"([{"id":1},{"id":2},{"id":3}])",
+      R"([[[[[[[[[[1]]]]]]]]]])",
+      R"({"id":true})",
+      R"({"id":null})",
+      "",
+  };
+  for (const std::string& body : bodies) {
+    INFO(body);
+    std::vector<Transfer> fast;
+    std::vector<Transfer> tree;
+    ApiError fast_err;
+    ApiError tree_err;
+    const bool fast_ok = parse_transfers(body, 2, &fast, &fast_err);
+    json j;
+    const bool tree_ok = parse_body(body, &j, &tree_err) && map_transfers(j, 2, &tree, &tree_err);
+    REQUIRE(fast_ok == tree_ok);
+    CHECK(fast == tree);
+    CHECK(fast_err.status == tree_err.status);
+    CHECK(fast_err.error == tree_err.error);
+    CHECK(fast_err.message == tree_err.message);
+    CHECK(fast_err.field == tree_err.field);
+  }
+}
+
 TEST_CASE("account bodies: flags default by kind when absent, as given when present", "[server]") {
   std::vector<AccountSpec> a;
   ApiError err;
@@ -399,7 +452,6 @@ TEST_CASE("Api: back-pressure answers 429 and applies nothing", "[server]") {
     CHECK(found[0]->credits_posted == applied);
   }
 }
-
 
 TEST_CASE("Api: reads waiting for min_position hold no thread and are answered on arrival",
           "[server]") {

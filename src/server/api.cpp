@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -123,23 +124,25 @@ Route route(std::string_view method, std::string_view target) {
   const auto q = target.find('?');
   std::string_view path = target.substr(0, q);
   if (q != std::string_view::npos) r.query = target.substr(q + 1);
-  std::vector<std::string_view> seg;
+  // No path the API serves has more than 4 segments: a 5th means no route.
+  std::array<std::string_view, 5> seg;
+  std::size_t n = 0;
   if (path.empty() || path.front() != '/') return r;
   path.remove_prefix(1);
-  while (true) {
+  while (n < seg.size()) {
     const auto slash = path.find('/');
-    seg.push_back(path.substr(0, slash));
+    seg[n++] = path.substr(0, slash);
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
   }
-  auto set = [&](Endpoint e, std::initializer_list<std::string_view> methods, std::string allow) {
+  if (n == seg.size()) return r;
+  auto set = [&](Endpoint e, std::initializer_list<std::string_view> methods, const char* allow) {
     if (method_fits(method, methods)) {
       r.endpoint = e;
     } else {
-      r.allow = std::move(allow);
+      r.allow = allow;
     }
   };
-  const std::size_t n = seg.size();
   if (n == 1 && seg[0] == "healthz") {
     set(Endpoint::healthz, {"GET"}, "GET");
     return r;
@@ -197,7 +200,7 @@ bool is_json_media_type(std::string_view ct) {
          });
 }
 
-std::string transfer_results_body(const std::vector<Transfer>& transfers,
+std::string transfer_results_body(const std::vector<TransferId>& ids,
                                   const std::vector<TransferOutcome>& outcomes) {
   fmt::memory_buffer out;
   out.push_back('[');
@@ -205,7 +208,7 @@ std::string transfer_results_body(const std::vector<Transfer>& transfers,
     if (i > 0) out.push_back(',');
     fmt::format_to(std::back_inserter(out),
                    R"({{"index":{},"id":{},"result":"{}","timestamp":{},"position":{}}})", i,
-                   transfers[i].id, to_string(outcomes[i].result), outcomes[i].timestamp,
+                   ids[i], to_string(outcomes[i].result), outcomes[i].timestamp,
                    outcomes[i].position);
   }
   out.push_back(']');
@@ -251,6 +254,8 @@ struct Api::Impl {
     });
   }
 
+  /// Api::check_head with the route already found.
+  std::optional<Response> check_head_in_order(const Request& head, const Route& r) const;
   void dispatch(const Route& r, const ApiKey* key, Request& req, const Reply& reply);
   void ledgers_create(const ApiKey* key, const Request& req, const Reply& reply);
   void ledgers_list(const ApiKey* key, const Reply& reply);
@@ -281,18 +286,19 @@ void Api::begin_shutdown() {
 }
 
 std::optional<Response> Api::check_head(const Request& head) const {
-  std::optional<Response> refused = check_head_in_order(head);
-  if (refused) refused->endpoint = route(head.method, head.target).endpoint;
+  const Route r = route(head.method, head.target);
+  std::optional<Response> refused = impl_->check_head_in_order(head, r);
+  if (refused) refused->endpoint = r.endpoint;
   return refused;
 }
 
-std::optional<Response> Api::check_head_in_order(const Request& head) const {
-  if (head.target.size() > config_.server.target_bytes_max) {
+std::optional<Response> Api::Impl::check_head_in_order(const Request& head, const Route& r) const {
+  const ServerLimits& limits = api.config_.server;
+  if (head.target.size() > limits.target_bytes_max) {
     return error(
         400, "target_too_long",
-        "path and query longer than " + std::to_string(config_.server.target_bytes_max) + " bytes");
+        "path and query longer than " + std::to_string(limits.target_bytes_max) + " bytes");
   }
-  const Route r = route(head.method, head.target);
   if (r.endpoint == Endpoint::unrouted) {
     if (!r.allow.empty()) {
       Response res = error(405, "method_not_allowed", head.method + " is not allowed here");
@@ -302,7 +308,7 @@ std::optional<Response> Api::check_head_in_order(const Request& head) const {
     return error(404, "not_found", "no such endpoint");
   }
   if (r.endpoint == Endpoint::healthz || r.endpoint == Endpoint::metrics) return std::nullopt;
-  const ApiKey* key = impl_->find_key(head.authorization);
+  const ApiKey* key = find_key(head.authorization);
   if (key == nullptr) {
     return error(
         401, "unauthorized",
@@ -320,9 +326,9 @@ std::optional<Response> Api::check_head_in_order(const Request& head) const {
   }
   const std::uint64_t size =
       std::max<std::uint64_t>(head.content_length.value_or(0), head.body.size());
-  if (size > config_.server.body_bytes_max) {
+  if (size > limits.body_bytes_max) {
     return error(413, "body_too_large",
-                 "body larger than " + std::to_string(config_.server.body_bytes_max) + " bytes");
+                 "body larger than " + std::to_string(limits.body_bytes_max) + " bytes");
   }
   return std::nullopt;
 }
@@ -355,9 +361,13 @@ void Api::handle(Request request, Reply reply) {
     if (counted) metrics->inflight_requests.fetch_sub(1);
     reply(std::move(res));
   };
-  if (std::optional<Response> refused = check_head(request)) {
-    done(std::move(*refused));
-    return;
+  // The server checked the head before reading the body (head_checked); a caller without a
+  // server (tests) has it checked here.
+  if (!request.head_checked) {
+    if (std::optional<Response> refused = impl_->check_head_in_order(request, r)) {
+      done(std::move(*refused));
+      return;
+    }
   }
   if (r.endpoint == Endpoint::healthz) {
     if (impl_->draining.load()) {
@@ -578,12 +588,10 @@ void Api::Impl::account_history(const ApiKey* key, const Route& r, bool balances
 }
 
 void Api::Impl::transfers_create(const ApiKey* key, const Request& req, const Reply& reply) {
-  json body;
   ApiError err;
   std::vector<Transfer> transfers;
   Engine* e = engine.load();
-  if (!parse_body(req.body, &body, &err) ||
-      !map_transfers(body, e->options().batch_items_max, &transfers, &err)) {
+  if (!parse_transfers(req.body, e->options().batch_items_max, &transfers, &err)) {
     return reply(error(err));
   }
   api.metrics_->batch(Endpoint::transfers_create, transfers.size());
@@ -612,17 +620,20 @@ void Api::Impl::transfers_create(const ApiKey* key, const Request& req, const Re
 }
 
 void Api::Impl::submit(std::vector<Transfer> transfers, const Reply& reply) {
-  auto ids = std::make_shared<std::vector<Transfer>>(transfers);
+  // The answer names each item's id: keep the ids, not a copy of the transfers.
+  std::vector<TransferId> ids;
+  ids.reserve(transfers.size());
+  for (const Transfer& t : transfers) ids.push_back(t.id);
   Metrics* metrics = api.metrics_;
-  engine.load()->submit_transfers(
-      std::move(transfers),
-      [ids, metrics, reply](const Status& s, std::vector<TransferOutcome> outcomes) {
-        if (!s.is_ok()) return reply(status_error(s));
-        metrics->transfers(outcomes);
-        Response res;
-        res.body = transfer_results_body(*ids, outcomes);
-        reply(std::move(res));
-      });
+  engine.load()->submit_transfers(std::move(transfers),
+                                  [ids = std::move(ids), metrics, reply](
+                                      const Status& s, std::vector<TransferOutcome> outcomes) {
+                                    if (!s.is_ok()) return reply(status_error(s));
+                                    metrics->transfers(outcomes);
+                                    Response res;
+                                    res.body = transfer_results_body(ids, outcomes);
+                                    reply(std::move(res));
+                                  });
 }
 
 void Api::Impl::transfer_get(const ApiKey* key, const Route& r, const Reply& reply) {

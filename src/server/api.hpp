@@ -34,6 +34,8 @@ struct Request {
   std::string last_event_id;
   /// True when the body is chunked (its size is unknown from the header).
   bool chunked = false;
+  /// Set by the server once check_head() passed on this head: handle() does not check again.
+  bool head_checked = false;
   std::string body;
 };
 
@@ -90,8 +92,6 @@ class Api {
   struct Impl;
 
  private:
-  std::optional<Response> check_head_in_order(const Request& head) const;
-
   Config config_;
   Metrics* metrics_;
   std::unique_ptr<Impl> impl_;
