@@ -30,10 +30,11 @@ struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<store::EventLog> log;
   std::unique_ptr<store::ReadModel> read_model;
+  /// Asynchronous reads: run once the read models include their min_position. Declared before
+  /// the projector, which calls it, so that it outlives the projector's thread.
+  std::unique_ptr<engine::ReadScheduler> reads;
   std::unique_ptr<engine::Projector> projector;
   std::unique_ptr<engine::Feed> feed;
-  /// Asynchronous reads: run once the read models include their min_position.
-  std::unique_ptr<engine::ReadScheduler> reads;
   std::unique_ptr<store::Journal> journal;
   engine::Directory directory;
 
