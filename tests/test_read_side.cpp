@@ -1,6 +1,7 @@
 // Read side: projections, queries with min_position, paging and filters, ledger statistics,
 // rebuild equal to the incremental build, verify.
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <map>
@@ -743,4 +744,56 @@ TEST_CASE("account_ledgers answers from memory, and from the read models after a
   Awaited<std::vector<LedgerId>> loaded;
   e->account_ledgers({bob, 12345}, loaded.callback());
   CHECK(loaded.value() == std::vector<LedgerId>{mall, 0});
+}
+
+TEST_CASE("asynchronous reads racing commits from several threads are each answered once, ok",
+          "[read][async]") {
+  TempDir dir;
+  auto e = open_engine_with(dir.path(), [](EngineOptions& o) {
+    o.threads = 2;
+    o.read_wait_ms_max = 600'000;  // every read's position is reached below
+  });
+  setup(*e);
+  constexpr int threads = 4;
+  constexpr int per_thread = 100;
+  constexpr std::uint64_t ahead_max = 3;
+  std::atomic<int> answered{0};
+  std::atomic<int> failed{0};
+  std::atomic<std::uint64_t> highest{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < threads; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < per_thread; ++i) {
+        std::vector<TransferOutcome> out;
+        const TransferId id = static_cast<TransferId>(w * per_thread + i + 1);
+        if (!e->submit_transfers({single(id, issuer, alice, 1)}, &out).is_ok() ||
+            out[0].result != TransferResult::ok) {
+          failed.fetch_add(1);
+          continue;
+        }
+        // Some positions already included, some not yet committed: both kinds wait or not.
+        const std::uint64_t wanted = out[0].position + static_cast<std::uint64_t>(i) % ahead_max;
+        std::uint64_t seen = highest.load();
+        while (seen < wanted && !highest.compare_exchange_weak(seen, wanted)) {
+        }
+        e->read_account(alice, wanted, [&](const Status& s, std::optional<Account> a) {
+          if (!s.is_ok() || !a || a->credits_posted == 0) failed.fetch_add(1);
+          answered.fetch_add(1);
+        });
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  // Commit past the highest position any read asked for.
+  for (TransferId id = 10'000; e->stats().committed_position < highest.load(); ++id) {
+    submit_ok(*e, single(id, issuer, bob, 1));
+  }
+  // (A job leaves the count just after its callback returns.)
+  for (int i = 0;
+       i < 3000 && (answered.load() < threads * per_thread || e->stats().async_reads != 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(answered.load() == threads * per_thread);
+  CHECK(failed.load() == 0);
+  CHECK(e->stats().async_reads == 0);
 }

@@ -299,6 +299,10 @@ void Engine::create_ledger(const Ledger& ledger, ResultCallback<LedgerResult> ca
   if (core.stopping.load()) {
     return callback(Status::shutting_down("engine is closing"), LedgerResult::ok);
   }
+  if (core.journal->failed()) {
+    return callback(Status::io_error("the event log failed; reopen the data dir"),
+                    LedgerResult::ok);
+  }
   const LedgerResult valid = domain::validate_ledger(ledger);
   if (valid != LedgerResult::ok) return callback(Status::ok(), valid);
   auto chunk = std::make_unique<LedgerChunk>();

@@ -73,6 +73,8 @@ void ReadScheduler::release_reached() {
   for (auto it = waiting_.begin(); it != end; it = waiting_.erase(it)) {
     ready_.push_back({std::move(it->second), why, it->first.first});
   }
+  // Deadlines of released reads stay until they pass; with nothing waiting, all are stale.
+  if (waiting_.empty()) deadlines_.clear();
   waiting_count_.store(waiting_.size());
 }
 
