@@ -1,20 +1,15 @@
 #include "server/api.hpp"
 
 #include <fmt/format.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <shared_mutex>
+#include <map>
+#include <memory>
 #include <string_view>
-#include <thread>
-#include <unordered_map>
-#include <unordered_set>
+#include <vector>
 
 #include "server/json_map.hpp"
 
