@@ -255,7 +255,6 @@ Status Projector::apply_transfer(std::uint64_t position, const domain::TransferE
     }
     const TransferInfo info = domain::transfer_info(e, domain::state_after(e.kind), position);
     writer_->put_transfer(info);
-    writer_->put_transfer_id(e.debit_account, e.request.id);
     unflushed_transfers_[transfer_key(e.debit_account, e.request.id)] = info;
   }
   if (e.is_two_phase_resolution()) {

@@ -27,7 +27,6 @@ struct Db {
   // The read-model database:
   rocksdb::ColumnFamilyHandle* accounts = nullptr;
   rocksdb::ColumnFamilyHandle* transfers = nullptr;
-  rocksdb::ColumnFamilyHandle* transfer_ids = nullptr;
   rocksdb::ColumnFamilyHandle* history = nullptr;
   rocksdb::ColumnFamilyHandle* stats = nullptr;
   rocksdb::ColumnFamilyHandle* ledgers = nullptr;
@@ -37,7 +36,7 @@ struct Db {
 
   /// The read-model families, in the order rebuild drops them.
   std::vector<rocksdb::ColumnFamilyHandle*> read_models() const {
-    return {accounts, transfers, transfer_ids, history, stats, ledgers, expiries};
+    return {accounts, transfers, history, stats, ledgers, expiries};
   }
 
   static Status open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out);

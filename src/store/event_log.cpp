@@ -7,6 +7,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "domain/codec.hpp"
@@ -30,24 +31,47 @@ std::uint64_t decode_key(const rocksdb::Slice& key) {
 }
 
 /// Read models are keyed by an 8-byte prefix (account id, or transfer id) and read within it:
-/// point lookups and per-account scans. A hash of skiplists by that prefix keeps memtable
-/// inserts cheap (one big skiplist made them ~45% of the projector's time), and prefix bloom
-/// filters keep Gets for absent keys cheap.
+/// point lookups and per-account scans. The projector writes each family's updates in key
+/// order, so RocksDB's default skiplist inserts next to the previous key (a hash of skiplists
+/// by prefix made inserts cheaper but re-sorted every memtable at flush: a third of all CPU).
+/// Prefix bloom filters keep Gets for absent keys cheap.
 rocksdb::ColumnFamilyOptions read_model_options() {
   rocksdb::ColumnFamilyOptions o;
   o.write_buffer_size = 64ULL << 20;
   o.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
-  // Full skiplist height: one hot account puts millions of keys under one prefix.
-  o.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1U << 20, 12, 4));
   o.memtable_prefix_bloom_size_ratio = 0.05;
   // Account actors look up transfer ids they no longer hold in memory; most are absent (a new
   // id), and one hot account's prefix is always present: filter whole keys in the memtable too.
   o.memtable_whole_key_filtering = true;
+  // The young levels are rewritten soonest: compressing them costs CPU the writes need.
+  o.compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression,
+                             rocksdb::kSnappyCompression};
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return o;
+}
+
+/// The read-model families after `default`, in the order of Db's handles.
+const std::vector<std::string>& read_model_families() {
+  static const std::vector<std::string> names = {"rm_accounts", "rm_transfers", "rm_history",
+                                                 "rm_stats",    "rm_ledgers",   "rm_expiries"};
+  return names;
+}
+
+/// True when `dir` holds a database whose families are not `default` + `expected` (read
+/// models of another format: they are dropped before the open that would refuse them).
+bool other_families(const std::string& dir, const std::vector<std::string>& expected) {
+  std::vector<std::string> existing;
+  if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &existing).ok()) {
+    return false;  // no database yet (or unreadable: the open says why)
+  }
+  std::vector<std::string> want = expected;
+  want.push_back(rocksdb::kDefaultColumnFamilyName);
+  std::sort(existing.begin(), existing.end());
+  std::sort(want.begin(), want.end());
+  return existing != want;
 }
 
 }  // namespace
@@ -108,23 +132,25 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
     families.emplace_back("events", events_options);
     expected_format = std::string(log_format);
   } else {
-    // The hash memtables support concurrent inserts only as skiplists; writes here come from
-    // the projector's one thread anyway.
+    // Writes come from the projector's one thread.
     db_options.allow_concurrent_memtable_write = false;
-    // At most this much memtable across the read-model families: the oldest is flushed when
-    // they reach it, so memory stays bounded, and so does the write-ahead log RocksDB replays
-    // after a crash (192 MiB took 2.1 s to replay; see docs/performance.md).
+    // No write-ahead log (the projector writes with disableWAL): the read models are derived
+    // from the log, and a crash loses only what no flush had written yet, which recovery
+    // replays from the log. Atomic flushes keep every family at the same checkpoint.
+    db_options.atomic_flush = true;
+    // At most this much memtable across the read-model families (then all are flushed), so
+    // memory stays bounded, and so does the log tail a crash leaves to replay.
     db_options.db_write_buffer_size = 64ULL << 20;
-    // The checkpoint's family is written by every batch yet tiny, so it would keep old logs
-    // alive; past this size RocksDB flushes whatever holds the oldest log.
-    db_options.max_total_wal_size = 64ULL << 20;
-    for (const char* name : {"rm_accounts", "rm_transfers", "rm_transfer_ids", "rm_history"}) {
-      families.emplace_back(name, read_model_options());
+    for (std::size_t i = 0; i < read_model_families().size(); ++i) {
+      // The first three hold one or more keys per event; the rest are small.
+      families.emplace_back(read_model_families()[i],
+                            i < 3 ? read_model_options() : rocksdb::ColumnFamilyOptions());
     }
-    families.emplace_back("rm_stats", rocksdb::ColumnFamilyOptions());
-    families.emplace_back("rm_ledgers", rocksdb::ColumnFamilyOptions());
-    families.emplace_back("rm_expiries", rocksdb::ColumnFamilyOptions());
     expected_format = std::string(read_models_format);
+    if (other_families(dir, read_model_families())) {
+      *reset = true;
+      return Status::corruption(dir + " holds other column families");
+    }
   }
   auto db = std::make_shared<Db>();
   rocksdb::DB* raw = nullptr;
@@ -138,11 +164,10 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
   } else {
     db->accounts = db->handles[1];
     db->transfers = db->handles[2];
-    db->transfer_ids = db->handles[3];
-    db->history = db->handles[4];
-    db->stats = db->handles[5];
-    db->ledgers = db->handles[6];
-    db->expiries = db->handles[7];
+    db->history = db->handles[3];
+    db->stats = db->handles[4];
+    db->ledgers = db->handles[5];
+    db->expiries = db->handles[6];
   }
 
   std::string format;
