@@ -87,7 +87,7 @@ Status from_rocks(const rocksdb::Status& s, std::string_view what) {
 Db::~Db() {
   // A clean close leaves nothing in the write-ahead logs, so the next open need not replay
   // them (with 64 MiB memtables that replay took seconds). A failure here only costs that.
-  if (db) {
+  if (db && !read_only) {
     rocksdb::FlushOptions fo;
     fo.wait = true;
     (void)db->Flush(fo, handles);
@@ -99,22 +99,28 @@ Db::~Db() {
 
 Status Db::open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out) {
   bool reset = false;
-  Status s = open_once(dir, kind, out, &reset);
+  Status s = open_once(dir, kind, /*read_only=*/false, out, &reset);
   if (!reset) return s;
   // Read models are derived from the log: in another format they are dropped and rebuilt.
   s = from_rocks(rocksdb::DestroyDB(dir, rocksdb::Options()), "dropping " + dir);
   if (!s.is_ok()) return s;
-  s = open_once(dir, kind, out, &reset);
+  s = open_once(dir, kind, /*read_only=*/false, out, &reset);
   if (s.is_ok()) (*out)->format_reset = true;
   return s;
 }
 
-Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out, bool* reset) {
+Status Db::open_read_only(const std::string& dir, Kind kind, std::shared_ptr<Db>* out) {
+  bool reset = false;
+  return open_once(dir, kind, /*read_only=*/true, out, &reset);
+}
+
+Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::shared_ptr<Db>* out,
+                     bool* reset) {
   *reset = false;
   Status s;
   rocksdb::DBOptions db_options;
-  db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
+  db_options.create_if_missing = !read_only;
+  db_options.create_missing_column_families = !read_only;
   db_options.max_background_jobs = 2;
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
@@ -148,16 +154,20 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
     }
     expected_format = std::string(read_models_format);
     if (other_families(dir, read_model_families())) {
-      *reset = true;
-      return Status::corruption(dir + " holds other column families");
+      *reset = !read_only;
+      return Status::corruption(dir + " holds other column families than format '" +
+                                expected_format + "'");
     }
   }
   auto db = std::make_shared<Db>();
   rocksdb::DB* raw = nullptr;
-  s = from_rocks(rocksdb::DB::Open(db_options, dir, families, &db->handles, &raw),
+  s = from_rocks(read_only
+                     ? rocksdb::DB::OpenForReadOnly(db_options, dir, families, &db->handles, &raw)
+                     : rocksdb::DB::Open(db_options, dir, families, &db->handles, &raw),
                  "opening " + dir);
   if (!s.is_ok()) return s;
   db->db.reset(raw);
+  db->read_only = read_only;
   db->meta = db->handles[0];
   if (kind == Kind::event_log) {
     db->events = db->handles[1];
@@ -172,6 +182,9 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
 
   std::string format;
   const rocksdb::Status got = db->db->Get(rocksdb::ReadOptions(), format_key, &format);
+  if (got.IsNotFound() && read_only) {
+    return Status::corruption(dir + " holds no format key");
+  }
   if (got.IsNotFound()) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -181,8 +194,9 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
     return from_rocks(got, "reading format");
   } else if (format != expected_format) {
     if (kind == Kind::read_models) {
-      *reset = true;
-      return Status::corruption(dir + " holds format '" + format + "'");
+      *reset = !read_only;
+      return Status::corruption(dir + " holds format '" + format + "', expected '" +
+                                expected_format + "'");
     }
     return Status::corruption(dir + " holds format '" + format + "', expected '" + expected_format +
                               "'");

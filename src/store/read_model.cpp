@@ -221,9 +221,12 @@ struct ReadModel::Writer::Impl {
   }
   rocksdb::ColumnFamilyHandle* handle(int f) const {
     switch (f) {
-      case accounts: return db->accounts;
-      case transfers: return db->transfers;
-      default: return db->history;
+      case accounts:
+        return db->accounts;
+      case transfers:
+        return db->transfers;
+      default:
+        return db->history;
     }
   }
   /// Moves the collected updates into `batch`, each family in key order (equal keys keep
@@ -245,6 +248,14 @@ ReadModel::ReadModel(std::shared_ptr<Db> db) : db_(std::move(db)) {}
 Status ReadModel::open(const std::string& data_dir, std::unique_ptr<ReadModel>* out) {
   std::shared_ptr<Db> db;
   const Status s = Db::open(data_dir + "/read-models", Db::Kind::read_models, &db);
+  if (!s.is_ok()) return s;
+  *out = std::make_unique<ReadModel>(std::move(db));
+  return Status::ok();
+}
+
+Status ReadModel::open_read_only(const std::string& data_dir, std::unique_ptr<ReadModel>* out) {
+  std::shared_ptr<Db> db;
+  const Status s = Db::open_read_only(data_dir + "/read-models", Db::Kind::read_models, &db);
   if (!s.is_ok()) return s;
   *out = std::make_unique<ReadModel>(std::move(db));
   return Status::ok();

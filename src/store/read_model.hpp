@@ -81,6 +81,9 @@ class ReadModel {
   /// Opens (creating if missing) the read models of the data dir `data_dir`, in
   /// `<data_dir>/read-models`.
   [[nodiscard]] static Status open(const std::string& data_dir, std::unique_ptr<ReadModel>* out);
+  /// Opens existing read models without writing (audits): another format is `corruption`.
+  [[nodiscard]] static Status open_read_only(const std::string& data_dir,
+                                             std::unique_ptr<ReadModel>* out);
   explicit ReadModel(std::shared_ptr<Db> db);
 
   /// An atomic set of updates.
