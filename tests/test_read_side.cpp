@@ -1,6 +1,8 @@
 // Read side: projections, queries with min_position, paging and filters, ledger statistics,
 // rebuild equal to the incremental build, verify.
 
+#include <rocksdb/db.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
@@ -548,6 +550,101 @@ TEST_CASE("an account_closed feed event carries the account's ledger, live and f
     CHECK(ev.account.owner == "dave");
     CHECK((ev.account.flags & account_flags::closed) != 0);
   }
+}
+
+namespace {
+
+/// Replaces the read models of `dir` with a RocksDB database holding `families` (besides
+/// `default`), the format key `format` and some stray keys.
+void plant_read_models(const std::string& dir, const std::vector<std::string>& families,
+                       const std::string& format) {
+  const std::string path = dir + "/read-models";
+  REQUIRE(rocksdb::DestroyDB(path, rocksdb::Options()).ok());
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
+  for (const std::string& f : families) descriptors.emplace_back(f, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::Open(options, path, descriptors, &handles, &raw).ok());
+  REQUIRE(raw->Put(rocksdb::WriteOptions(), "format", format).ok());
+  REQUIRE(raw->Put(rocksdb::WriteOptions(), "checkpoint", std::string(8, '\x7f')).ok());
+  for (auto* h : handles) {
+    REQUIRE(raw->Put(rocksdb::WriteOptions(), h, "stray", "value").ok());
+    REQUIRE(raw->DestroyColumnFamilyHandle(h).ok());
+  }
+  delete raw;
+}
+
+}  // namespace
+
+TEST_CASE("read models of another format or family set are dropped and rebuilt at open", "[read]") {
+  TempDir dir;
+  ManualClock clock;
+  {
+    auto e = open_engine(dir.path(), clock.fn());
+    mixed_workload(*e, clock);
+  }
+  const Dump incremental = dump(dir.path());
+  const std::vector<std::string> current = {"rm_accounts", "rm_transfers", "rm_history",
+                                            "rm_stats",    "rm_ledgers",   "rm_expiries"};
+  SECTION("the families of format 2 (rm_transfer_ids)") {
+    std::vector<std::string> old = current;
+    old.insert(old.begin() + 2, "rm_transfer_ids");
+    plant_read_models(dir.path(), old, "pointex-read-models-2");
+  }
+  SECTION("today's families, another format") {
+    plant_read_models(dir.path(), current, "pointex-read-models-0");
+  }
+  SECTION("a family missing") {
+    plant_read_models(dir.path(), {"rm_accounts"}, std::string(store::read_models_format));
+  }
+  {
+    auto e = open_engine(dir.path(), clock.fn());
+    std::optional<Account> a;
+    REQUIRE(e->read_account(alice, 1, &a).is_ok());
+    REQUIRE(a.has_value());
+    std::vector<std::optional<Account>> live;
+    REQUIRE(e->lookup_accounts({alice}, &live).is_ok());
+    CHECK(a->credits_posted == live[0]->credits_posted);
+    CHECK(a->debits_posted == live[0]->debits_posted);
+  }
+  CHECK(dump(dir.path()) == incremental);
+  VerifyReport report;
+  REQUIRE(Engine::verify(dir.path(), &report).is_ok());
+  CHECK(report.ok);
+}
+
+TEST_CASE("verify changes nothing: read models of another format are a problem, not dropped",
+          "[read]") {
+  TempDir dir;
+  ManualClock clock;
+  {
+    auto e = open_engine(dir.path(), clock.fn());
+    mixed_workload(*e, clock);
+  }
+  const std::vector<std::string> old = {"rm_accounts", "rm_transfers", "rm_transfer_ids",
+                                        "rm_history",  "rm_stats",     "rm_ledgers",
+                                        "rm_expiries"};
+  plant_read_models(dir.path(), old, "pointex-read-models-2");
+  VerifyReport report;
+  REQUIRE(Engine::verify(dir.path(), &report).is_ok());
+  CHECK_FALSE(report.ok);
+  REQUIRE(report.problems.size() == 1);
+  CHECK(report.problems[0].find("read models cannot be checked") != std::string::npos);
+  CHECK(report.events > 50);  // the log itself was audited
+  std::vector<std::string> families;
+  REQUIRE(
+      rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.path() + "/read-models", &families)
+          .ok());
+  CHECK(families.size() == old.size() + 1);  // still the planted ones
+
+  // The engine drops and rebuilds them; verify then passes.
+  { auto e = open_engine(dir.path(), clock.fn()); }
+  REQUIRE(Engine::verify(dir.path(), &report).is_ok());
+  CHECK(report.ok);
 }
 
 using pointex::test::Awaited;

@@ -349,7 +349,8 @@ class Engine {
   /// Offline audit of a data dir: per ledger the balances sum to zero and credits pending
   /// equal debits pending; every account's state in the read models equals the fold of its
   /// events; pending amounts equal the open pending transfers; the read models' checkpoint is
-  /// the end of the log. Status is not ok only if the audit could not run.
+  /// the end of the log. It writes nothing: read models in another format are reported as a
+  /// problem (the next open rebuilds them). Status is not ok only if the audit could not run.
   [[nodiscard]] static Status verify(const std::string& data_dir, VerifyReport* report);
 
   EngineStats stats() const;

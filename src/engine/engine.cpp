@@ -147,7 +147,7 @@ T wait(std::future<T>& f) {
 
 }  // namespace
 
-caf::actor Engine::Impl::actor_of(engine::AccountEntry& entry) {
+const caf::actor& Engine::Impl::actor_of(engine::AccountEntry& entry) {
   if (entry.spawned.load(std::memory_order_acquire)) return entry.actor;
   std::lock_guard<std::mutex> lock(entry.mutex);
   if (!entry.actor) {

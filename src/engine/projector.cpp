@@ -16,15 +16,6 @@ constexpr std::uint64_t ns_per_day = 86'400ULL * 1'000'000'000ULL;
 /// (everything in it is written by then, so it can be reloaded).
 constexpr std::size_t cached_accounts_max = 1U << 20;
 
-std::string transfer_key(AccountId debit, TransferId id) {
-  std::string k(16, '\0');
-  for (int i = 0; i < 8; ++i) {
-    k[i] = static_cast<char>(debit >> (56 - 8 * i));
-    k[8 + i] = static_cast<char>(id >> (56 - 8 * i));
-  }
-  return k;
-}
-
 }  // namespace
 
 Projector::Projector(store::ReadModel& read_model, const store::EventLog& log)
@@ -259,8 +250,10 @@ Status Projector::apply_transfer(std::uint64_t position, const domain::TransferE
     }
     const TransferInfo info = domain::transfer_info(e, domain::state_after(e.kind), position);
     writer_->put_transfer(info);
-    writer_->put_transfer_id(e.debit_account, e.request.id);
-    unflushed_transfers_[transfer_key(e.debit_account, e.request.id)] = info;
+    // Only a pending transfer is ever looked up again (by its post, void or expiry).
+    if (e.kind == domain::TransferKind::pending) {
+      unflushed_transfers_[{e.debit_account, e.request.id}] = info;
+    }
   }
   if (e.is_two_phase_resolution()) {
     writer_->delete_expiry(e.debit_account, e.pending_id());
@@ -269,7 +262,7 @@ Status Projector::apply_transfer(std::uint64_t position, const domain::TransferE
     if (!s.is_ok()) return s;
     pending.state = domain::state_after(e.kind);
     writer_->put_transfer(pending);
-    unflushed_transfers_[transfer_key(e.debit_account, e.pending_id())] = pending;
+    unflushed_transfers_[{e.debit_account, e.pending_id()}] = pending;
   }
 
   for (Cached* c : {debit, credit}) {
@@ -361,7 +354,7 @@ Status Projector::day_stats(LedgerId ledger, std::uint32_t day, store::DayStats*
 }
 
 Status Projector::find_transfer(AccountId debit, TransferId id, TransferInfo* out) {
-  const auto it = unflushed_transfers_.find(transfer_key(debit, id));
+  const auto it = unflushed_transfers_.find({debit, id});
   if (it != unflushed_transfers_.end()) {
     *out = it->second;
     return Status::ok();

@@ -27,22 +27,27 @@ struct Db {
   // The read-model database:
   rocksdb::ColumnFamilyHandle* accounts = nullptr;
   rocksdb::ColumnFamilyHandle* transfers = nullptr;
-  rocksdb::ColumnFamilyHandle* transfer_ids = nullptr;
   rocksdb::ColumnFamilyHandle* history = nullptr;
   rocksdb::ColumnFamilyHandle* stats = nullptr;
   rocksdb::ColumnFamilyHandle* ledgers = nullptr;
   rocksdb::ColumnFamilyHandle* expiries = nullptr;
   /// Read models only: they were in another format and were dropped at open (to be rebuilt).
   bool format_reset = false;
+  /// Opened with open_read_only (nothing is written, not even at close).
+  bool read_only = false;
 
   /// The read-model families, in the order rebuild drops them.
   std::vector<rocksdb::ColumnFamilyHandle*> read_models() const {
-    return {accounts, transfers, transfer_ids, history, stats, ledgers, expiries};
+    return {accounts, transfers, history, stats, ledgers, expiries};
   }
 
   static Status open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out);
+  /// Opens an existing database without writing to it (for audits): another format or
+  /// family set is `corruption`, never dropped.
+  static Status open_read_only(const std::string& dir, Kind kind, std::shared_ptr<Db>* out);
   /// One attempt; `*reset` when read models are in another format (the caller drops them).
-  static Status open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out, bool* reset);
+  static Status open_once(const std::string& dir, Kind kind, bool read_only,
+                          std::shared_ptr<Db>* out, bool* reset);
   ~Db();
 };
 

@@ -7,6 +7,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "domain/codec.hpp"
@@ -30,24 +31,47 @@ std::uint64_t decode_key(const rocksdb::Slice& key) {
 }
 
 /// Read models are keyed by an 8-byte prefix (account id, or transfer id) and read within it:
-/// point lookups and per-account scans. A hash of skiplists by that prefix keeps memtable
-/// inserts cheap (one big skiplist made them ~45% of the projector's time), and prefix bloom
-/// filters keep Gets for absent keys cheap.
+/// point lookups and per-account scans. The projector writes each family's updates in key
+/// order, so RocksDB's default skiplist inserts next to the previous key (a hash of skiplists
+/// by prefix made inserts cheaper but re-sorted every memtable at flush: a third of all CPU).
+/// Prefix bloom filters keep Gets for absent keys cheap.
 rocksdb::ColumnFamilyOptions read_model_options() {
   rocksdb::ColumnFamilyOptions o;
   o.write_buffer_size = 64ULL << 20;
   o.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
-  // Full skiplist height: one hot account puts millions of keys under one prefix.
-  o.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1U << 20, 12, 4));
   o.memtable_prefix_bloom_size_ratio = 0.05;
   // Account actors look up transfer ids they no longer hold in memory; most are absent (a new
   // id), and one hot account's prefix is always present: filter whole keys in the memtable too.
   o.memtable_whole_key_filtering = true;
+  // The young levels are rewritten soonest: compressing them costs CPU the writes need.
+  o.compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression,
+                             rocksdb::kSnappyCompression};
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return o;
+}
+
+/// The read-model families after `default`, in the order of Db's handles.
+const std::vector<std::string>& read_model_families() {
+  static const std::vector<std::string> names = {"rm_accounts", "rm_transfers", "rm_history",
+                                                 "rm_stats",    "rm_ledgers",   "rm_expiries"};
+  return names;
+}
+
+/// True when `dir` holds a database whose families are not `default` + `expected` (read
+/// models of another format: they are dropped before the open that would refuse them).
+bool other_families(const std::string& dir, const std::vector<std::string>& expected) {
+  std::vector<std::string> existing;
+  if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &existing).ok()) {
+    return false;  // no database yet (or unreadable: the open says why)
+  }
+  std::vector<std::string> want = expected;
+  want.push_back(rocksdb::kDefaultColumnFamilyName);
+  std::sort(existing.begin(), existing.end());
+  std::sort(want.begin(), want.end());
+  return existing != want;
 }
 
 }  // namespace
@@ -63,7 +87,7 @@ Status from_rocks(const rocksdb::Status& s, std::string_view what) {
 Db::~Db() {
   // A clean close leaves nothing in the write-ahead logs, so the next open need not replay
   // them (with 64 MiB memtables that replay took seconds). A failure here only costs that.
-  if (db) {
+  if (db && !read_only) {
     rocksdb::FlushOptions fo;
     fo.wait = true;
     (void)db->Flush(fo, handles);
@@ -75,22 +99,28 @@ Db::~Db() {
 
 Status Db::open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out) {
   bool reset = false;
-  Status s = open_once(dir, kind, out, &reset);
+  Status s = open_once(dir, kind, /*read_only=*/false, out, &reset);
   if (!reset) return s;
   // Read models are derived from the log: in another format they are dropped and rebuilt.
   s = from_rocks(rocksdb::DestroyDB(dir, rocksdb::Options()), "dropping " + dir);
   if (!s.is_ok()) return s;
-  s = open_once(dir, kind, out, &reset);
+  s = open_once(dir, kind, /*read_only=*/false, out, &reset);
   if (s.is_ok()) (*out)->format_reset = true;
   return s;
 }
 
-Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out, bool* reset) {
+Status Db::open_read_only(const std::string& dir, Kind kind, std::shared_ptr<Db>* out) {
+  bool reset = false;
+  return open_once(dir, kind, /*read_only=*/true, out, &reset);
+}
+
+Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::shared_ptr<Db>* out,
+                     bool* reset) {
   *reset = false;
   Status s;
   rocksdb::DBOptions db_options;
-  db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
+  db_options.create_if_missing = !read_only;
+  db_options.create_missing_column_families = !read_only;
   db_options.max_background_jobs = 2;
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
@@ -108,45 +138,53 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
     families.emplace_back("events", events_options);
     expected_format = std::string(log_format);
   } else {
-    // The hash memtables support concurrent inserts only as skiplists; writes here come from
-    // the projector's one thread anyway.
+    // Writes come from the projector's one thread.
     db_options.allow_concurrent_memtable_write = false;
-    // At most this much memtable across the read-model families: the oldest is flushed when
-    // they reach it, so memory stays bounded, and so does the write-ahead log RocksDB replays
-    // after a crash (192 MiB took 2.1 s to replay; see docs/performance.md).
+    // No write-ahead log (the projector writes with disableWAL): the read models are derived
+    // from the log, and a crash loses only what no flush had written yet, which recovery
+    // replays from the log. Atomic flushes keep every family at the same checkpoint.
+    db_options.atomic_flush = true;
+    // At most this much memtable across the read-model families (then all are flushed), so
+    // memory stays bounded, and so does the log tail a crash leaves to replay.
     db_options.db_write_buffer_size = 64ULL << 20;
-    // The checkpoint's family is written by every batch yet tiny, so it would keep old logs
-    // alive; past this size RocksDB flushes whatever holds the oldest log.
-    db_options.max_total_wal_size = 64ULL << 20;
-    for (const char* name : {"rm_accounts", "rm_transfers", "rm_transfer_ids", "rm_history"}) {
-      families.emplace_back(name, read_model_options());
+    for (std::size_t i = 0; i < read_model_families().size(); ++i) {
+      // The first three hold one or more keys per event; the rest are small.
+      families.emplace_back(read_model_families()[i],
+                            i < 3 ? read_model_options() : rocksdb::ColumnFamilyOptions());
     }
-    families.emplace_back("rm_stats", rocksdb::ColumnFamilyOptions());
-    families.emplace_back("rm_ledgers", rocksdb::ColumnFamilyOptions());
-    families.emplace_back("rm_expiries", rocksdb::ColumnFamilyOptions());
     expected_format = std::string(read_models_format);
+    if (other_families(dir, read_model_families())) {
+      *reset = !read_only;
+      return Status::corruption(dir + " holds other column families than format '" +
+                                expected_format + "'");
+    }
   }
   auto db = std::make_shared<Db>();
   rocksdb::DB* raw = nullptr;
-  s = from_rocks(rocksdb::DB::Open(db_options, dir, families, &db->handles, &raw),
+  s = from_rocks(read_only
+                     ? rocksdb::DB::OpenForReadOnly(db_options, dir, families, &db->handles, &raw)
+                     : rocksdb::DB::Open(db_options, dir, families, &db->handles, &raw),
                  "opening " + dir);
   if (!s.is_ok()) return s;
   db->db.reset(raw);
+  db->read_only = read_only;
   db->meta = db->handles[0];
   if (kind == Kind::event_log) {
     db->events = db->handles[1];
   } else {
     db->accounts = db->handles[1];
     db->transfers = db->handles[2];
-    db->transfer_ids = db->handles[3];
-    db->history = db->handles[4];
-    db->stats = db->handles[5];
-    db->ledgers = db->handles[6];
-    db->expiries = db->handles[7];
+    db->history = db->handles[3];
+    db->stats = db->handles[4];
+    db->ledgers = db->handles[5];
+    db->expiries = db->handles[6];
   }
 
   std::string format;
   const rocksdb::Status got = db->db->Get(rocksdb::ReadOptions(), format_key, &format);
+  if (got.IsNotFound() && read_only) {
+    return Status::corruption(dir + " holds no format key");
+  }
   if (got.IsNotFound()) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -156,8 +194,9 @@ Status Db::open_once(const std::string& dir, Kind kind, std::shared_ptr<Db>* out
     return from_rocks(got, "reading format");
   } else if (format != expected_format) {
     if (kind == Kind::read_models) {
-      *reset = true;
-      return Status::corruption(dir + " holds format '" + format + "'");
+      *reset = !read_only;
+      return Status::corruption(dir + " holds format '" + format + "', expected '" +
+                                expected_format + "'");
     }
     return Status::corruption(dir + " holds format '" + format + "', expected '" + expected_format +
                               "'");

@@ -32,6 +32,12 @@ std::string key2(std::uint64_t a, std::uint64_t b) {
   return k;
 }
 
+/// Transfers are keyed by id first: a lookup by id alone is a scan of one prefix, and a
+/// lookup by (debit account, id) a point read.
+std::string transfer_key(AccountId debit, TransferId id) {
+  return key2(id, debit);
+}
+
 /// Positions are stored inverted so that newest first is a forward scan within the account's
 /// prefix (the hash memtables of the read models serve forward scans only).
 std::string history_key(AccountId account, std::uint64_t position) {
@@ -195,9 +201,46 @@ std::string stats_key(LedgerId ledger, std::uint32_t day) {
 
 }  // namespace
 
+/// The updates of the big families are collected and written in key order: each memtable
+/// insert then starts next to the previous one (the skiplist keeps the last insert's splice),
+/// instead of searching from the top for keys spread over the whole memtable.
 struct ReadModel::Writer::Impl {
+  struct Put {
+    std::string key;
+    std::string value;
+  };
+  enum Family { accounts, transfers, history, families };
   rocksdb::WriteBatch batch;
+  std::vector<Put> puts[families];
+  std::size_t size = 0;
   Db* db = nullptr;
+
+  void add(Family f, std::string key, std::string value) {
+    puts[f].push_back({std::move(key), std::move(value)});
+    ++size;
+  }
+  rocksdb::ColumnFamilyHandle* handle(int f) const {
+    switch (f) {
+      case accounts:
+        return db->accounts;
+      case transfers:
+        return db->transfers;
+      default:
+        return db->history;
+    }
+  }
+  /// Moves the collected updates into `batch`, each family in key order (equal keys keep
+  /// their order: the later update wins).
+  void seal() {
+    for (int f = 0; f < families; ++f) {
+      std::vector<Put>& v = puts[f];
+      std::stable_sort(v.begin(), v.end(),
+                       [](const Put& a, const Put& b) { return a.key < b.key; });
+      for (const Put& p : v) (void)batch.Put(handle(f), p.key, p.value);
+      v.clear();
+    }
+    size = 0;
+  }
 };
 
 ReadModel::ReadModel(std::shared_ptr<Db> db) : db_(std::move(db)) {}
@@ -210,19 +253,27 @@ Status ReadModel::open(const std::string& data_dir, std::unique_ptr<ReadModel>* 
   return Status::ok();
 }
 
+Status ReadModel::open_read_only(const std::string& data_dir, std::unique_ptr<ReadModel>* out) {
+  std::shared_ptr<Db> db;
+  const Status s = Db::open_read_only(data_dir + "/read-models", Db::Kind::read_models, &db);
+  if (!s.is_ok()) return s;
+  *out = std::make_unique<ReadModel>(std::move(db));
+  return Status::ok();
+}
+
 ReadModel::Writer::Writer(const ReadModel& model) : impl_(std::make_unique<Impl>()) {
   impl_->db = model.db_.get();
 }
 ReadModel::Writer::~Writer() = default;
 std::size_t ReadModel::Writer::size() const {
-  return impl_->batch.Count();
+  return impl_->size + impl_->batch.Count();
 }
 
 // Puts into a WriteBatch fail only past its 4 GiB limit; batches here are far smaller.
 void ReadModel::Writer::put_account(const Account& account, std::uint64_t last_position,
                                     std::uint64_t debit_transfers) {
-  (void)impl_->batch.Put(impl_->db->accounts, key1(account.spec.id),
-                         encode_account(account, last_position, debit_transfers));
+  impl_->add(Impl::accounts, key1(account.spec.id),
+             encode_account(account, last_position, debit_transfers));
 }
 void ReadModel::Writer::put_ledger(const Ledger& ledger) {
   (void)impl_->batch.Put(impl_->db->ledgers, key1(ledger.id), encode_ledger(ledger));
@@ -237,15 +288,10 @@ void ReadModel::Writer::set_account_count(std::uint64_t count) {
   (void)impl_->batch.Put(impl_->db->meta, account_count_key, key1(count));
 }
 void ReadModel::Writer::put_transfer(const TransferInfo& t) {
-  (void)impl_->batch.Put(impl_->db->transfers, key2(t.debit_account, t.request.id),
-                         encode_transfer(t));
-}
-void ReadModel::Writer::put_transfer_id(AccountId debit, TransferId id) {
-  (void)impl_->batch.Put(impl_->db->transfer_ids, key2(id, debit), rocksdb::Slice());
+  impl_->add(Impl::transfers, transfer_key(t.debit_account, t.request.id), encode_transfer(t));
 }
 void ReadModel::Writer::put_history(AccountId account, const HistoryEntry& entry) {
-  (void)impl_->batch.Put(impl_->db->history, history_key(account, entry.position),
-                         encode_history(entry));
+  impl_->add(Impl::history, history_key(account, entry.position), encode_history(entry));
 }
 void ReadModel::Writer::put_stats(LedgerId ledger, const DayStats& stats) {
   (void)impl_->batch.Put(impl_->db->stats, stats_key(ledger, stats.day), encode_stats(stats));
@@ -259,8 +305,9 @@ Status ReadModel::write(Writer& writer) {
     if (left == 0) return Status::io_error("writing read models: injected failure");
     if (fail_after_.compare_exchange_weak(left, left - 1)) break;
   }
+  writer.impl_->seal();
   rocksdb::WriteOptions wo;
-  wo.sync = false;
+  wo.disableWAL = true;  // see Db::open_once: a crash replays the log after the checkpoint
   return from_rocks(db_->db->Write(wo, &writer.impl_->batch), "writing read models");
 }
 
@@ -331,7 +378,7 @@ Status ReadModel::transfers(AccountId debit, const std::vector<TransferId>& sort
                             const std::function<void(TransferInfo&& transfer)>& fn) const {
   std::vector<std::string> keys;
   keys.reserve(sorted_ids.size());
-  for (const TransferId id : sorted_ids) keys.push_back(key2(debit, id));
+  for (const TransferId id : sorted_ids) keys.push_back(transfer_key(debit, id));
   return multi_get(*db_->db, db_->transfers, keys, "reading transfers", [&](const std::string& v) {
     TransferInfo t;
     const Status d = decode_transfer(v, &t);
@@ -393,7 +440,7 @@ Status ReadModel::transfer(AccountId debit, TransferId id,
                            std::optional<TransferInfo>* transfer) const {
   std::string v;
   const rocksdb::Status s =
-      db_->db->Get(rocksdb::ReadOptions(), db_->transfers, key2(debit, id), &v);
+      db_->db->Get(rocksdb::ReadOptions(), db_->transfers, transfer_key(debit, id), &v);
   transfer->reset();
   if (s.IsNotFound()) return Status::ok();
   if (!s.ok()) return from_rocks(s, "reading transfer");
@@ -408,15 +455,14 @@ Status ReadModel::transfers_by_id(TransferId id, std::vector<TransferInfo>* out)
   const std::string prefix = key1(id);
   rocksdb::ReadOptions ro;
   ro.prefix_same_as_start = true;
-  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(ro, db_->transfer_ids));
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(ro, db_->transfers));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    if (it->key().size() != 16) return Status::corruption("bad transfer id key");
-    std::optional<TransferInfo> t;
-    const Status s = transfer(get_be64(it->key().data() + 8), id, &t);
+    TransferInfo t;
+    const Status s = decode_transfer(it->value().ToString(), &t);
     if (!s.is_ok()) return s;
-    if (t) out->push_back(*t);
+    out->push_back(std::move(t));
   }
-  return from_rocks(it->status(), "reading transfer ids");
+  return from_rocks(it->status(), "reading transfers");
 }
 
 Status ReadModel::history(AccountId account, const HistoryFilter& filter, std::uint32_t limit,
@@ -505,7 +551,7 @@ Status ReadModel::drop_all() {
 Status ReadModel::dump(const std::function<void(const std::string&, const std::string&,
                                                 const std::string&)>& fn) const {
   rocksdb::ReadOptions all;
-  all.total_order_seek = true;  // across prefixes (slow with hash memtables; tests only)
+  all.total_order_seek = true;  // across prefixes (tests only)
   for (rocksdb::ColumnFamilyHandle* cf : db_->read_models()) {
     std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(all, cf));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {

@@ -3,8 +3,7 @@
 ///
 /// Column families (keys big-endian, so that RocksDB's order is numeric order):
 ///   rm_accounts      account id(8)                -> the account with balances, last position
-///   rm_transfers     debit account(8) + id(8)     -> the transfer and its state
-///   rm_transfer_ids  id(8) + debit account(8)     -> "" (find a transfer by id alone)
+///   rm_transfers     id(8) + debit account(8)     -> the transfer and its state
 ///   rm_history       account(8) + ~position(8)    -> one event that touched the account, with
 ///                                                    the account's balances after it (position
 ///                                                    inverted: newest first is a forward scan)
@@ -14,12 +13,13 @@
 ///                                                    timeout (re-armed when the engine opens)
 ///   default          "checkpoint"                 -> position(8): every event up to it is in
 ///                    "accounts"                   -> number of accounts, at the checkpoint
-///                    "format"                     -> "pointex-read-models-2"
-/// They live in their own RocksDB database, `<data_dir>/read-models`, with its own write-ahead
-/// log and write queue, so projecting never delays the event log's commits.
-/// Every update is written in one WriteBatch together with the new checkpoint, so the read
-/// models are always exactly the fold of the log up to the checkpoint: a crash never applies
-/// an event twice or skips one.
+///                    "format"                     -> "pointex-read-models-3"
+/// They live in their own RocksDB database, `<data_dir>/read-models`, with its own write
+/// queue, so projecting never delays the event log's commits.
+/// Every update is written in one WriteBatch together with the new checkpoint, without a
+/// write-ahead log, and the families are flushed atomically: after a crash the read models are
+/// exactly the fold of the log up to the checkpoint of the last flush (no event applied twice
+/// or skipped), and recovery replays the log after it.
 
 #include <atomic>
 #include <cstdint>
@@ -81,6 +81,9 @@ class ReadModel {
   /// Opens (creating if missing) the read models of the data dir `data_dir`, in
   /// `<data_dir>/read-models`.
   [[nodiscard]] static Status open(const std::string& data_dir, std::unique_ptr<ReadModel>* out);
+  /// Opens existing read models without writing (audits): another format is `corruption`.
+  [[nodiscard]] static Status open_read_only(const std::string& data_dir,
+                                             std::unique_ptr<ReadModel>* out);
   explicit ReadModel(std::shared_ptr<Db> db);
 
   /// An atomic set of updates.
@@ -96,7 +99,6 @@ class ReadModel {
     void delete_expiry(AccountId debit, TransferId id);
     void set_account_count(std::uint64_t count);
     void put_transfer(const TransferInfo& transfer);
-    void put_transfer_id(AccountId debit, TransferId id);
     void put_history(AccountId account, const HistoryEntry& entry);
     void put_stats(LedgerId ledger, const DayStats& stats);
     void set_checkpoint(std::uint64_t position);
