@@ -184,6 +184,7 @@ TEST_CASE("pointexd: ledgers, accounts, transfers, history, close over HTTP", "[
   CHECK(a.text.find("\npointex_accounts_passivated 0\n") != std::string::npos);
   CHECK(a.text.find("\npointex_event_log_failed 0\n") != std::string::npos);
   CHECK(a.text.find("\npointex_read_models_failed 0\n") != std::string::npos);
+  CHECK(a.text.find("\npointex_async_reads 0\n") != std::string::npos);
   CHECK(d.signal_and_wait(SIGTERM) == 0);
 }
 
