@@ -196,6 +196,17 @@ TEST_CASE("config: defaults, overrides, precise errors", "[server]") {
   CHECK(c.engine.account_idle_s == 60);
   CHECK(c.engine.accounts_in_memory_max == EngineOptions{}.accounts_in_memory_max);
   CHECK(c.api_keys.at(0).ledgers == std::vector<LedgerId>{1, 3});
+  CHECK(c.engine.read_threads == EngineOptions{}.read_threads);
+
+  // The engine's reader threads and read queue, and their old server-side names.
+  Config r;
+  REQUIRE(parse_config(R"({"engine":{"read_threads":3,"async_reads_max":100}})", &r, &err));
+  CHECK(r.engine.read_threads == 3);
+  CHECK(r.engine.async_reads_max == 100);
+  Config old;
+  REQUIRE(parse_config(R"({"server":{"worker_threads":5,"worker_queue_max":7}})", &old, &err));
+  CHECK(old.engine.read_threads == 5);
+  CHECK(old.engine.async_reads_max == 7);
 
   struct Bad {
     const char* text;

@@ -115,10 +115,10 @@ void ReadScheduler::run() {
     if (!ready_.empty()) {
       Ready r = std::move(ready_.front());
       ready_.pop_front();
+      jobs_.fetch_sub(1);  // counted while queued or waiting, not while running
       lock.unlock();
       r.job(status_of(r));
       r.job = nullptr;  // whatever it captured is released outside the lock
-      jobs_.fetch_sub(1);
       lock.lock();
       continue;
     }

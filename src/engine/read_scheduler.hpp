@@ -52,7 +52,7 @@ class ReadScheduler {
   /// Idempotent. The read models must stay open until it returns.
   void stop();
 
-  /// Jobs queued or waiting.
+  /// Jobs queued or waiting (a running job no longer counts: a caller it answered sees 0).
   std::uint64_t jobs() const { return jobs_.load(std::memory_order_relaxed); }
 
  private:
