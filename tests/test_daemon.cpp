@@ -160,6 +160,12 @@ TEST_CASE("pointexd: ledgers, accounts, transfers, history, close over HTTP", "[
   a = call(c, "POST", "/v1/accounts/2004/close");
   CHECK(a.status == 200);
   CHECK(a.body["flags"] == json{"closed"});
+  // The close answers its position: a read at it sees the account closed.
+  REQUIRE(a.body["position"].is_number_unsigned());
+  const std::string closed_at = a.body["position"].dump();
+  a = call(c, "GET", "/v1/accounts/2004?min_position=" + closed_at);
+  CHECK(a.status == 200);
+  CHECK(a.body["flags"] == json{"closed"});
   CHECK(call(c, "POST", "/v1/accounts/2004/close").status == 200);
   CHECK(call(c, "POST", "/v1/accounts/4242/close").status == 404);
   CHECK(call(c, "POST", "/v1/transfers", transfer(9, 1000, 2004, 1).dump()).body[0]["result"] ==
@@ -178,6 +184,7 @@ TEST_CASE("pointexd: ledgers, accounts, transfers, history, close over HTTP", "[
   CHECK(a.text.find("\npointex_accounts_passivated 0\n") != std::string::npos);
   CHECK(a.text.find("\npointex_event_log_failed 0\n") != std::string::npos);
   CHECK(a.text.find("\npointex_read_models_failed 0\n") != std::string::npos);
+  CHECK(a.text.find("\npointex_async_reads 0\n") != std::string::npos);
   CHECK(d.signal_and_wait(SIGTERM) == 0);
 }
 
@@ -253,6 +260,14 @@ TEST_CASE("pointexd: no key, bad key, issuer outside its ledgers: refused, nothi
     if (e["type"] == "account_created") CHECK(e["account"]["ledger"] == 1);
   }
   CHECK(transfers == 1);
+  CHECK(a.body["next"] == json::parse(p70));  // it looked up to the tail
+  // After the issuer's last event only other ledgers' follow: an empty page whose `next` is
+  // the tail (read on from there), not `after`.
+  const json last_mine = a.body["events"].back()["position"];
+  REQUIRE(last_mine < json::parse(p70));
+  a = call(c, "GET", "/v1/events?limit=1000&after=" + last_mine.dump(), {}, issuer);
+  CHECK(a.body["events"].empty());
+  CHECK(a.body["next"] == json::parse(p70));
   a = call(c, "GET", "/v1/transfers/70?min_position=" + p70, {}, issuer);
   CHECK(a.status == 403);
   CHECK(d.signal_and_wait(SIGTERM) == 0);

@@ -339,6 +339,60 @@ TEST_CASE("closing accounts", "[engine]") {
   CHECK(submit_one(*e, single(5, issuer, alice, 1)) == TransferResult::account_closed);
 }
 
+TEST_CASE("an asynchronous close answers the close's position, for read-your-writes",
+          "[engine][async]") {
+  using pointex::test::Awaited;
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  REQUIRE(submit_one(*e, single(1, issuer, alice, 100)) == TransferResult::ok);
+  Awaited<CloseOutcome> refused;
+  e->close_account(alice, refused.callback());
+  const CloseOutcome not_empty = refused.value();
+  CHECK(not_empty.result == CloseResult::account_not_empty);
+  CHECK(not_empty.position == 0);
+  REQUIRE(submit_one(*e, single(2, alice, issuer, 100)) == TransferResult::ok);
+  const std::uint64_t before = e->stats().committed_position;
+
+  Awaited<CloseOutcome> closed;
+  e->close_account(alice, closed.callback());
+  const CloseOutcome outcome = closed.value();
+  REQUIRE(outcome.result == CloseResult::ok);
+  CHECK(outcome.account.closed());
+  CHECK(outcome.position == before + 1);  // the close event itself
+  std::optional<Account> read;
+  REQUIRE(e->read_account(alice, outcome.position, &read).is_ok());
+  REQUIRE(read.has_value());
+  CHECK(read->closed());
+
+  Awaited<CloseOutcome> again;
+  e->close_account(alice, again.callback());
+  const CloseOutcome repeated = again.value();
+  CHECK(repeated.result == CloseResult::ok);
+  CHECK(repeated.position >= outcome.position);
+
+  Awaited<CloseOutcome> missing;
+  e->close_account(999, missing.callback());
+  CHECK(missing.value().result == CloseResult::account_not_found);
+}
+
+TEST_CASE("an asynchronous ledger creation answers once durable, and exists behind it",
+          "[engine][async]") {
+  using pointex::test::Awaited;
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  Awaited<LedgerResult> created;
+  Awaited<LedgerResult> again;
+  Awaited<LedgerResult> bad;
+  e->create_ledger({7, "SEVEN", "Seven", 0, 0}, created.callback());
+  e->create_ledger({7, "SEVEN", "Seven", 0, 0}, again.callback());
+  e->create_ledger({8, "bad code", "", 0, 0}, bad.callback());
+  CHECK(created.value() == LedgerResult::ok);
+  CHECK(again.value() == LedgerResult::exists);
+  CHECK(bad.value() == LedgerResult::code_invalid);
+  CHECK(e->ledger(7).has_value());
+}
+
 namespace pointex {
 struct EngineTestAccess {
   static store::EventLog& log(Engine& e) { return *e.impl_->log; }

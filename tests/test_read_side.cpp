@@ -3,6 +3,7 @@
 
 #include <rocksdb/db.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <map>
@@ -644,4 +645,250 @@ TEST_CASE("verify changes nothing: read models of another format are a problem, 
   { auto e = open_engine(dir.path(), clock.fn()); }
   REQUIRE(Engine::verify(dir.path(), &report).is_ok());
   CHECK(report.ok);
+}
+
+using pointex::test::Awaited;
+using pointex::test::open_engine_with;
+
+TEST_CASE("an asynchronous read waits in a list, not on a thread, and the projector answers it",
+          "[read][async]") {
+  TempDir dir;
+  auto e = open_engine_with(dir.path(), [](EngineOptions& o) {
+    o.read_threads = 1;
+    o.read_wait_ms_max = 600'000;  // only the projector's progress can answer these
+  });
+  setup(*e);
+  const std::uint64_t committed = e->stats().committed_position;
+  // More waiting reads than reader threads: each waits without a thread of its own.
+  constexpr int waiting = 50;
+  std::vector<std::unique_ptr<Awaited<std::optional<Account>>>> reads;
+  for (int i = 0; i < waiting; ++i) {
+    reads.push_back(std::make_unique<Awaited<std::optional<Account>>>());
+    e->read_account(alice, committed + 3, reads.back()->callback());
+  }
+  Awaited<std::vector<TransferInfo>> found;
+  e->find_transfers(3, committed + 3, found.callback());
+  Awaited<HistoryPage> history;
+  HistoryQuery q;
+  q.account = alice;
+  q.min_position = committed + 3;
+  e->account_history(q, history.callback());
+  CHECK_FALSE(reads.front()->ready(std::chrono::milliseconds(50)));
+  CHECK(e->stats().async_reads == waiting + 2);
+
+  for (TransferId id = 1; id <= 3; ++id) submit_ok(*e, single(id, issuer, alice, 10));
+  for (auto& r : reads) {
+    const std::optional<Account> a = r->value();
+    REQUIRE(a.has_value());
+    CHECK(a->credits_posted == 30);  // it read after the position was there
+    CHECK(r->thread() != std::this_thread::get_id());
+  }
+  const std::vector<TransferInfo> transfers = found.value();
+  REQUIRE(transfers.size() == 1);
+  CHECK(transfers[0].debit_account == issuer);
+  CHECK(history.value().events.size() == 3);
+  CHECK(e->stats().async_reads == 0);
+
+  // Already there: answered at once (on a reader thread).
+  Awaited<std::optional<TransferInfo>> t;
+  e->read_transfer(issuer, 2, committed + 2, t.callback());
+  const std::optional<TransferInfo> info = t.value();
+  REQUIRE(info.has_value());
+  CHECK(info->amount == 10);
+}
+
+TEST_CASE("an asynchronous read for a position not reached in time answers timed_out",
+          "[read][async]") {
+  TempDir dir;
+  auto e = open_engine_with(dir.path(), [](EngineOptions& o) { o.read_wait_ms_max = 100; });
+  setup(*e);
+  const std::uint64_t future_position = e->stats().committed_position + 1000;
+  Awaited<std::optional<Account>> a;
+  e->read_account(alice, future_position, a.callback());
+  Awaited<std::vector<LedgerDayStats>> stats;
+  e->ledger_stats(mall, 0, 1, future_position, stats.callback());
+  REQUIRE(a.ready());
+  auto [s, account] = a.get();
+  CHECK(s.code() == Status::Code::timed_out);
+  CHECK_FALSE(account.has_value());
+  CHECK(stats.status().code() == Status::Code::timed_out);
+  CHECK(e->stats().async_reads == 0);
+  // Bad arguments are answered at once, on the caller's thread.
+  Awaited<HistoryPage> bad;
+  HistoryQuery q;
+  q.account = alice;
+  q.limit = 0;
+  e->account_history(q, bad.callback());
+  REQUIRE(bad.ready(std::chrono::milliseconds(0)));
+  CHECK(bad.thread() == std::this_thread::get_id());
+  CHECK(bad.status().code() == Status::Code::invalid_argument);
+}
+
+TEST_CASE("asynchronous reads past async_reads_max are refused, and closing answers the rest",
+          "[read][async]") {
+  TempDir dir;
+  auto e = open_engine_with(dir.path(), [](EngineOptions& o) {
+    o.async_reads_max = 2;
+    o.read_wait_ms_max = 600'000;
+  });
+  setup(*e);
+  const std::uint64_t future_position = e->stats().committed_position + 1000;
+  Awaited<std::optional<Account>> first;
+  Awaited<std::optional<Account>> second;
+  Awaited<std::optional<Account>> third;
+  e->read_account(alice, future_position, first.callback());
+  e->read_account(bob, future_position, second.callback());
+  e->read_account(bob, future_position, third.callback());
+  REQUIRE(third.ready(std::chrono::milliseconds(0)));
+  CHECK(third.status().code() == Status::Code::overloaded);
+  CHECK_FALSE(first.ready(std::chrono::milliseconds(20)));
+  e.reset();
+  REQUIRE(first.ready(std::chrono::milliseconds(0)));
+  CHECK(first.status().code() == Status::Code::shutting_down);
+  CHECK(second.status().code() == Status::Code::shutting_down);
+}
+
+TEST_CASE("read_events with a ledger filter skips other ledgers and bounds what it looks at",
+          "[feed]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  constexpr LedgerId air = 2;
+  LedgerResult lr{};
+  REQUIRE(e->create_ledger({air, "AIR", "Air", 0, 0}, &lr).is_ok());
+  std::vector<AccountResult> created;
+  REQUIRE(e->create_accounts({{30, air, AccountKind::issuer, 0, 0, "air"},
+                              {31, air, AccountKind::member, 0, 0, "carol"}},
+                             &created)
+              .is_ok());
+  for (TransferId id = 1; id <= 20; ++id) submit_ok(*e, single(id, issuer, alice, 1));
+  Transfer t = single(1, 30, 31, 5);
+  t.ledger = air;
+  submit_ok(*e, t);
+  t.id = 2;
+  t.debit_account = 31;
+  t.credit_account = 30;
+  submit_ok(*e, t);
+  CloseResult r{};
+  Account closed;
+  REQUIRE(e->close_account(31, &r, &closed).is_ok());
+  REQUIRE(r == CloseResult::ok);
+  const std::uint64_t end = e->stats().committed_position;
+  std::optional<Account> ignored;
+  REQUIRE(e->read_account(alice, end, &ignored).is_ok());
+
+  EventQuery q;
+  q.ledgers = {air};
+  q.limit = 100;
+  EventPage page;
+  REQUIRE(e->read_events(q, &page).is_ok());
+  std::vector<FeedEvent::Type> types;
+  for (const FeedEvent& ev : page.events) types.push_back(ev.type);
+  CHECK(types == std::vector<FeedEvent::Type>{
+                     FeedEvent::Type::ledger_created, FeedEvent::Type::account_created,
+                     FeedEvent::Type::account_created, FeedEvent::Type::transfer,
+                     FeedEvent::Type::transfer, FeedEvent::Type::account_closed});
+  CHECK(page.events[3].credit.account == 31);
+  CHECK(page.events[3].credit.credits_posted == 5);
+  CHECK(page.next_after_position == end);
+
+  // A limit stops right after the last event returned.
+  q.limit = 2;
+  REQUIRE(e->read_events(q, &page).is_ok());
+  REQUIRE(page.events.size() == 2);
+  CHECK(page.next_after_position == page.events.back().position);
+
+  // scan_max bounds the events looked at, matching or not; paging on finds everything.
+  q.limit = 100;
+  q.scan_max = 4;
+  std::vector<FeedEvent> all;
+  for (int pages = 0; pages < 100 && q.after_position < end; ++pages) {
+    REQUIRE(e->read_events(q, &page).is_ok());
+    CHECK(page.next_after_position <= q.after_position + 4);
+    CHECK(page.next_after_position > q.after_position);
+    all.insert(all.end(), page.events.begin(), page.events.end());
+    q.after_position = page.next_after_position;
+  }
+  CHECK(all.size() == 6);
+  // At the tail: an empty page that stays where it was.
+  REQUIRE(e->read_events(q, &page).is_ok());
+  CHECK(page.events.empty());
+  CHECK(page.next_after_position == end);
+
+  Awaited<EventPage> async;
+  EventQuery mall_only;
+  mall_only.ledgers = {mall};
+  mall_only.limit = 1000;
+  e->read_events(mall_only, async.callback());
+  CHECK(async.value().events.size() == 1 + 4 + 20);  // the ledger, its accounts, its transfers
+}
+
+TEST_CASE("account_ledgers answers from memory, and from the read models after a reopen",
+          "[read]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  Awaited<std::vector<LedgerId>> in_memory;
+  e->account_ledgers({alice, issuer}, in_memory.callback());
+  REQUIRE(in_memory.ready(std::chrono::milliseconds(0)));  // answered on the caller's thread
+  CHECK(in_memory.thread() == std::this_thread::get_id());
+  CHECK(in_memory.value() == std::vector<LedgerId>{mall, mall});
+  Awaited<std::vector<LedgerId>> unknown;  // not in memory: looked up in the read models
+  e->account_ledgers({alice, 999, issuer}, unknown.callback());
+  CHECK(unknown.value() == std::vector<LedgerId>{mall, 0, mall});
+  e.reset();
+  e = open_engine(dir.path());  // nothing is loaded up front
+  Awaited<std::vector<LedgerId>> loaded;
+  e->account_ledgers({bob, 12345}, loaded.callback());
+  CHECK(loaded.value() == std::vector<LedgerId>{mall, 0});
+}
+
+TEST_CASE("asynchronous reads racing commits from several threads are each answered once, ok",
+          "[read][async]") {
+  TempDir dir;
+  auto e = open_engine_with(dir.path(), [](EngineOptions& o) {
+    o.threads = 2;
+    o.read_wait_ms_max = 600'000;  // every read's position is reached below
+  });
+  setup(*e);
+  constexpr int threads = 4;
+  constexpr int per_thread = 100;
+  constexpr std::uint64_t ahead_max = 3;
+  std::atomic<int> answered{0};
+  std::atomic<int> failed{0};
+  std::atomic<std::uint64_t> highest{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < threads; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < per_thread; ++i) {
+        std::vector<TransferOutcome> out;
+        const TransferId id = static_cast<TransferId>(w * per_thread + i + 1);
+        if (!e->submit_transfers({single(id, issuer, alice, 1)}, &out).is_ok() ||
+            out[0].result != TransferResult::ok) {
+          failed.fetch_add(1);
+          continue;
+        }
+        // Some positions already included, some not yet committed: both kinds wait or not.
+        const std::uint64_t wanted = out[0].position + static_cast<std::uint64_t>(i) % ahead_max;
+        std::uint64_t seen = highest.load();
+        while (seen < wanted && !highest.compare_exchange_weak(seen, wanted)) {
+        }
+        e->read_account(alice, wanted, [&](const Status& s, std::optional<Account> a) {
+          if (!s.is_ok() || !a || a->credits_posted == 0) failed.fetch_add(1);
+          answered.fetch_add(1);
+        });
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  // Commit past the highest position any read asked for.
+  for (TransferId id = 10'000; e->stats().committed_position < highest.load(); ++id) {
+    submit_ok(*e, single(id, issuer, bob, 1));
+  }
+  for (int i = 0; i < 3000 && answered.load() < threads * per_thread; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(answered.load() == threads * per_thread);
+  CHECK(failed.load() == 0);
+  CHECK(e->stats().async_reads == 0);
 }

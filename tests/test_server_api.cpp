@@ -78,6 +78,59 @@ TEST_CASE("transfer bodies: u64 numbers only, unknown fields and flags rejected"
   CHECK(err.error == "batch_too_large");
 }
 
+TEST_CASE("transfer bodies read in one pass give what the JSON tree path gives, errors included",
+          "[server]") {
+  const std::vector<std::string> bodies = {
+      R"({"id":1,"debit_account":2,"credit_account":3,"amount":4,"ledger":5,"code":6})",
+      R"([{"id":1,"debit_account":2,"credit_account":3,"amount":4,"ledger":5,"code":65535,
+           "flags":["pending"],"timeout_s":4294967295,"user_data":18446744073709551615},
+          {"id":2,"pending_id":1,"flags":["post_pending","post_pending"]}])",
+      R"({"id":1,"id":2,"flags":["pending"],"flags":["void_pending"]})",
+      R"([])",
+      R"({})",
+      R"([{}])",
+      R"([1,2,3])",
+      R"(null)",
+      R"("x")",
+      R"([[{"id":1}]])",
+      R"({"id":1,"extra":2})",
+      R"({"id":"1"})",
+      R"({"id":-1})",
+      R"({"id":1.5})",
+      R"({"id":18446744073709551616})",
+      R"({"code":65536})",
+      R"({"timeout_s":4294967296})",
+      R"({"flags":"pending"})",
+      R"({"flags":["pending",1]})",
+      R"({"flags":["sometimes"]})",
+      R"({"flags":[["pending"]]})",
+      R"({"id":{"a":1}})",
+      R"({"id":1} {"id":2})",
+      R"({"id":1,)",
+      R"([{"id":1},{"id":2},{"id":3}])",
+      R"([[[[[[[[[[1]]]]]]]]]])",
+      R"({"id":true})",
+      R"({"id":null})",
+      "",
+  };
+  for (const std::string& body : bodies) {
+    INFO(body);
+    std::vector<Transfer> fast;
+    std::vector<Transfer> tree;
+    ApiError fast_err;
+    ApiError tree_err;
+    const bool fast_ok = parse_transfers(body, 2, &fast, &fast_err);
+    json j;
+    const bool tree_ok = parse_body(body, &j, &tree_err) && map_transfers(j, 2, &tree, &tree_err);
+    REQUIRE(fast_ok == tree_ok);
+    CHECK(fast == tree);
+    CHECK(fast_err.status == tree_err.status);
+    CHECK(fast_err.error == tree_err.error);
+    CHECK(fast_err.message == tree_err.message);
+    CHECK(fast_err.field == tree_err.field);
+  }
+}
+
 TEST_CASE("account bodies: flags default by kind when absent, as given when present", "[server]") {
   std::vector<AccountSpec> a;
   ApiError err;
@@ -143,6 +196,17 @@ TEST_CASE("config: defaults, overrides, precise errors", "[server]") {
   CHECK(c.engine.account_idle_s == 60);
   CHECK(c.engine.accounts_in_memory_max == EngineOptions{}.accounts_in_memory_max);
   CHECK(c.api_keys.at(0).ledgers == std::vector<LedgerId>{1, 3});
+  CHECK(c.engine.read_threads == EngineOptions{}.read_threads);
+
+  // The engine's reader threads and read queue, and their old server-side names.
+  Config r;
+  REQUIRE(parse_config(R"({"engine":{"read_threads":3,"async_reads_max":100}})", &r, &err));
+  CHECK(r.engine.read_threads == 3);
+  CHECK(r.engine.async_reads_max == 100);
+  Config old;
+  REQUIRE(parse_config(R"({"server":{"worker_threads":5,"worker_queue_max":7}})", &old, &err));
+  CHECK(old.engine.read_threads == 5);
+  CHECK(old.engine.async_reads_max == 7);
 
   struct Bad {
     const char* text;
@@ -172,7 +236,8 @@ namespace {
 
 /// An Api on a real engine, called without sockets.
 struct ApiFixture {
-  explicit ApiFixture(std::uint32_t requests_max = 4096, std::uint32_t transfers_max = 1U << 20) {
+  explicit ApiFixture(std::uint32_t requests_max = 4096, std::uint32_t transfers_max = 1U << 20,
+                      std::uint32_t read_wait_ms = 300) {
     Config c;
     c.server.inflight_requests_max = requests_max;
     c.engine.inflight_transfers_max = transfers_max;
@@ -180,19 +245,29 @@ struct ApiFixture {
     c.engine.data_dir = dir.path();
     c.engine.threads = 2;
     c.server.body_bytes_max = 1024;
-    c.server.worker_threads = 2;
-    c.engine.read_wait_ms_max = 300;
+    c.engine.read_threads = 2;
+    c.engine.read_wait_ms_max = read_wait_ms;
     c.api_keys = {{admin_key, Role::admin, {}}, {issuer_key, Role::issuer, {1}}};
     REQUIRE(Engine::open(c.engine, &engine).is_ok());
+    options = c.engine;
     api = std::make_unique<Api>(c, &metrics);
   }
   ~ApiFixture() { api.reset(); }
 
-  void call_async(const std::string& method, const std::string& target, std::promise<Response>* p) {
+  /// Closes the engine and opens it again on the same data dir (nothing in memory then).
+  void reopen() {
+    api->set_engine(nullptr);
+    engine.reset();
+    REQUIRE(Engine::open(options, &engine).is_ok());
+    api->set_engine(engine.get());
+  }
+
+  void call_async(const std::string& method, const std::string& target, std::promise<Response>* p,
+                  const char* key = admin_key) {
     Request r;
     r.method = method;
     r.target = target;
-    r.authorization = std::string("Bearer ") + admin_key;
+    r.authorization = std::string("Bearer ") + key;
     api->handle(std::move(r), [p](Response res) { p->set_value(std::move(res)); });
   }
 
@@ -212,6 +287,7 @@ struct ApiFixture {
   }
 
   TempDir dir;
+  EngineOptions options;
   std::unique_ptr<Engine> engine;
   Metrics metrics;
   std::unique_ptr<Api> api;
@@ -254,18 +330,37 @@ TEST_CASE("Api: ready only with an engine, and the check order 404/405, 401/403,
   CHECK(accepted.stream_after == 42);
 }
 
-TEST_CASE("Api: an issuer key outside its ledgers is refused whole and changes nothing",
-          "[server]") {
-  ApiFixture f;
-  f.api->set_engine(f.engine.get());
+namespace {
+
+/// Ledgers 1 (MALL: issuer 10, member 11) and 2 (AIR: issuer 20, member 21).
+void two_ledgers(ApiFixture& f) {
   REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Mall"})").status == 201);
   REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":2,"code":"AIR","name":"Air"})").status == 201);
-  CHECK(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Mall"})").status == 200);
-  CHECK(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Other"})").status == 409);
   REQUIRE(f.call("POST", "/v1/accounts",
                  R"([{"id":10,"ledger":1,"kind":"issuer"},{"id":11,"ledger":1,"kind":"member"},
                      {"id":20,"ledger":2,"kind":"issuer"},{"id":21,"ledger":2,"kind":"member"}])")
               .status == 200);
+}
+
+std::string transfer_body(std::uint64_t id, AccountId debit, AccountId credit, LedgerId ledger) {
+  return json({{"id", id},
+               {"debit_account", debit},
+               {"credit_account", credit},
+               {"amount", 5},
+               {"ledger", ledger},
+               {"code", 1}})
+      .dump();
+}
+
+}  // namespace
+
+TEST_CASE("Api: an issuer key outside its ledgers is refused whole and changes nothing",
+          "[server]") {
+  ApiFixture f;
+  f.api->set_engine(f.engine.get());
+  two_ledgers(f);
+  CHECK(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Mall"})").status == 200);
+  CHECK(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Other"})").status == 409);
 
   // Accounts: one item on ledger 2 refuses the whole batch.
   Response r = f.call(
@@ -367,4 +462,125 @@ TEST_CASE("Api: back-pressure answers 429 and applies nothing", "[server]") {
     REQUIRE(f.engine->lookup_accounts({11}, &found).is_ok());
     CHECK(found[0]->credits_posted == applied);
   }
+}
+
+TEST_CASE("Api: reads waiting for min_position hold no thread and are answered on arrival",
+          "[server]") {
+  ApiFixture f(4096, 1U << 20, 60'000);  // only the position's arrival answers in time
+  f.api->set_engine(f.engine.get());
+  two_ledgers(f);
+  const std::uint64_t next = f.engine->stats().committed_position + 1;
+  // Many more waiting reads than the engine's 2 reader threads.
+  constexpr int reads = 40;
+  std::vector<std::promise<Response>> answers(reads);
+  std::vector<std::future<Response>> futures;
+  for (auto& a : answers) futures.push_back(a.get_future());
+  for (int i = 0; i < reads; ++i) {
+    const std::string target = i % 2 == 0 ? "/v1/accounts/11?min_position=" + std::to_string(next)
+                                          : "/v1/transfers/1?min_position=" + std::to_string(next);
+    f.call_async("GET", target, &answers[i], i % 4 == 1 ? issuer_key : admin_key);
+  }
+  CHECK(futures[0].wait_for(std::chrono::milliseconds(50)) == std::future_status::timeout);
+  // Other requests are served meanwhile.
+  CHECK(f.call("GET", "/v1/accounts/21").status == 200);
+  const Response posted = f.call("POST", "/v1/transfers", transfer_body(1, 10, 11, 1));
+  REQUIRE(posted.status == 200);
+  CHECK(json::parse(posted.body)[0]["position"] == next);
+  for (int i = 0; i < reads; ++i) {
+    REQUIRE(futures[i].wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    const Response r = futures[i].get();
+    REQUIRE(r.status == 200);
+    const json body = json::parse(r.body);
+    if (i % 2 == 0) {
+      CHECK(body["credits_posted"] == 5);
+    } else {
+      CHECK(body["position"] == next);
+    }
+  }
+}
+
+TEST_CASE("Api: a close answers its position, and a read at it shows the account closed",
+          "[server]") {
+  ApiFixture f;
+  f.api->set_engine(f.engine.get());
+  two_ledgers(f);
+  const Response closed = f.call("POST", "/v1/accounts/11/close", {}, issuer_key);
+  REQUIRE(closed.status == 200);
+  const json body = json::parse(closed.body);
+  CHECK(body["flags"] == json::array({"debits_must_not_exceed_credits", "closed"}));
+  const std::uint64_t position = body["position"];
+  CHECK(position == f.engine->stats().committed_position);
+  const Response read =
+      f.call("GET", "/v1/accounts/11?min_position=" + std::to_string(position), {}, issuer_key);
+  REQUIRE(read.status == 200);
+  CHECK(json::parse(read.body)["flags"] ==
+        json::array({"debits_must_not_exceed_credits", "closed"}));
+  CHECK(f.call("POST", "/v1/accounts/99/close", {}, issuer_key).status == 404);
+  CHECK(f.call("POST", "/v1/accounts/99/close").status == 404);
+  CHECK(f.call("GET", "/v1/accounts/99/balances", {}, issuer_key).status == 404);
+}
+
+TEST_CASE("Api: issuer checks hold for accounts in memory and for accounts loaded after a reopen",
+          "[server]") {
+  ApiFixture f;
+  f.api->set_engine(f.engine.get());
+  two_ledgers(f);
+  for (int round = 0; round < 2; ++round) {
+    INFO("round " << round << (round == 1 ? " (after a reopen)" : ""));
+    const std::uint64_t id = 1 + round;
+    CHECK(f.call("POST", "/v1/transfers", transfer_body(id, 20, 21, 0), issuer_key).status == 403);
+    CHECK(f.call("POST", "/v1/transfers", transfer_body(id, 10, 21, 0), issuer_key).status == 403);
+    CHECK(f.call("POST", "/v1/accounts/21/close", {}, issuer_key).status == 403);
+    CHECK(f.call("GET", "/v1/accounts/21/transfers", {}, issuer_key).status == 403);
+    CHECK(f.call("GET", "/v1/accounts/20/balances", {}, issuer_key).status == 403);
+    // An unknown account is the engine's to answer, item by item.
+    Response r = f.call("POST", "/v1/transfers", transfer_body(id, 10, 99, 1), issuer_key);
+    REQUIRE(r.status == 200);
+    CHECK(json::parse(r.body)[0]["result"] == "credit_account_not_found");
+    r = f.call("POST", "/v1/transfers", transfer_body(id, 10, 11, 1), issuer_key);
+    REQUIRE(r.status == 200);
+    CHECK(json::parse(r.body)[0]["result"] == "ok");
+    CHECK(f.call("GET", "/v1/accounts/11/transfers", {}, issuer_key).status == 200);
+    f.reopen();
+  }
+  std::vector<std::optional<Account>> found;
+  REQUIRE(f.engine->lookup_accounts({11, 21}, &found).is_ok());
+  CHECK(found[0]->credits_posted == 10);
+  CHECK(found[1]->credits_posted == 0);
+}
+
+TEST_CASE("Api: an issuer's events page holds its ledgers' events only", "[server]") {
+  ApiFixture f;
+  f.api->set_engine(f.engine.get());
+  two_ledgers(f);
+  for (std::uint64_t id = 1; id <= 5; ++id) {
+    REQUIRE(f.call("POST", "/v1/transfers", transfer_body(id, 20, 21, 2)).status == 200);
+  }
+  const Response last = f.call("POST", "/v1/transfers", transfer_body(1, 10, 11, 1));
+  REQUIRE(last.status == 200);
+  const std::uint64_t end = json::parse(last.body)[0]["position"];
+  REQUIRE(f.call("GET", "/v1/accounts/11?min_position=" + std::to_string(end)).status == 200);
+
+  const Response mine = f.call("GET", "/v1/events?after=0&limit=1000", {}, issuer_key);
+  REQUIRE(mine.status == 200);
+  const json page = json::parse(mine.body);
+  std::vector<std::string> types;
+  for (const json& ev : page["events"]) {
+    types.push_back(ev["type"]);
+    if (ev["type"] == "transfer") CHECK(ev["transfer"]["ledger"] == 1);
+    if (ev["type"] == "account_created") CHECK(ev["account"]["ledger"] == 1);
+  }
+  CHECK(types == std::vector<std::string>{"ledger_created", "account_created", "account_created",
+                                          "transfer"});
+  CHECK(page["next"] == end);
+  const json all = json::parse(f.call("GET", "/v1/events?after=0&limit=1000").body);
+  CHECK(all["events"].size() == 2 + 4 + 6);
+  // Where nothing of its ledgers follows: an empty page, and `next` at the tail.
+  const json rest = json::parse(
+      f.call("GET", "/v1/events?after=" + std::to_string(end - 1), {}, issuer_key).body);
+  CHECK(rest["events"].size() == 1);
+  const json none =
+      json::parse(f.call("GET", "/v1/events?after=" + std::to_string(end), {}, issuer_key).body);
+  CHECK(none["events"].empty());
+  CHECK(none["next"] == end);
 }

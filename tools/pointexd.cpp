@@ -141,8 +141,7 @@ int main(int argc, char** argv) {
   }
   // Normally nothing is left by now. If the drain timed out, answers still to come are posted
   // to the stopped (still alive) io_context and dropped with it at the end.
-  server->stop();       // joins the I/O threads
-  api->stop_workers();  // runs what the workers still have queued, joins them
+  server->stop();  // joins the I/O threads
   const auto t1 = std::chrono::steady_clock::now();
   engine.reset();  // waits for in-flight engine work (its callbacks use the Api), flushes, closes
   spdlog::info(

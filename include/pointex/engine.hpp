@@ -84,6 +84,15 @@ struct EngineOptions {
   /// `Status::timed_out` (HTTP 503 not_caught_up). Default: 5000 ms.
   std::uint32_t read_wait_ms_max = 5000;
 
+  /// Threads that run the asynchronous reads (the callback forms of the read-side calls) once
+  /// the read models include their `min_position`. A read that waits holds no thread: it waits
+  /// in a list that the projector's progress releases. Default: 2.
+  std::uint32_t read_threads = 2;
+
+  /// Asynchronous reads queued or waiting for their `min_position`, across all callers. Past
+  /// it, one fails at once with `Status::overloaded` (back-pressure). Default: 65536.
+  std::uint32_t async_reads_max = 1U << 16;
+
   /// Live events buffered per feed subscriber. A subscriber that falls further behind drops its
   /// buffer and catches up from the log instead (writers never wait for it). Default: 65536.
   std::uint32_t feed_buffer_events_max = 65536;
@@ -118,6 +127,8 @@ struct EngineStats {
   std::uint64_t live_account_actors = 0;
   /// Accounts that left memory (passivation) since the engine opened.
   std::uint64_t accounts_passivated = 0;
+  /// Asynchronous reads queued or waiting for their min_position.
+  std::uint64_t async_reads = 0;
   /// A write to the event log failed: the engine stopped (fail-stop) and refuses commands;
   /// reopen the data dir.
   bool log_failed = false;
@@ -146,6 +157,38 @@ struct HistoryPage {
   std::vector<AccountEvent> events;
   /// Cursor of the next page, 0 when there is none.
   std::uint64_t next_before_position = 0;
+};
+
+/// A page of the feed (read_events), optionally of some ledgers only.
+struct EventQuery {
+  /// Events after this position (0: from the start).
+  std::uint64_t after_position = 0;
+  /// 1 to history_page_max matching events.
+  std::uint32_t limit = 100;
+  /// Only the events of these ledgers (empty: every event): their creation, the creation and
+  /// closing of their accounts, their transfers. Events of other ledgers are skipped before
+  /// their balances are read.
+  std::vector<LedgerId> ledgers;
+  /// Most events looked at for one page, matching or not (0: no bound but the tail). A page
+  /// cut by it may be short, even empty, with `next_after_position` past what was looked at.
+  std::uint64_t scan_max = 0;
+};
+struct EventPage {
+  std::vector<FeedEvent> events;
+  /// Where the next page starts: the position of the last event looked at, matching or not
+  /// (after_position itself when there was nothing after it).
+  std::uint64_t next_after_position = 0;
+};
+
+/// What close_account did.
+struct CloseOutcome {
+  CloseResult result = CloseResult::ok;
+  /// The account after the close (or as it is, when refused).
+  Account account;
+  /// For `ok`: a position whose inclusion in the read models shows the account closed (its
+  /// close event's, or a later one for a repeated close); pass it as `min_position`. 0 when
+  /// refused.
+  std::uint64_t position = 0;
 };
 
 /// What verify() found. `ok` is true when every check passed; `problems` says what did not.
@@ -179,6 +222,9 @@ using TransferCallback =
     std::function<void(const Status& status, std::vector<TransferOutcome> outcomes)>;
 using AccountCallback =
     std::function<void(const Status& status, std::vector<AccountResult> results)>;
+/// Answer of an asynchronous call: `result` is meaningful when `status` is ok.
+template <typename Result>
+using ResultCallback = std::function<void(const Status& status, Result result)>;
 
 class Engine {
  public:
@@ -195,6 +241,10 @@ class Engine {
   /// Creates a ledger and waits until it is durable. Idempotent: the same definition again
   /// answers `exists`. Status is not ok only when the engine stopped or its log failed.
   [[nodiscard]] Status create_ledger(const Ledger& ledger, LedgerResult* result);
+  /// Asynchronous form: the callback runs once the ledger is durable (on the event log's
+  /// writer thread: it must not block), or at once on the caller's thread when nothing is
+  /// written (an invalid definition, a stopped engine).
+  void create_ledger(const Ledger& ledger, ResultCallback<LedgerResult> callback);
   std::vector<Ledger> ledgers() const;
   std::optional<Ledger> ledger(LedgerId id) const;
 
@@ -222,6 +272,16 @@ class Engine {
   /// Closes an account: it takes no new transfers. REQUIRES: balance and pending amounts zero.
   /// Closing a closed account answers ok again. Blocking; `*account` gets the account after.
   [[nodiscard]] Status close_account(AccountId id, CloseResult* result, Account* account);
+  /// Asynchronous form, which also says the position of the close (read-your-writes). The
+  /// callback runs on an engine thread once the close is durable or refused; it must not block.
+  /// A stopped engine answers at once on the caller's thread.
+  void close_account(AccountId id, ResultCallback<CloseOutcome> callback);
+
+  /// The ledger of each account (0 where no such account exists), in order: for access
+  /// checks, cheaper than lookup_accounts (no message to the accounts' actors). The callback
+  /// runs on the caller's thread when every account is in memory, else on a reader thread
+  /// after reading the others' definitions from the read models; it must not block.
+  void account_ledgers(std::vector<AccountId> ids, ResultCallback<std::vector<LedgerId>> callback);
 
   /// Looks up accounts by id; `nullopt` where no such account exists. Balances include
   /// transfers decided but still being made durable; a transfer answered `ok` is always in.
@@ -250,6 +310,22 @@ class Engine {
   [[nodiscard]] Status ledger_stats(LedgerId ledger, std::uint32_t from_day, std::uint32_t to_day,
                                     std::uint64_t min_position, std::vector<LedgerDayStats>* days);
 
+  /// Asynchronous forms of the reads above: nothing blocks the caller and no thread waits.
+  /// The callback runs on one of `read_threads` reader threads once the read models include
+  /// `min_position` (the read done there), or with `timed_out` after `read_wait_ms_max`; it
+  /// must not block. A refusal decided at once (invalid arguments, a stopped engine, more than
+  /// `async_reads_max` reads queued: `overloaded`) is answered on the caller's thread.
+  void read_account(AccountId id, std::uint64_t min_position,
+                    ResultCallback<std::optional<Account>> callback);
+  void read_transfer(AccountId debit_account, TransferId id, std::uint64_t min_position,
+                     ResultCallback<std::optional<TransferInfo>> callback);
+  void find_transfers(TransferId id, std::uint64_t min_position,
+                      ResultCallback<std::vector<TransferInfo>> callback);
+  void account_history(const HistoryQuery& query, ResultCallback<HistoryPage> callback);
+  void ledger_stats(LedgerId ledger, std::uint32_t from_day, std::uint32_t to_day,
+                    std::uint64_t min_position,
+                    ResultCallback<std::vector<LedgerDayStats>> callback);
+
   /// Subscribes to committed events after `after_position` (0: from the start): first the ones
   /// already in the log, then live ones, in commit order, without gaps or repeats. Events are
   /// delivered once the read models include them. REQUIRES: the subscription is destroyed
@@ -262,6 +338,10 @@ class Engine {
   /// page means the caller is at the tail; pass the last event's position as the next `after`.
   [[nodiscard]] Status read_events(std::uint64_t after_position, std::uint32_t limit,
                                    std::vector<FeedEvent>* events);
+  /// Same, with a ledger filter and a bound on the events looked at (EventQuery).
+  [[nodiscard]] Status read_events(const EventQuery& query, EventPage* page);
+  /// Asynchronous form: runs on a reader thread (see the asynchronous reads above).
+  void read_events(EventQuery query, ResultCallback<EventPage> callback);
 
   /// Offline (the data dir must not be open): drops every read model and rebuilds it by
   /// replaying the event log, logging progress.

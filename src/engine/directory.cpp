@@ -23,6 +23,15 @@ AccountEntry* Directory::find(AccountId id) {
   return entry;
 }
 
+bool Directory::ledger_of(AccountId id, LedgerId* ledger) const {
+  const Stripe& s = stripes_[stripe_of(id)];
+  std::lock_guard<std::mutex> lock(s.mutex);
+  const auto it = s.entries.find(id);
+  if (it == s.entries.end()) return false;
+  *ledger = it->second->spec.ledger;
+  return true;
+}
+
 Status Directory::lookup(AccountId id, AccountEntry** entry) {
   {
     const Stripe& s = stripes_[stripe_of(id)];

@@ -126,6 +126,8 @@ class Directory {
   /// The entry of `id`, pinned (the caller unpins it), loading it if needed; null if there is
   /// no such account, or (logged) if loading failed.
   AccountEntry* find(AccountId id);
+  /// The ledger of `id` if the account is in memory (no load, no pin); false otherwise.
+  bool ledger_of(AccountId id, LedgerId* ledger) const;
   /// Same, with the loader's failure as status.
   [[nodiscard]] Status lookup(AccountId id, AccountEntry** entry);
   /// Inserts a new entry holding `state` (dormant); returns it pinned, or the existing entry

@@ -72,6 +72,10 @@ Status validate_options(const EngineOptions& o) {
         "feed_buffer_events_max and feed_batch_events_max must be "
         "at least 1");
   }
+  if (o.read_threads == 0 || o.read_threads > threads_limit) {
+    return Status::invalid_argument("read_threads must be 1-" + std::to_string(threads_limit));
+  }
+  if (o.async_reads_max == 0) return Status::invalid_argument("async_reads_max must be at least 1");
   if (o.read_wait_ms_max > read_wait_ms_limit) {
     return Status::invalid_argument("read_wait_ms_max must be at most " +
                                     std::to_string(read_wait_ms_limit));
@@ -79,12 +83,13 @@ Status validate_options(const EngineOptions& o) {
   return Status::ok();
 }
 
-/// A chunk whose completion a caller waits for.
-class WaitedChunk final : public store::JournalChunk {
+/// A ledger's creation (or, for an `exists` answer, a barrier behind the original).
+class LedgerChunk final : public store::JournalChunk {
  public:
-  std::promise<Status> done;
-  void on_durable() override { done.set_value(Status::ok()); }
-  void on_failed(const Status& status) override { done.set_value(status); }
+  LedgerResult result = LedgerResult::ok;
+  ResultCallback<LedgerResult> callback;
+  void on_durable() override { callback(Status::ok(), result); }
+  void on_failed(const Status& status) override { callback(status, result); }
 };
 
 class AccountsChunk final : public store::JournalChunk {
@@ -201,6 +206,11 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
                                               impl->options.feed_buffer_events_max,
                                               impl->options.feed_batch_events_max);
   impl->projector->set_feed(impl->feed.get());
+  impl->reads = std::make_unique<engine::ReadScheduler>(
+      *impl->projector, impl->options.read_threads,
+      std::chrono::milliseconds(impl->options.read_wait_ms_max), impl->options.async_reads_max);
+  engine::ReadScheduler* reads = impl->reads.get();
+  impl->projector->set_on_progress([reads] { reads->progressed(); });
   // The projector catches up from its checkpoint on its own thread: open does not wait.
   impl->projector->start(impl->options.recovery_progress_events);
   store::JournalOptions jo;
@@ -254,6 +264,7 @@ Engine::~Engine() {
   core.journal->stop();
   core.projector->stop();  // applies every group the journal handed over
   core.feed->stop_all();
+  core.reads->stop();  // answers the reads still waiting, runs the queued ones
   core.directory.for_each([](engine::AccountEntry& entry) {
     std::lock_guard<std::mutex> lock(entry.mutex);
     entry.spawned.store(false, std::memory_order_release);
@@ -264,6 +275,7 @@ Engine::~Engine() {
   core.journal.reset();
   core.feed.reset();
   core.projector.reset();
+  core.reads.reset();
   core.read_model.reset();
   core.log.reset();
 }
@@ -273,32 +285,45 @@ const EngineOptions& Engine::options() const {
 }
 
 Status Engine::create_ledger(const Ledger& ledger, LedgerResult* result) {
+  std::promise<Status> done;
+  std::future<Status> f = done.get_future();
+  create_ledger(ledger, [&](const Status& s, LedgerResult r) {
+    *result = r;
+    done.set_value(s);
+  });
+  return wait(f);
+}
+
+void Engine::create_ledger(const Ledger& ledger, ResultCallback<LedgerResult> callback) {
   Impl& core = *impl_;
-  if (core.stopping.load()) return Status::shutting_down("engine is closing");
-  *result = domain::validate_ledger(ledger);
-  if (*result != LedgerResult::ok) return Status::ok();
-  auto chunk = std::make_unique<WaitedChunk>();
-  std::future<Status> done = chunk->done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(core.ledgers_mutex);
-    const auto it = core.ledgers.find(ledger.id);
-    const auto code = core.ledger_codes.find(ledger.code);
-    if (it != core.ledgers.end()) {
-      *result = it->second.same_definition(ledger) ? LedgerResult::exists
-                                                   : LedgerResult::exists_with_different_fields;
-    } else if (code != core.ledger_codes.end()) {
-      *result = LedgerResult::code_taken;
-    } else {
-      Ledger stored = ledger;
-      chunk->events.emplace_back(domain::LedgerCreated{stored});
-      stored.timestamp = core.journal->append(std::move(chunk)).first_timestamp;
-      core.ledgers[stored.id] = stored;
-      core.ledger_codes[stored.code] = stored.id;
-    }
-    // An `exists` answer waits behind a barrier for the original to be durable.
-    if (chunk) core.journal->append(std::move(chunk));
+  if (core.stopping.load()) {
+    return callback(Status::shutting_down("engine is closing"), LedgerResult::ok);
   }
-  return wait(done);
+  if (core.journal->failed()) {
+    return callback(Status::io_error("the event log failed; reopen the data dir"),
+                    LedgerResult::ok);
+  }
+  const LedgerResult valid = domain::validate_ledger(ledger);
+  if (valid != LedgerResult::ok) return callback(Status::ok(), valid);
+  auto chunk = std::make_unique<LedgerChunk>();
+  chunk->callback = std::move(callback);
+  std::lock_guard<std::mutex> lock(core.ledgers_mutex);
+  const auto it = core.ledgers.find(ledger.id);
+  const auto code = core.ledger_codes.find(ledger.code);
+  if (it != core.ledgers.end()) {
+    chunk->result = it->second.same_definition(ledger) ? LedgerResult::exists
+                                                       : LedgerResult::exists_with_different_fields;
+  } else if (code != core.ledger_codes.end()) {
+    chunk->result = LedgerResult::code_taken;
+  } else {
+    Ledger stored = ledger;
+    chunk->events.emplace_back(domain::LedgerCreated{stored});
+    stored.timestamp = core.journal->append(std::move(chunk)).first_timestamp;
+    core.ledgers[stored.id] = stored;
+    core.ledger_codes[stored.code] = stored.id;
+  }
+  // An `exists` answer waits behind a barrier for the original to be durable.
+  if (chunk) core.journal->append(std::move(chunk));
 }
 
 std::vector<Ledger> Engine::ledgers() const {
@@ -476,23 +501,38 @@ Status Engine::submit_transfers(std::vector<Transfer> transfers,
 }
 
 Status Engine::close_account(AccountId id, CloseResult* result, Account* account) {
-  Impl& core = *impl_;
-  if (core.stopping.load()) return Status::shutting_down("engine is closing");
-  engine::AccountEntry* entry = core.directory.find(id);
-  if (entry == nullptr) {
-    *result = CloseResult::account_not_found;
-    return Status::ok();
-  }
   std::promise<Status> done;
   std::future<Status> f = done.get_future();
-  caf::anon_send(core.actor_of(*entry),
-                 actors::CloseRequest{[&](const Status& s, CloseResult r, const Account& a) {
-                   *result = r;
-                   *account = a;
-                   done.set_value(s);
-                 }});
-  entry->unpin();
+  close_account(id, [&](const Status& s, CloseOutcome outcome) {
+    *result = outcome.result;
+    *account = outcome.account;
+    done.set_value(s);
+  });
   return wait(f);
+}
+
+void Engine::close_account(AccountId id, ResultCallback<CloseOutcome> callback) {
+  Impl& core = *impl_;
+  if (core.stopping.load()) return callback(Status::shutting_down("engine is closing"), {});
+  engine::AccountEntry* entry = core.directory.find(id);
+  if (entry == nullptr) {
+    CloseOutcome outcome;
+    outcome.result = CloseResult::account_not_found;
+    return callback(Status::ok(), std::move(outcome));
+  }
+  // The pin find() took is held until the answer. The close chunk raises the entry's
+  // last_position to the close event before it answers (a repeated close answers behind the
+  // first one's), so last_position is then a position that shows the account closed.
+  caf::anon_send(core.actor_of(*entry),
+                 actors::CloseRequest{[entry, callback = std::move(callback)](
+                                          const Status& s, CloseResult r, const Account& a) {
+                   CloseOutcome outcome{r, a, 0};
+                   if (s.is_ok() && r == CloseResult::ok) {
+                     outcome.position = entry->last_position.load(std::memory_order_acquire);
+                   }
+                   entry->unpin();
+                   callback(s, std::move(outcome));
+                 }});
 }
 
 Status Engine::lookup_accounts(const std::vector<AccountId>& ids,
@@ -582,6 +622,7 @@ EngineStats Engine::stats() const {
   s.commit_groups = js.groups;
   s.committed_events = js.events;
   s.projected_position = core.projector->checkpoint();
+  s.async_reads = core.reads->jobs();
   s.inflight_transfers = core.inflight.load();
   s.live_account_actors = core.live_actors.load();
   return s;

@@ -18,6 +18,7 @@
 #include "engine/directory.hpp"
 #include "engine/feed.hpp"
 #include "engine/projector.hpp"
+#include "engine/read_scheduler.hpp"
 #include "pointex/engine.hpp"
 #include "store/event_log.hpp"
 #include "store/journal.hpp"
@@ -29,6 +30,9 @@ struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<store::EventLog> log;
   std::unique_ptr<store::ReadModel> read_model;
+  /// Asynchronous reads: run once the read models include their min_position. Declared before
+  /// the projector, which calls it, so that it outlives the projector's thread.
+  std::unique_ptr<engine::ReadScheduler> reads;
   std::unique_ptr<engine::Projector> projector;
   std::unique_ptr<engine::Feed> feed;
   std::unique_ptr<store::Journal> journal;

@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
 #include "engine/log.hpp"
@@ -20,6 +22,14 @@ AccountBalances balances_of(AccountId id, const std::optional<store::HistoryEntr
     b.credits_pending = h->after.credits_pending;
   }
   return b;
+}
+
+/// The ledger an event belongs to (`closed`: the closed account's definition, for a close).
+LedgerId ledger_of(const domain::Event& event, const std::optional<Account>& closed) {
+  if (const auto* t = std::get_if<domain::TransferEvent>(&event)) return t->ledger;
+  if (const auto* l = std::get_if<domain::LedgerCreated>(&event)) return l->ledger.id;
+  if (const auto* a = std::get_if<domain::AccountCreated>(&event)) return a->spec.ledger;
+  return closed ? closed->spec.ledger : 0;
 }
 
 }  // namespace
@@ -198,14 +208,39 @@ void Feed::stop_all() {
 
 Status Feed::read_log(std::uint64_t from, std::uint64_t to, std::vector<FeedEvent>* out,
                       std::size_t max) const {
-  if (max == 0) max = batch_max_;
+  EventPage page;
+  page.events = std::move(*out);
+  const Status s = read_log_page(from, to, {}, max == 0 ? batch_max_ : max, 0, &page);
+  *out = std::move(page.events);
+  return s;
+}
+
+Status Feed::read_log_page(std::uint64_t from, std::uint64_t to,
+                           const std::vector<LedgerId>& ledgers, std::size_t max,
+                           std::uint64_t scan_max, EventPage* page) const {
+  std::vector<FeedEvent>* out = &page->events;
+  const std::size_t max_size = out->size() + max;
+  std::uint64_t scanned = 0;
   Status failure;
   const Status s = log_.scan(from, [&](std::uint64_t position, std::string_view bytes) {
-    if (position > to || out->size() >= max) return false;
+    if (position > to || out->size() >= max_size || (scan_max != 0 && scanned >= scan_max)) {
+      return false;
+    }
+    ++scanned;
+    page->next_after_position = position;
     domain::Event event;
     if (domain::decode_event(bytes, &event) != domain::DecodeError::none) {
       failure = Status::corruption("feed: event at position " + std::to_string(position));
       return false;
+    }
+    std::optional<Account> closed;
+    if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
+      failure = read_model_.account(c->id, &closed);  // a definition never changes
+      if (!failure.is_ok()) return false;
+    }
+    if (!ledgers.empty() &&
+        !std::binary_search(ledgers.begin(), ledgers.end(), ledger_of(event, closed))) {
+      return true;
     }
     AccountBalances debit;
     AccountBalances credit;
@@ -217,11 +252,6 @@ Status Feed::read_log(std::uint64_t from, std::uint64_t to, std::vector<FeedEven
       if (!failure.is_ok()) return false;
       debit = balances_of(t->debit_account, d);
       credit = balances_of(t->credit_account, c);
-    }
-    std::optional<Account> closed;
-    if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
-      failure = read_model_.account(c->id, &closed);  // a definition never changes
-      if (!failure.is_ok()) return false;
     }
     out->push_back(
         make_feed_event(position, event, debit, credit, closed ? &closed->spec : nullptr));

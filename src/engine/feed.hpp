@@ -50,6 +50,11 @@ class Feed {
   /// Reads events [from, to] from the log, at most `max` (0: batch_max).
   Status read_log(std::uint64_t from, std::uint64_t to, std::vector<FeedEvent>* out,
                   std::size_t max = 0) const;
+  /// Reads events [from, to] from the log into `page`: at most `max` of the ledgers in
+  /// `ledgers` (sorted; empty: all), looking at no more than `scan_max` events (0: unbounded).
+  /// Events of other ledgers are skipped before their balances are read.
+  Status read_log_page(std::uint64_t from, std::uint64_t to, const std::vector<LedgerId>& ledgers,
+                       std::size_t max, std::uint64_t scan_max, EventPage* page) const;
 
   class Sub;
 

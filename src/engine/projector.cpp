@@ -110,9 +110,12 @@ bool Projector::wait_for(std::uint64_t position, std::chrono::milliseconds timeo
 
 void Projector::fail(const Status& status) {
   log().error("read models stopped: {}", status.to_string());
-  std::lock_guard<std::mutex> lock(mutex_);
-  failure_ = status;
-  progressed_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failure_ = status;
+    progressed_.notify_all();
+  }
+  if (on_progress_) on_progress_();
 }
 
 Status Projector::failure() const {
@@ -126,6 +129,7 @@ void Projector::publish(std::uint64_t position) {
     checkpoint_.store(position, std::memory_order_release);
   }
   progressed_.notify_all();
+  if (on_progress_) on_progress_();
 }
 
 void Projector::run() {

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -52,6 +53,9 @@ class Projector {
   [[nodiscard]] Status catch_up(std::uint64_t progress_every);
   /// Live events go to `feed` (when it has subscribers) once the read models include them.
   void set_feed(Feed* feed) { feed_ = feed; }
+  /// Called after each published checkpoint and after a failure, on the thread that published
+  /// (asynchronous reads wait on it: engine/read_scheduler.hpp). Set before start(); cheap.
+  void set_on_progress(std::function<void()> hook) { on_progress_ = std::move(hook); }
   /// Starts the thread: it catches up from the log, then applies submitted groups.
   void start(std::uint64_t progress_every);
   /// Called on the journal's writer thread, in position order.
@@ -113,6 +117,7 @@ class Projector {
   store::ReadModel& read_model_;
   const store::EventLog& log_;
   Feed* feed_ = nullptr;
+  std::function<void()> on_progress_;
   /// Feed events of the unflushed batch, published after the flush.
   std::vector<FeedEvent> feed_events_;
 

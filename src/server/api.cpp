@@ -1,19 +1,15 @@
 #include "server/api.hpp"
 
 #include <fmt/format.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <shared_mutex>
+#include <map>
+#include <memory>
 #include <string_view>
-#include <thread>
-#include <unordered_map>
-#include <unordered_set>
+#include <vector>
 
 #include "server/json_map.hpp"
 
@@ -23,68 +19,6 @@ using nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
-
-/// Threads for engine calls that block; a bounded queue (a full queue is 429 to the caller).
-class WorkerPool {
- public:
-  WorkerPool(std::uint32_t threads, std::uint32_t queue_max, std::atomic<std::int64_t>* depth)
-      : queue_max_(queue_max), depth_(depth) {
-    for (std::uint32_t i = 0; i < threads; ++i) {
-      threads_.emplace_back([this] {
-        pthread_setname_np(pthread_self(), "pointexd-work");
-        run();
-      });
-    }
-  }
-  ~WorkerPool() { stop(); }
-
-  /// False (and `job` not run) when the queue is full or the pool stopped.
-  bool post(std::function<void()> job) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stopped_ || queue_.size() >= queue_max_) return false;
-      queue_.push_back(std::move(job));
-      depth_->store(static_cast<std::int64_t>(queue_.size()));
-    }
-    cv_.notify_one();
-    return true;
-  }
-
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopped_ = true;
-    }
-    cv_.notify_all();
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
- private:
-  void run() {
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [&] { return stopped_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stopped and drained
-        job = std::move(queue_.front());
-        queue_.pop_front();
-        depth_->store(static_cast<std::int64_t>(queue_.size()));
-      }
-      job();
-    }
-  }
-
-  const std::size_t queue_max_;
-  std::atomic<std::int64_t>* depth_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stopped_ = false;
-  std::vector<std::thread> threads_;
-};
 
 /// Compares without an early exit, so the time taken does not say how much of a key matched.
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -144,6 +78,24 @@ bool allowed(const ApiKey* key, LedgerId ledger) {
          std::binary_search(key->ledgers.begin(), key->ledgers.end(), ledger);
 }
 
+/// Issuer keys: whether a feed event belongs to one of the key's ledgers.
+bool event_allowed(const ApiKey* key, const FeedEvent& ev) {
+  if (key->role == Role::admin) return true;
+  switch (ev.type) {
+    case FeedEvent::Type::ledger_created:
+      return allowed(key, ev.ledger.id);
+    case FeedEvent::Type::account_created:
+    case FeedEvent::Type::account_closed:  // the event carries the account's definition
+      return allowed(key, ev.account.ledger);
+    case FeedEvent::Type::transfer:
+      return allowed(key, ev.transfer.ledger);
+  }
+  return false;
+}
+
+/// Events an issuer's `GET /v1/events` looks at (of every ledger) for one page at most.
+constexpr std::uint64_t events_scanned_max = 100'000;
+
 Response forbidden_ledger(LedgerId ledger) {
   return error(403, "forbidden",
                "this key may not touch ledger " + std::to_string(ledger) + "; nothing was applied");
@@ -167,23 +119,25 @@ Route route(std::string_view method, std::string_view target) {
   const auto q = target.find('?');
   std::string_view path = target.substr(0, q);
   if (q != std::string_view::npos) r.query = target.substr(q + 1);
-  std::vector<std::string_view> seg;
+  // No path the API serves has more than 4 segments: a 5th means no route.
+  std::array<std::string_view, 5> seg;
+  std::size_t n = 0;
   if (path.empty() || path.front() != '/') return r;
   path.remove_prefix(1);
-  while (true) {
+  while (n < seg.size()) {
     const auto slash = path.find('/');
-    seg.push_back(path.substr(0, slash));
+    seg[n++] = path.substr(0, slash);
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
   }
-  auto set = [&](Endpoint e, std::initializer_list<std::string_view> methods, std::string allow) {
+  if (n == seg.size()) return r;
+  auto set = [&](Endpoint e, std::initializer_list<std::string_view> methods, const char* allow) {
     if (method_fits(method, methods)) {
       r.endpoint = e;
     } else {
-      r.allow = std::move(allow);
+      r.allow = allow;
     }
   };
-  const std::size_t n = seg.size();
   if (n == 1 && seg[0] == "healthz") {
     set(Endpoint::healthz, {"GET"}, "GET");
     return r;
@@ -241,7 +195,7 @@ bool is_json_media_type(std::string_view ct) {
          });
 }
 
-std::string transfer_results_body(const std::vector<Transfer>& transfers,
+std::string transfer_results_body(const std::vector<TransferId>& ids,
                                   const std::vector<TransferOutcome>& outcomes) {
   fmt::memory_buffer out;
   out.push_back('[');
@@ -249,7 +203,7 @@ std::string transfer_results_body(const std::vector<Transfer>& transfers,
     if (i > 0) out.push_back(',');
     fmt::format_to(std::back_inserter(out),
                    R"({{"index":{},"id":{},"result":"{}","timestamp":{},"position":{}}})", i,
-                   transfers[i].id, to_string(outcomes[i].result), outcomes[i].timestamp,
+                   ids[i], to_string(outcomes[i].result), outcomes[i].timestamp,
                    outcomes[i].position);
   }
   out.push_back(']');
@@ -259,22 +213,13 @@ std::string transfer_results_body(const std::vector<Transfer>& transfers,
 }  // namespace
 
 struct Api::Impl {
-  Impl(Api& api)
-      : api(api),
-        workers(api.config_.server.worker_threads, api.config_.server.worker_queue_max,
-                &api.metrics_->worker_queue) {}
+  explicit Impl(Api& api) : api(api) {}
 
   Api& api;
   std::atomic<Engine*> engine{nullptr};
   std::atomic<bool> draining{false};
   /// An engine call failed with io_error or corruption (the engine is fail-stop).
   std::atomic<bool> failed{false};
-  WorkerPool workers;
-
-  /// account -> ledger (accounts never change ledger), for issuer keys' checks.
-  static constexpr std::size_t ledger_cache_entries_max = 4U << 20;
-  std::shared_mutex cache_mutex;
-  std::unordered_map<AccountId, LedgerId> ledger_cache;
 
   const ApiKey* find_key(std::string_view authorization) const {
     constexpr std::string_view bearer = "Bearer ";
@@ -289,54 +234,23 @@ struct Api::Impl {
     return found;
   }
 
-  void cache_put(AccountId account, LedgerId ledger) {
-    std::unique_lock<std::shared_mutex> lock(cache_mutex);
-    if (ledger_cache.size() >= ledger_cache_entries_max) ledger_cache.clear();
-    ledger_cache[account] = ledger;
+  /// Issuer keys: answers 404 (no such account) or 403 (another ledger's), or runs `then`
+  /// with the account's ledger. Admin keys: 404 or `then`. Never blocks: the lookup answers at
+  /// once for an account in memory, else from a reader thread.
+  void with_account_ledger(const ApiKey* key, AccountId id, const Reply& reply,
+                           std::function<void()> then) {
+    engine.load()->account_ledgers({id}, [key, id, reply, then = std::move(then)](
+                                             const Status& s, std::vector<LedgerId> ledgers) {
+      if (!s.is_ok()) return reply(status_error(s));
+      if (ledgers[0] == 0)
+        return reply(error(404, "not_found", "no account " + std::to_string(id)));
+      if (!allowed(key, ledgers[0])) return reply(forbidden_ledger(ledgers[0]));
+      then();
+    });
   }
 
-  /// The ledgers of `ids` known to the cache; true when every one was there.
-  bool cached_ledgers(const std::vector<AccountId>& ids,
-                      std::unordered_map<AccountId, LedgerId>* out) {
-    std::shared_lock<std::shared_mutex> lock(cache_mutex);
-    bool all = true;
-    for (AccountId id : ids) {
-      const auto it = ledger_cache.find(id);
-      if (it == ledger_cache.end()) {
-        all = false;
-      } else {
-        (*out)[id] = it->second;
-      }
-    }
-    return all;
-  }
-
-  /// Blocking (worker threads only): the ledgers of `ids` that exist (unknown ids are absent).
-  Status resolve_ledgers(Engine& e, const std::vector<AccountId>& ids,
-                         std::unordered_map<AccountId, LedgerId>* out) {
-    if (cached_ledgers(ids, out)) return Status::ok();
-    std::vector<AccountId> missing;
-    for (AccountId id : ids) {
-      if (out->count(id) == 0) missing.push_back(id);
-    }
-    std::vector<std::optional<Account>> accounts;
-    const Status s = e.lookup_accounts(missing, &accounts);
-    if (!s.is_ok()) return s;
-    for (std::size_t i = 0; i < missing.size(); ++i) {
-      if (!accounts[i]) continue;
-      (*out)[missing[i]] = accounts[i]->spec.ledger;
-      cache_put(missing[i], accounts[i]->spec.ledger);
-    }
-    return Status::ok();
-  }
-
-  /// Runs `job` on a worker; a full queue answers 429.
-  void blocking(const Reply& reply, std::function<void()> job) {
-    if (!workers.post(std::move(job))) {
-      reply(error(429, "overloaded", "too many requests waiting; nothing was applied"));
-    }
-  }
-
+  /// Api::check_head with the route already found.
+  std::optional<Response> check_head_in_order(const Request& head, const Route& r) const;
   void dispatch(const Route& r, const ApiKey* key, Request& req, const Reply& reply);
   void ledgers_create(const ApiKey* key, const Request& req, const Reply& reply);
   void ledgers_list(const ApiKey* key, const Reply& reply);
@@ -351,16 +265,12 @@ struct Api::Impl {
   void events(const ApiKey* key, const Route& r, const Reply& reply);
   void events_stream(const ApiKey* key, const Route& r, const std::string& last_event_id,
                      const Reply& reply);
-  /// Issuer keys: whether the event belongs to one of the key's ledgers (blocking lookups).
-  bool event_allowed(Engine& e, const ApiKey* key, const FeedEvent& ev);
 };
 
 Api::Api(Config config, Metrics* metrics)
     : config_(std::move(config)), metrics_(metrics), impl_(std::make_unique<Impl>(*this)) {}
 
-Api::~Api() {
-  impl_->workers.stop();
-}
+Api::~Api() = default;
 
 void Api::set_engine(Engine* engine) {
   impl_->engine.store(engine);
@@ -370,23 +280,20 @@ void Api::begin_shutdown() {
   impl_->draining.store(true);
 }
 
-void Api::stop_workers() {
-  impl_->workers.stop();
-}
-
 std::optional<Response> Api::check_head(const Request& head) const {
-  std::optional<Response> refused = check_head_in_order(head);
-  if (refused) refused->endpoint = route(head.method, head.target).endpoint;
+  const Route r = route(head.method, head.target);
+  std::optional<Response> refused = impl_->check_head_in_order(head, r);
+  if (refused) refused->endpoint = r.endpoint;
   return refused;
 }
 
-std::optional<Response> Api::check_head_in_order(const Request& head) const {
-  if (head.target.size() > config_.server.target_bytes_max) {
+std::optional<Response> Api::Impl::check_head_in_order(const Request& head, const Route& r) const {
+  const ServerLimits& limits = api.config_.server;
+  if (head.target.size() > limits.target_bytes_max) {
     return error(
         400, "target_too_long",
-        "path and query longer than " + std::to_string(config_.server.target_bytes_max) + " bytes");
+        "path and query longer than " + std::to_string(limits.target_bytes_max) + " bytes");
   }
-  const Route r = route(head.method, head.target);
   if (r.endpoint == Endpoint::unrouted) {
     if (!r.allow.empty()) {
       Response res = error(405, "method_not_allowed", head.method + " is not allowed here");
@@ -396,7 +303,7 @@ std::optional<Response> Api::check_head_in_order(const Request& head) const {
     return error(404, "not_found", "no such endpoint");
   }
   if (r.endpoint == Endpoint::healthz || r.endpoint == Endpoint::metrics) return std::nullopt;
-  const ApiKey* key = impl_->find_key(head.authorization);
+  const ApiKey* key = find_key(head.authorization);
   if (key == nullptr) {
     return error(
         401, "unauthorized",
@@ -414,9 +321,9 @@ std::optional<Response> Api::check_head_in_order(const Request& head) const {
   }
   const std::uint64_t size =
       std::max<std::uint64_t>(head.content_length.value_or(0), head.body.size());
-  if (size > config_.server.body_bytes_max) {
+  if (size > limits.body_bytes_max) {
     return error(413, "body_too_large",
-                 "body larger than " + std::to_string(config_.server.body_bytes_max) + " bytes");
+                 "body larger than " + std::to_string(limits.body_bytes_max) + " bytes");
   }
   return std::nullopt;
 }
@@ -449,9 +356,13 @@ void Api::handle(Request request, Reply reply) {
     if (counted) metrics->inflight_requests.fetch_sub(1);
     reply(std::move(res));
   };
-  if (std::optional<Response> refused = check_head(request)) {
-    done(std::move(*refused));
-    return;
+  // The server checked the head before reading the body (head_checked); a caller without a
+  // server (tests) has it checked here.
+  if (!request.head_checked) {
+    if (std::optional<Response> refused = impl_->check_head_in_order(request, r)) {
+      done(std::move(*refused));
+      return;
+    }
   }
   if (r.endpoint == Endpoint::healthz) {
     if (impl_->draining.load()) {
@@ -530,14 +441,12 @@ void Api::Impl::ledgers_create(const ApiKey* key, const Request& req, const Repl
     return reply(error(err));
   }
   Engine* e = engine.load();
-  blocking(reply, [e, ledger, reply] {
-    LedgerResult result{};
-    const Status s = e->create_ledger(ledger, &result);
+  e->create_ledger(ledger, [e, id = ledger.id, reply](const Status& s, LedgerResult result) {
     if (!s.is_ok()) return reply(status_error(s));
     switch (result) {
       case LedgerResult::ok:
       case LedgerResult::exists: {
-        const std::optional<Ledger> stored = e->ledger(ledger.id);
+        const std::optional<Ledger> stored = e->ledger(id);
         if (!stored) return reply(error(500, "internal", "ledger vanished"));
         return reply(ok_json(result == LedgerResult::ok ? 201 : 200, ledger_json(*stored)));
       }
@@ -585,18 +494,15 @@ void Api::Impl::accounts_create(const ApiKey* key, const Request& req, const Rep
   }
   api.metrics_->batch(Endpoint::accounts_create, specs.size());
   if (specs.empty()) return reply(ok_json(200, json::array()));
-  std::vector<std::pair<AccountId, LedgerId>> ids;
+  std::vector<AccountId> ids;
   ids.reserve(specs.size());
-  for (const AccountSpec& a : specs) ids.emplace_back(a.id, a.ledger);
-  e->create_accounts(std::move(specs), [this, ids = std::move(ids), reply](
+  for (const AccountSpec& a : specs) ids.push_back(a.id);
+  e->create_accounts(std::move(specs), [ids = std::move(ids), reply](
                                            const Status& s, std::vector<AccountResult> results) {
     if (!s.is_ok()) return reply(status_error(s));
     json out = json::array();
     for (std::size_t i = 0; i < results.size(); ++i) {
-      if (results[i] == AccountResult::ok || results[i] == AccountResult::exists) {
-        cache_put(ids[i].first, ids[i].second);
-      }
-      out.push_back({{"index", i}, {"id", ids[i].first}, {"result", to_string(results[i])}});
+      out.push_back({{"index", i}, {"id", ids[i]}, {"result", to_string(results[i])}});
     }
     reply(ok_json(200, out));
   });
@@ -610,41 +516,35 @@ void Api::Impl::account_get(const ApiKey* key, const Route& r, const Reply& repl
       !query_uint(q, "min_position", 0, UINT64_MAX, &min_position, &err)) {
     return reply(error(err));
   }
-  Engine* e = engine.load();
-  blocking(reply, [e, key, id = r.id, min_position, reply] {
-    std::optional<Account> a;
-    const Status s = e->read_account(id, min_position, &a);
-    if (!s.is_ok()) return reply(status_error(s));
-    if (!a) return reply(error(404, "not_found", "no account " + std::to_string(id)));
-    if (!allowed(key, a->spec.ledger)) return reply(forbidden_ledger(a->spec.ledger));
-    reply(ok_json(200, account_json(*a)));
-  });
+  engine.load()->read_account(
+      r.id, min_position, [key, id = r.id, reply](const Status& s, std::optional<Account> a) {
+        if (!s.is_ok()) return reply(status_error(s));
+        if (!a) return reply(error(404, "not_found", "no account " + std::to_string(id)));
+        if (!allowed(key, a->spec.ledger)) return reply(forbidden_ledger(a->spec.ledger));
+        reply(ok_json(200, account_json(*a)));
+      });
 }
 
 void Api::Impl::account_close(const ApiKey* key, std::uint64_t id, const Reply& reply) {
   Engine* e = engine.load();
-  blocking(reply, [this, e, key, id, reply] {
-    std::unordered_map<AccountId, LedgerId> ledgers;
-    Status s = resolve_ledgers(*e, {id}, &ledgers);
-    if (!s.is_ok()) return reply(status_error(s));
-    if (ledgers.count(id) == 0) {
-      return reply(error(404, "not_found", "no account " + std::to_string(id)));
-    }
-    if (!allowed(key, ledgers[id])) return reply(forbidden_ledger(ledgers[id]));
-    CloseResult result{};
-    Account account;
-    s = e->close_account(id, &result, &account);
-    if (!s.is_ok()) return reply(status_error(s));
-    switch (result) {
-      case CloseResult::ok:
-        return reply(ok_json(200, account_json(account)));
-      case CloseResult::account_not_found:
-        return reply(error(404, "not_found", "no account " + std::to_string(id)));
-      case CloseResult::account_not_empty:
-        return reply(
-            error(409, "account_not_empty", "the balance or a pending amount is not zero"));
-    }
-    reply(error(500, "internal", "unknown close result"));
+  with_account_ledger(key, id, reply, [e, id, reply] {
+    e->close_account(id, [id, reply](const Status& s, CloseOutcome outcome) {
+      if (!s.is_ok()) return reply(status_error(s));
+      switch (outcome.result) {
+        case CloseResult::ok: {
+          // The close's position, for read-your-writes (`min_position`) like every write.
+          json body = account_json(outcome.account);
+          body["position"] = outcome.position;
+          return reply(ok_json(200, body));
+        }
+        case CloseResult::account_not_found:
+          return reply(error(404, "not_found", "no account " + std::to_string(id)));
+        case CloseResult::account_not_empty:
+          return reply(
+              error(409, "account_not_empty", "the balance or a pending amount is not zero"));
+      }
+      reply(error(500, "internal", "unknown close result"));
+    });
   });
 }
 
@@ -668,34 +568,25 @@ void Api::Impl::account_history(const ApiKey* key, const Route& r, bool balances
   }
   hq.limit = static_cast<std::uint32_t>(limit);
   hq.code = static_cast<std::uint16_t>(code);
-  blocking(reply, [this, e, key, hq, balances, reply] {
-    std::unordered_map<AccountId, LedgerId> ledgers;
-    Status s = resolve_ledgers(*e, {hq.account}, &ledgers);
-    if (!s.is_ok()) return reply(status_error(s));
-    if (ledgers.count(hq.account) == 0) {
-      return reply(error(404, "not_found", "no account " + std::to_string(hq.account)));
-    }
-    if (!allowed(key, ledgers[hq.account])) return reply(forbidden_ledger(ledgers[hq.account]));
-    HistoryPage page;
-    s = e->account_history(hq, &page);
-    if (!s.is_ok()) return reply(status_error(s));
-    json items = json::array();
-    for (const AccountEvent& ev : page.events) {
-      items.push_back(balances ? history_balance_json(ev) : history_transfer_json(ev));
-    }
-    json next = page.next_before_position == 0 ? json(nullptr) : json(page.next_before_position);
-    reply(ok_json(
-        200, {{balances ? "balances" : "transfers", std::move(items)}, {"next", std::move(next)}}));
+  with_account_ledger(key, hq.account, reply, [e, hq, balances, reply] {
+    e->account_history(hq, [balances, reply](const Status& s, HistoryPage page) {
+      if (!s.is_ok()) return reply(status_error(s));
+      json items = json::array();
+      for (const AccountEvent& ev : page.events) {
+        items.push_back(balances ? history_balance_json(ev) : history_transfer_json(ev));
+      }
+      json next = page.next_before_position == 0 ? json(nullptr) : json(page.next_before_position);
+      reply(ok_json(200, {{balances ? "balances" : "transfers", std::move(items)},
+                          {"next", std::move(next)}}));
+    });
   });
 }
 
 void Api::Impl::transfers_create(const ApiKey* key, const Request& req, const Reply& reply) {
-  json body;
   ApiError err;
   std::vector<Transfer> transfers;
   Engine* e = engine.load();
-  if (!parse_body(req.body, &body, &err) ||
-      !map_transfers(body, e->options().batch_items_max, &transfers, &err)) {
+  if (!parse_transfers(req.body, e->options().batch_items_max, &transfers, &err)) {
     return reply(error(err));
   }
   api.metrics_->batch(Endpoint::transfers_create, transfers.size());
@@ -710,36 +601,34 @@ void Api::Impl::transfers_create(const ApiKey* key, const Request& req, const Re
   }
   std::sort(accounts.begin(), accounts.end());
   accounts.erase(std::unique(accounts.begin(), accounts.end()), accounts.end());
-  auto check_and_submit = [this, key, reply](std::vector<Transfer> transfers,
-                                             const std::unordered_map<AccountId, LedgerId>& l) {
-    for (const auto& [account, ledger] : l) {
-      if (!allowed(key, ledger)) return reply(forbidden_ledger(ledger));
-    }
-    submit(std::move(transfers), reply);
-  };
-  std::unordered_map<AccountId, LedgerId> ledgers;
-  if (cached_ledgers(accounts, &ledgers)) return check_and_submit(std::move(transfers), ledgers);
-  blocking(reply, [this, e, accounts = std::move(accounts), transfers = std::move(transfers),
-                   check_and_submit, reply]() mutable {
-    std::unordered_map<AccountId, LedgerId> ledgers;
-    const Status s = resolve_ledgers(*e, accounts, &ledgers);
-    if (!s.is_ok()) return reply(status_error(s));
-    check_and_submit(std::move(transfers), ledgers);
-  });
+  // Unknown accounts (ledger 0) are the engine's to answer, item by item.
+  auto shared = std::make_shared<std::vector<Transfer>>(std::move(transfers));
+  e->account_ledgers(std::move(accounts),
+                     [this, key, shared, reply](const Status& s, std::vector<LedgerId> ledgers) {
+                       if (!s.is_ok()) return reply(status_error(s));
+                       for (LedgerId ledger : ledgers) {
+                         if (ledger != 0 && !allowed(key, ledger))
+                           return reply(forbidden_ledger(ledger));
+                       }
+                       submit(std::move(*shared), reply);
+                     });
 }
 
 void Api::Impl::submit(std::vector<Transfer> transfers, const Reply& reply) {
-  auto ids = std::make_shared<std::vector<Transfer>>(transfers);
+  // The answer names each item's id: keep the ids, not a copy of the transfers.
+  std::vector<TransferId> ids;
+  ids.reserve(transfers.size());
+  for (const Transfer& t : transfers) ids.push_back(t.id);
   Metrics* metrics = api.metrics_;
-  engine.load()->submit_transfers(
-      std::move(transfers),
-      [ids, metrics, reply](const Status& s, std::vector<TransferOutcome> outcomes) {
-        if (!s.is_ok()) return reply(status_error(s));
-        metrics->transfers(outcomes);
-        Response res;
-        res.body = transfer_results_body(*ids, outcomes);
-        reply(std::move(res));
-      });
+  engine.load()->submit_transfers(std::move(transfers),
+                                  [ids = std::move(ids), metrics, reply](
+                                      const Status& s, std::vector<TransferOutcome> outcomes) {
+                                    if (!s.is_ok()) return reply(status_error(s));
+                                    metrics->transfers(outcomes);
+                                    Response res;
+                                    res.body = transfer_results_body(ids, outcomes);
+                                    reply(std::move(res));
+                                  });
 }
 
 void Api::Impl::transfer_get(const ApiKey* key, const Route& r, const Reply& reply) {
@@ -753,16 +642,7 @@ void Api::Impl::transfer_get(const ApiKey* key, const Route& r, const Reply& rep
     return reply(error(err));
   }
   Engine* e = engine.load();
-  blocking(reply, [e, key, id = r.id, debit_account, min_position, reply] {
-    std::vector<TransferInfo> found;
-    Status s;
-    if (debit_account != 0) {
-      std::optional<TransferInfo> t;
-      s = e->read_transfer(debit_account, id, min_position, &t);
-      if (t) found.push_back(*t);
-    } else {
-      s = e->find_transfers(id, min_position, &found);
-    }
+  auto answer = [key, id = r.id, reply](const Status& s, std::vector<TransferInfo> found) {
     if (!s.is_ok()) return reply(status_error(s));
     const std::size_t all = found.size();
     found.erase(std::remove_if(found.begin(), found.end(),
@@ -781,56 +661,40 @@ void Api::Impl::transfer_get(const ApiKey* key, const Route& r, const Reply& rep
       return reply(ok_json(409, body));
     }
     reply(ok_json(200, transfer_json(found.front())));
-  });
-}
-
-bool Api::Impl::event_allowed(Engine& e, const ApiKey* key, const FeedEvent& ev) {
-  if (key->role == Role::admin) return true;
-  switch (ev.type) {
-    case FeedEvent::Type::ledger_created:
-      return allowed(key, ev.ledger.id);
-    case FeedEvent::Type::account_created:
-      cache_put(ev.account.id, ev.account.ledger);
-      return allowed(key, ev.account.ledger);
-    case FeedEvent::Type::account_closed:
-      // The event carries the account's definition, ledger included: no lookup.
-      return allowed(key, ev.account.ledger);
-    case FeedEvent::Type::transfer:
-      return allowed(key, ev.transfer.ledger);
-  }
-  return false;
+  };
+  if (debit_account == 0) return e->find_transfers(r.id, min_position, std::move(answer));
+  e->read_transfer(debit_account, r.id, min_position,
+                   [answer = std::move(answer)](const Status& s, std::optional<TransferInfo> t) {
+                     std::vector<TransferInfo> found;
+                     if (t) found.push_back(std::move(*t));
+                     answer(s, std::move(found));
+                   });
 }
 
 void Api::Impl::events(const ApiKey* key, const Route& r, const Reply& reply) {
   Engine* e = engine.load();
   std::map<std::string, std::string> q;
   ApiError err;
-  std::uint64_t after = 0;
+  EventQuery query;
   std::uint64_t limit = 100;
   if (!parse_query(r.query, {"after", "limit"}, &q, &err) ||
-      !query_uint(q, "after", 0, UINT64_MAX, &after, &err) ||
+      !query_uint(q, "after", 0, UINT64_MAX, &query.after_position, &err) ||
       !query_uint(q, "limit", 1, e->options().history_page_max, &limit, &err)) {
     return reply(error(err));
   }
-  blocking(reply, [this, e, key, after, limit, reply] {
-    // An issuer key skips other ledgers' events; it reads on (at most this many events per
-    // request) until its page has something or the feed's tail is reached.
-    constexpr std::uint64_t scanned_max = 100'000;
+  query.limit = static_cast<std::uint32_t>(limit);
+  if (key->role != Role::admin) {
+    // The engine skips other ledgers' events before reading their balances; a request looks
+    // at most this many, and `next` says where it stopped (an empty page with `next` past
+    // `after` means: nothing of yours there, read on).
+    query.ledgers = key->ledgers;
+    query.scan_max = events_scanned_max;
+  }
+  e->read_events(std::move(query), [reply](const Status& s, EventPage page) {
+    if (!s.is_ok()) return reply(status_error(s));
     json items = json::array();
-    std::uint64_t next = after;
-    std::uint64_t scanned = 0;
-    while (items.empty() && scanned < scanned_max) {
-      std::vector<FeedEvent> page;
-      const Status s = e->read_events(next, static_cast<std::uint32_t>(limit), &page);
-      if (!s.is_ok()) return reply(status_error(s));
-      if (page.empty()) break;
-      for (const FeedEvent& ev : page) {
-        if (event_allowed(*e, key, ev)) items.push_back(event_json(ev));
-      }
-      next = page.back().position;
-      scanned += page.size();
-    }
-    reply(ok_json(200, {{"events", std::move(items)}, {"next", next}}));
+    for (const FeedEvent& ev : page.events) items.push_back(event_json(ev));
+    reply(ok_json(200, {{"events", std::move(items)}, {"next", page.next_after_position}}));
   });
 }
 
@@ -860,15 +724,14 @@ Status Api::open_stream(const Response& accepted, StreamSink sink,
     return Status::invalid_argument("not an accepted stream");
   }
   const ApiKey* key = accepted.key;
-  Impl* impl = impl_.get();
   auto open = std::make_shared<bool>(true);
   return e->subscribe(
       accepted.stream_after,
-      [impl, e, key, sink = std::move(sink), open](const std::vector<FeedEvent>& events) {
+      [key, sink = std::move(sink), open](const std::vector<FeedEvent>& events) {
         if (!*open) return;
         fmt::memory_buffer frames;
         for (const FeedEvent& ev : events) {
-          if (!impl->event_allowed(*e, key, ev)) continue;
+          if (!event_allowed(key, ev)) continue;
           fmt::format_to(std::back_inserter(frames), "id: {}\nevent: {}\ndata: {}\n\n", ev.position,
                          to_string(ev.type), event_json(ev).dump());
         }

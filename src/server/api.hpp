@@ -3,10 +3,11 @@
 /// and JSON answers. The socket side (http_server) hands it parsed requests and writes what it
 /// answers; tests call it directly.
 ///
-/// Threads: handle() runs on the caller's thread (an I/O thread) and never blocks there. Engine
-/// calls that wait (reads with min_position, close, account lookups) run on the Api's worker
-/// threads; asynchronous engine calls answer on an engine thread. `Reply` may therefore run on
-/// any thread, exactly once per request.
+/// Threads: handle() runs on the caller's thread (an I/O thread) and never blocks there; every
+/// engine call it makes is asynchronous. Reads run on the engine's reader threads once the read
+/// models include their min_position (a read that waits holds no thread); writes answer on an
+/// engine thread once durable. `Reply` may therefore run on any thread, exactly once per
+/// request.
 
 #include <atomic>
 #include <cstdint>
@@ -33,6 +34,8 @@ struct Request {
   std::string last_event_id;
   /// True when the body is chunked (its size is unknown from the header).
   bool chunked = false;
+  /// Set by the server once check_head() passed on this head: handle() does not check again.
+  bool head_checked = false;
   std::string body;
 };
 
@@ -58,7 +61,6 @@ using StreamSink = std::function<bool(std::string frames)>;
 class Api {
  public:
   Api(Config config, Metrics* metrics);
-  /// Stops the workers (waits for running jobs).
   ~Api();
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
@@ -68,9 +70,6 @@ class Api {
   void set_engine(Engine* engine);
   /// From now on /v1 requests answer 503 shutting_down; requests already taken finish.
   void begin_shutdown();
-  /// Runs what the worker threads have queued and joins them (idempotent). After it, requests
-  /// that need a worker answer 429. The engine must still be open.
-  void stop_workers();
   /// Requests taken and not yet answered.
   std::int64_t inflight() const { return metrics_->inflight_requests.load(); }
 
@@ -93,8 +92,6 @@ class Api {
   struct Impl;
 
  private:
-  std::optional<Response> check_head_in_order(const Request& head) const;
-
   Config config_;
   Metrics* metrics_;
   std::unique_ptr<Impl> impl_;

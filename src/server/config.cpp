@@ -63,12 +63,12 @@ void read_string(const json& object, const std::string& where, const char* key, 
 
 void read_engine(const json& e, EngineOptions* o) {
   const std::string w = "engine";
-  only_known(
-      e, w,
-      {"batch_items_max", "inflight_transfers_max", "commit_group_events_max",
-       "recovery_progress_events", "history_page_max", "read_wait_ms_max", "feed_buffer_events_max",
-       "feed_batch_events_max", "projection_lag_max", "account_records_cached_max",
-       "live_actors_max", "accounts_in_memory_max", "account_idle_s"});
+  only_known(e, w,
+             {"batch_items_max", "inflight_transfers_max", "commit_group_events_max",
+              "recovery_progress_events", "history_page_max", "read_wait_ms_max",
+              "feed_buffer_events_max", "feed_batch_events_max", "projection_lag_max",
+              "account_records_cached_max", "live_actors_max", "accounts_in_memory_max",
+              "account_idle_s", "read_threads", "async_reads_max"});
   read_uint(e, w, "batch_items_max", &o->batch_items_max, 1);
   read_uint(e, w, "inflight_transfers_max", &o->inflight_transfers_max, 1);
   read_uint(e, w, "commit_group_events_max", &o->commit_group_events_max, 1);
@@ -82,23 +82,27 @@ void read_engine(const json& e, EngineOptions* o) {
   read_uint(e, w, "live_actors_max", &o->live_actors_max, 1);
   read_uint(e, w, "accounts_in_memory_max", &o->accounts_in_memory_max, 1);
   read_uint(e, w, "account_idle_s", &o->account_idle_s);
+  read_uint(e, w, "read_threads", &o->read_threads, 1, 256);
+  read_uint(e, w, "async_reads_max", &o->async_reads_max, 1);
 }
 
-void read_server(const json& s, ServerLimits* o) {
+/// `engine`: the server's two old names for the engine's reader threads and their queue
+/// (`worker_threads`, `worker_queue_max`), still read so that older configurations load.
+void read_server(const json& s, ServerLimits* o, EngineOptions* engine) {
   const std::string w = "server";
   only_known(s, w,
              {"io_threads", "worker_threads", "connections_max", "body_bytes_max",
               "target_bytes_max", "header_timeout_ms", "body_timeout_ms", "inflight_requests_max",
               "worker_queue_max", "slow_request_ms", "stream_buffer_bytes_max"});
   read_uint(s, w, "io_threads", &o->io_threads, 1, 256);
-  read_uint(s, w, "worker_threads", &o->worker_threads, 1, 1024);
+  read_uint(s, w, "worker_threads", &engine->read_threads, 1, 256);
   read_uint(s, w, "connections_max", &o->connections_max, 1);
   read_uint(s, w, "body_bytes_max", &o->body_bytes_max, 1, 1ULL << 30);
   read_uint(s, w, "target_bytes_max", &o->target_bytes_max, 16, 1U << 16);
   read_uint(s, w, "header_timeout_ms", &o->header_timeout_ms, 1);
   read_uint(s, w, "body_timeout_ms", &o->body_timeout_ms, 1);
   read_uint(s, w, "inflight_requests_max", &o->inflight_requests_max, 1);
-  read_uint(s, w, "worker_queue_max", &o->worker_queue_max, 1);
+  read_uint(s, w, "worker_queue_max", &engine->async_reads_max, 1);
   read_uint(s, w, "slow_request_ms", &o->slow_request_ms);
   read_uint(s, w, "stream_buffer_bytes_max", &o->stream_buffer_bytes_max, 1024);
 }
@@ -204,7 +208,7 @@ void read_top(const json& j, Config* c) {
     fail("log_level", "must be trace, debug, info, warn, error, critical or off");
   }
   if (const auto it = j.find("engine"); it != j.end()) read_engine(*it, &c->engine);
-  if (const auto it = j.find("server"); it != j.end()) read_server(*it, &c->server);
+  if (const auto it = j.find("server"); it != j.end()) read_server(*it, &c->server, &c->engine);
   if (const auto it = j.find("api_keys"); it != j.end()) read_keys(*it, c);
   if (const auto it = j.find("payment_providers"); it != j.end()) read_providers(*it, c);
 }

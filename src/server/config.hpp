@@ -28,9 +28,6 @@ struct PaymentProvider {
 struct ServerLimits {
   /// Threads running the sockets (Boost.Asio io_context). Default: 1.
   std::uint32_t io_threads = 1;
-  /// Threads running blocking engine calls (reads that wait for min_position, close, lookups).
-  /// Default: 4.
-  std::uint32_t worker_threads = 4;
   /// Open connections; more are accepted and closed at once. Default: 1024.
   std::uint32_t connections_max = 1024;
   /// Request body. Default: 4 MiB.
@@ -43,8 +40,6 @@ struct ServerLimits {
   std::uint32_t body_timeout_ms = 30'000;
   /// Requests being processed across the daemon; past it a request gets 429. Default: 4096.
   std::uint32_t inflight_requests_max = 4096;
-  /// Jobs queued for the worker threads; past it a request gets 429. Default: 1024.
-  std::uint32_t worker_queue_max = 1024;
   /// Requests slower than this are logged at warn. Default: 1000 ms.
   std::uint32_t slow_request_ms = 1000;
   /// SSE: rendered events queued per stream before the feed waits for the client. Default: 4 MiB.

@@ -1,5 +1,6 @@
 #include "server/http_server.hpp"
 
+#include <fmt/format.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
@@ -39,6 +40,12 @@ constexpr auto stream_heartbeat = std::chrono::seconds(15);
 constexpr std::uint32_t linger_ms = 1000;
 
 class Session;
+
+/// The reason phrase of a status code (as Beast writes it).
+std::string_view reason(int status) {
+  const auto r = http::obsolete_reason(static_cast<http::status>(status));
+  return {r.data(), r.size()};
+}
 
 /// The connections of a server, so that a graceful stop can reach them.
 struct Registry {
@@ -146,6 +153,7 @@ class Session : public std::enable_shared_from_this<Session> {
       api_->metrics().request(refused->endpoint, refused->status, 0);
       return write(std::move(*refused));
     }
+    head_.head_checked = true;
     if (parser_->is_done()) return on_body({});
     parser_->body_limit(limits_.body_bytes_max);
     stream_.expires_after(std::chrono::milliseconds(limits_.body_timeout_ms));
@@ -197,21 +205,26 @@ class Session : public std::enable_shared_from_this<Session> {
     if (state_ == State::closed) return;
     if (res.stream) return start_stream(std::move(res));
     state_ = State::busy;
-    auto out = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(res.status), 11);
-    out->set(http::field::server, "pointexd");
-    out->set(http::field::content_type, res.content_type);
-    if (!res.allow.empty()) out->set(http::field::allow, res.allow);
-    out->keep_alive(keep_alive_ && !stopping_);
-    out->body() = std::move(res.body);
-    out->prepare_payload();
+    const bool keep_alive = keep_alive_ && !stopping_;
+    // The head is written by hand into one buffer (the same bytes Beast's serializer writes,
+    // without a field container and serializer per answer), then head and body in one write.
+    out_head_.clear();
+    fmt::format_to(std::back_inserter(out_head_),
+                   "HTTP/1.1 {} {}\r\nServer: pointexd\r\nContent-Type: {}\r\n", res.status,
+                   reason(res.status), res.content_type);
+    if (!res.allow.empty())
+      fmt::format_to(std::back_inserter(out_head_), "Allow: {}\r\n", res.allow);
+    if (!keep_alive) out_head_.append("Connection: close\r\n");
+    fmt::format_to(std::back_inserter(out_head_), "Content-Length: {}\r\n\r\n", res.body.size());
+    out_body_ = std::move(res.body);
     stream_.expires_after(std::chrono::milliseconds(limits_.body_timeout_ms));
-    http::async_write(stream_, *out,
-                      [self = shared_from_this(), out](beast::error_code ec, std::size_t) {
-                        if (ec) return self->close();
-                        if (!out->keep_alive()) return self->linger_close();
-                        self->read_header();
-                      });
+    const std::array<net::const_buffer, 2> buffers{net::buffer(out_head_), net::buffer(out_body_)};
+    net::async_write(stream_, buffers,
+                     [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+                       if (ec) return self->close();
+                       if (!keep_alive) return self->linger_close();
+                       self->read_header();
+                     });
   }
 
   /// Closes after an answer, reading (and dropping) what the client still sends for a while:
@@ -348,6 +361,9 @@ class Session : public std::enable_shared_from_this<Session> {
   const ServerLimits& limits_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  // The answer being written (one at a time per connection).
+  std::string out_head_;
+  std::string out_body_;
   Request head_;
   bool keep_alive_ = true;
   bool stopping_ = false;

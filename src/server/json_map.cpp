@@ -10,10 +10,10 @@ using nlohmann::json;
 namespace {
 
 /// Reads the fields of one request object; the first problem wins and is kept in `err`.
+/// `item`: the object's index in a batch body (errors name it, e.g. `[3].amount`), or -1.
 class Fields {
  public:
-  Fields(const json& j, std::string where, ApiError* err)
-      : j_(j), where_(std::move(where)), err_(err) {}
+  Fields(const json& j, std::ptrdiff_t item, ApiError* err) : j_(j), item_(item), err_(err) {}
 
   /// Every field must be in `known`; the object must be an object.
   bool only(std::initializer_list<const char*> known) {
@@ -76,20 +76,17 @@ class Fields {
     err_->status = 400;
     err_->error = error;
     err_->field = field;
-    const std::string at = field.empty() ? where_ : (where_.empty() ? field : where_ + field);
+    const std::string where = item_ >= 0 ? "[" + std::to_string(item_) + "]." : "";
+    const std::string at = field.empty() ? where : (where.empty() ? field : where + field);
     err_->message = at.empty() ? message : at + ": " + message;
     return false;
   }
 
  private:
   const json& j_;
-  std::string where_;
+  std::ptrdiff_t item_;
   ApiError* err_;
 };
-
-std::string item_where(bool batch, std::size_t i) {
-  return batch ? "[" + std::to_string(i) + "]." : "";
-}
 
 std::uint32_t account_flag_bit(const std::string& name) {
   if (name == "debits_must_not_exceed_credits")
@@ -115,20 +112,29 @@ json transfer_flags_json(std::uint32_t flags) {
   return a;
 }
 
-/// The items of a one-or-array body, or 400.
-bool items_of(const json& j, std::size_t items_max, std::vector<const json*>* items, bool* batch,
-              ApiError* err) {
-  *batch = j.is_array();
-  if (!*batch) {
-    items->push_back(&j);
-    return true;
-  }
-  if (j.size() > items_max) {
-    *err = {400, "batch_too_large",
-            "more than " + std::to_string(items_max) + " items in one request", ""};
+ApiError batch_too_large(std::size_t items_max) {
+  return {400, "batch_too_large",
+          "more than " + std::to_string(items_max) + " items in one request", ""};
+}
+
+/// Maps a one-or-array body item by item with `map_item(Fields&, Item*)`, which reports the
+/// first problem through the Fields; false (and `*err` set) at the first bad item.
+template <typename Item, typename MapItem>
+bool map_items(const json& j, std::size_t items_max, std::vector<Item>* out, ApiError* err,
+               MapItem map_item) {
+  const bool batch = j.is_array();
+  if (batch && j.size() > items_max) {
+    *err = batch_too_large(items_max);
     return false;
   }
-  for (const json& item : j) items->push_back(&item);
+  const std::size_t n = batch ? j.size() : 1;
+  out->reserve(out->size() + n);
+  for (std::size_t i = 0; i < n; ++i) {
+    Fields f(batch ? j[i] : j, batch ? static_cast<std::ptrdiff_t>(i) : -1, err);
+    Item item;
+    if (!map_item(f, &item)) return false;
+    out->push_back(std::move(item));
+  }
   return true;
 }
 
@@ -179,7 +185,7 @@ bool parse_body(std::string_view body, json* out, ApiError* err) {
 }
 
 bool map_ledger(const json& j, Ledger* out, ApiError* err) {
-  Fields f(j, "", err);
+  Fields f(j, -1, err);
   return f.only({"id", "code", "name", "expiry_days"}) && f.uint("id", &out->id) &&
          f.string("code", &out->code, ledger_code_bytes_max, true) &&
          f.string("name", &out->name, ledger_name_bytes_max, false) &&
@@ -188,55 +194,188 @@ bool map_ledger(const json& j, Ledger* out, ApiError* err) {
 
 bool map_accounts(const json& j, std::size_t items_max, std::vector<AccountSpec>* out,
                   ApiError* err) {
-  std::vector<const json*> items;
-  bool batch = false;
-  if (!items_of(j, items_max, &items, &batch, err)) return false;
-  out->reserve(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    Fields f(*items[i], item_where(batch, i), err);
-    AccountSpec a;
+  return map_items(j, items_max, out, err, [](Fields& f, AccountSpec* a) {
     std::string kind;
-    if (!f.only({"id", "ledger", "kind", "owner", "flags", "user_data"}) || !f.uint("id", &a.id) ||
-        !f.uint("ledger", &a.ledger) || !f.string("kind", &kind, 16, true) ||
-        !f.string("owner", &a.owner, owner_bytes_max, false) ||
-        !f.uint("user_data", &a.user_data)) {
+    if (!f.only({"id", "ledger", "kind", "owner", "flags", "user_data"}) || !f.uint("id", &a->id) ||
+        !f.uint("ledger", &a->ledger) || !f.string("kind", &kind, 16, true) ||
+        !f.string("owner", &a->owner, owner_bytes_max, false) ||
+        !f.uint("user_data", &a->user_data)) {
       return false;
     }
     const auto k = account_kind_from_string(kind);
     if (!k) return f.fail("kind", "invalid_field", "must be member, issuer or system");
-    a.kind = *k;
+    a->kind = *k;
     // Absent flags: members may not overdraw, other kinds have none. Present: as given.
-    a.flags = a.kind == AccountKind::member ? account_flags::debits_must_not_exceed_credits : 0;
+    a->flags = a->kind == AccountKind::member ? account_flags::debits_must_not_exceed_credits : 0;
     if (f.has("flags")) {
-      a.flags = 0;
-      if (!f.flags("flags", &a.flags, account_flag_bit)) return false;
+      a->flags = 0;
+      if (!f.flags("flags", &a->flags, account_flag_bit)) return false;
     }
-    out->push_back(std::move(a));
-  }
-  return true;
+    return true;
+  });
 }
 
 bool map_transfers(const json& j, std::size_t items_max, std::vector<Transfer>* out,
                    ApiError* err) {
-  std::vector<const json*> items;
-  bool batch = false;
-  if (!items_of(j, items_max, &items, &batch, err)) return false;
-  out->reserve(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    Fields f(*items[i], item_where(batch, i), err);
-    Transfer t;
-    if (!f.only({"id", "debit_account", "credit_account", "amount", "ledger", "code", "flags",
-                 "pending_id", "timeout_s", "user_data"}) ||
-        !f.uint("id", &t.id) || !f.uint("debit_account", &t.debit_account) ||
-        !f.uint("credit_account", &t.credit_account) || !f.uint("amount", &t.amount) ||
-        !f.uint("ledger", &t.ledger) || !f.uint("code", &t.code) ||
-        !f.flags("flags", &t.flags, transfer_flag_bit) || !f.uint("pending_id", &t.pending_id) ||
-        !f.uint("timeout_s", &t.timeout_s) || !f.uint("user_data", &t.user_data)) {
+  return map_items(j, items_max, out, err, [](Fields& f, Transfer* t) {
+    return f.only({"id", "debit_account", "credit_account", "amount", "ledger", "code", "flags",
+                   "pending_id", "timeout_s", "user_data"}) &&
+           f.uint("id", &t->id) && f.uint("debit_account", &t->debit_account) &&
+           f.uint("credit_account", &t->credit_account) && f.uint("amount", &t->amount) &&
+           f.uint("ledger", &t->ledger) && f.uint("code", &t->code) &&
+           f.flags("flags", &t->flags, transfer_flag_bit) && f.uint("pending_id", &t->pending_id) &&
+           f.uint("timeout_s", &t->timeout_s) && f.uint("user_data", &t->user_data);
+  });
+}
+
+namespace {
+
+/// The one-pass reader of parse_transfers: a SAX handler that fills Transfers and gives up
+/// (returns false) on anything but a plainly valid body, leaving the error to the precise path.
+class TransferSax {
+ public:
+  TransferSax(std::size_t items_max, std::vector<Transfer>* out)
+      : items_max_(items_max), out_(out) {}
+
+  bool start_array(std::size_t) {
+    if (depth_ == 0) {
+      batch_ = true;
+    } else if (!(depth_ == item_depth() && field_ == Field::flags)) {
       return false;
+    } else {
+      current_.flags = 0;  // a repeated key replaces the earlier value, as in a JSON tree
     }
-    out->push_back(t);
+    ++depth_;
+    return true;
   }
-  return true;
+  bool end_array() {
+    --depth_;
+    field_ = Field::none;
+    return true;
+  }
+  bool start_object(std::size_t) {
+    if (depth_ + 1 != item_depth()) return false;
+    if (batch_ && out_->size() >= items_max_) return false;
+    ++depth_;
+    current_ = Transfer{};
+    return true;
+  }
+  bool end_object() {
+    --depth_;
+    out_->push_back(current_);
+    return true;
+  }
+  bool key(std::string& k) {
+    field_ = field_of(k);
+    return field_ != Field::none;
+  }
+  bool number_unsigned(std::uint64_t v) {
+    if (depth_ != item_depth()) return false;
+    switch (field_) {
+      case Field::id:
+        current_.id = v;
+        return true;
+      case Field::debit_account:
+        current_.debit_account = v;
+        return true;
+      case Field::credit_account:
+        current_.credit_account = v;
+        return true;
+      case Field::amount:
+        current_.amount = v;
+        return true;
+      case Field::ledger:
+        current_.ledger = v;
+        return true;
+      case Field::code:
+        return narrow(v, &current_.code);
+      case Field::pending_id:
+        current_.pending_id = v;
+        return true;
+      case Field::timeout_s:
+        return narrow(v, &current_.timeout_s);
+      case Field::user_data:
+        current_.user_data = v;
+        return true;
+      case Field::flags:
+      case Field::none:
+        break;
+    }
+    return false;
+  }
+  bool string(std::string& s) {
+    if (depth_ != item_depth() + 1) return false;
+    const std::uint32_t bit = transfer_flag_bit(s);
+    current_.flags |= bit;
+    return bit != 0;
+  }
+  // Anything else is not a plainly valid transfer body.
+  bool null() { return false; }
+  bool boolean(bool) { return false; }
+  bool number_integer(std::int64_t) { return false; }
+  bool number_float(double, const std::string&) { return false; }
+  bool binary(json::binary_t&) { return false; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+    return false;
+  }
+
+ private:
+  enum class Field : std::uint8_t {
+    none,
+    id,
+    debit_account,
+    credit_account,
+    amount,
+    ledger,
+    code,
+    flags,
+    pending_id,
+    timeout_s,
+    user_data
+  };
+  static Field field_of(std::string_view k) {
+    static constexpr std::pair<std::string_view, Field> fields[] = {
+        {"id", Field::id},
+        {"debit_account", Field::debit_account},
+        {"credit_account", Field::credit_account},
+        {"amount", Field::amount},
+        {"ledger", Field::ledger},
+        {"code", Field::code},
+        {"flags", Field::flags},
+        {"pending_id", Field::pending_id},
+        {"timeout_s", Field::timeout_s},
+        {"user_data", Field::user_data}};
+    for (const auto& [name, field] : fields) {
+      if (k == name) return field;
+    }
+    return Field::none;
+  }
+  /// Depth inside an item's object: 1 for a one-object body, 2 inside a batch's array.
+  int item_depth() const { return batch_ ? 2 : 1; }
+  template <typename T>
+  static bool narrow(std::uint64_t v, T* out) {
+    if (v > std::numeric_limits<T>::max()) return false;
+    *out = static_cast<T>(v);
+    return true;
+  }
+
+  const std::size_t items_max_;
+  std::vector<Transfer>* out_;
+  Transfer current_;
+  Field field_ = Field::none;
+  int depth_ = 0;
+  bool batch_ = false;
+};
+
+}  // namespace
+
+bool parse_transfers(std::string_view body, std::size_t items_max, std::vector<Transfer>* out,
+                     ApiError* err) {
+  TransferSax sax(items_max, out);
+  if (json::sax_parse(body.begin(), body.end(), &sax)) return true;
+  out->clear();
+  json j;
+  return parse_body(body, &j, err) && map_transfers(j, items_max, out, err);
 }
 
 bool parse_query(std::string_view query, std::initializer_list<const char*> allowed,

@@ -38,6 +38,13 @@ std::string error_body(const ApiError& e);
 [[nodiscard]] bool map_transfers(const nlohmann::json& j, std::size_t items_max,
                                  std::vector<Transfer>* out, ApiError* err);
 
+/// POST /v1/transfers from the raw body: the same as parse_body then map_transfers, in one
+/// pass that builds no JSON tree for a plainly valid body (the common case). Any body that
+/// pass does not accept goes through parse_body and map_transfers, so the answer, errors
+/// included, is always theirs.
+[[nodiscard]] bool parse_transfers(std::string_view body, std::size_t items_max,
+                                   std::vector<Transfer>* out, ApiError* err);
+
 /// The query string as name -> value (no percent-decoding: every value the API takes is a
 /// number or a cursor). A name not in `allowed`, or given twice, is 400.
 [[nodiscard]] bool parse_query(std::string_view query, std::initializer_list<const char*> allowed,

@@ -142,8 +142,6 @@ std::string Metrics::render(const EngineStats* stats) const {
     line("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help, name, name, value);
   };
   gauge("pointex_http_inflight_requests", "Requests being processed.", inflight_requests.load());
-  gauge("pointex_worker_queue_depth", "Blocking engine calls queued for the worker threads.",
-        worker_queue.load());
   gauge("pointex_http_connections", "Open HTTP connections.", connections.load());
   gauge("pointex_event_streams", "Open SSE event streams.", streams.load());
   line(
@@ -157,6 +155,9 @@ std::string Metrics::render(const EngineStats* stats) const {
           stats->committed_position);
     gauge("pointex_projected_position", "Position the read models include.",
           stats->projected_position);
+    gauge("pointex_async_reads",
+          "Engine reads queued or waiting for their min_position (the engine's read queue).",
+          stats->async_reads);
     gauge(
         "pointex_projection_lag_events", "committed_position - projected_position.",
         stats->committed_position - std::min(stats->committed_position, stats->projected_position));

@@ -48,7 +48,6 @@ class Metrics {
   void batch(Endpoint endpoint, std::size_t items);
 
   std::atomic<std::int64_t> inflight_requests{0};
-  std::atomic<std::int64_t> worker_queue{0};
   std::atomic<std::int64_t> connections{0};
   std::atomic<std::int64_t> streams{0};
   std::atomic<std::uint64_t> connections_refused{0};
