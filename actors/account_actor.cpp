@@ -176,8 +176,8 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded =
     item.batch->fail(item.index);
     return;
   }
-  domain::DebitDecision d =
-      domain::decide_debit(*st.account, item.transfer, item.credit_closed, now);
+  domain::DebitDecision d = domain::decide_debit(*st.account, item.transfer, item.credit_closed,
+                                                 now, item.batch->workflow);
   switch (d.kind) {
     case domain::DebitDecision::Kind::reject:
       release_credit(item);

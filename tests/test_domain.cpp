@@ -209,6 +209,7 @@ class World {
   Outcome when(const Transfer& t) {
     Outcome o;
     o.result = validate_transfer(t);
+    if (o.result == TransferResult::ok) o.result = check_client_transfer(t);
     if (o.result != TransferResult::ok) return o;
     o.result = check_accounts(t, spec(t.debit_account),
                               t.credit_account == 0 ? nullptr : spec(t.credit_account));
@@ -1513,6 +1514,12 @@ TEST_CASE("every TransferResult code is reachable from the domain functions",
   expect(w.when(single(2, issuer, alice, 1, 0)).result, TransferResult::ledger_must_not_be_zero);
   expect(w.when(single(2, issuer, 0, 1)).result, TransferResult::credit_account_must_not_be_zero);
   expect(w.when(single(2, 0, alice, 1)).result, TransferResult::debit_account_must_not_be_zero);
+  // the ids and the code of the engine's workflows
+  expect(w.when(single(workflow_transfer_id_min | 2, issuer, alice, 1)).result,
+         TransferResult::id_reserved);
+  t = single(2, issuer, alice, 1);
+  t.code = exchange_transfer_code;
+  expect(w.when(t).result, TransferResult::code_reserved);
   t = single(2, issuer, alice, 1);
   t.flags = 1U << 8;
   expect(w.when(t).result, TransferResult::unknown_flags);

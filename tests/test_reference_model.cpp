@@ -222,12 +222,19 @@ class Model {
       }
       if (t.ledger == 0) return TransferResult::ledger_must_not_be_zero;
       if (t.code == 0) return TransferResult::code_must_not_be_zero;
-      return TransferResult::ok;
+      return check_reserved(t);
     }
     if (t.debit_account == t.credit_account) return TransferResult::accounts_must_be_different;
     if (t.pending_id == 0) return TransferResult::pending_id_must_not_be_zero;
     if (t.pending_id == t.id) return TransferResult::pending_id_must_be_different;
     if (t.timeout_s != 0) return TransferResult::timeout_reserved_for_pending_transfer;
+    return check_reserved(t);
+  }
+
+  /// A client may not use the ids and the code of the engine's workflows.
+  static TransferResult check_reserved(const Transfer& t) {
+    if (t.id >= pointex::workflow_transfer_id_min) return TransferResult::id_reserved;
+    if (t.code == pointex::exchange_transfer_code) return TransferResult::code_reserved;
     return TransferResult::ok;
   }
 
@@ -391,6 +398,7 @@ class Pipeline {
   Answer transfer(const Transfer& t, std::uint64_t now, std::uint64_t timestamp,
                   std::uint64_t position, bool sample_revert) {
     TransferResult r = dom::validate_transfer(t);
+    if (r == TransferResult::ok) r = dom::check_client_transfer(t);
     if (r != TransferResult::ok) return {r};
     r = dom::check_accounts(t, spec(t.debit_account),
                             t.credit_account == 0 ? nullptr : spec(t.credit_account));
@@ -864,7 +872,7 @@ class Generator {
 
   void break_a_field(Transfer& t) {
     const bool resolution = t.pending_id != 0;
-    switch (uniform(0, 14)) {
+    switch (uniform(0, 16)) {
       case 0:
         t.id = 0;
         break;
@@ -906,6 +914,12 @@ class Generator {
         break;
       case 13:
         t.credit_account = unknown_account + 1;
+        break;
+      case 14:
+        t.id |= pointex::workflow_transfer_id_min;
+        break;
+      case 15:
+        t.code = pointex::exchange_transfer_code;
         break;
       default:
         t.credit_account = pick(all_);

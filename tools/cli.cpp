@@ -53,6 +53,20 @@ nlohmann::json to_json(std::uint64_t position, const domain::Event& event) {
   } else if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
     j["type"] = "account_closed";
     j["account"] = {{"id", c->id}};
+  } else if (const auto* r = std::get_if<domain::RateSet>(&event)) {
+    j["type"] = "rate_set";
+    j["rate"] = {{"from_ledger", r->rate.from_ledger},
+                 {"to_ledger", r->rate.to_ledger},
+                 {"numerator", r->rate.numerator},
+                 {"denominator", r->rate.denominator},
+                 {"fee_bps", r->rate.fee_bps},
+                 {"member_daily_cap", r->rate.member_daily_cap},
+                 {"pair_daily_cap", r->rate.pair_daily_cap},
+                 {"from_exchange_account", r->rate.from_exchange_account},
+                 {"to_exchange_account", r->rate.to_exchange_account}};
+  } else if (const auto* p = std::get_if<domain::ProcessStepped>(&event)) {
+    j["type"] = "process_stepped";
+    j["process"] = {{"kind", static_cast<int>(p->kind)}, {"id", p->id}, {"step", p->step}};
   } else {
     const auto& t = std::get<domain::TransferEvent>(event);
     j["type"] = "transfer";

@@ -129,6 +129,8 @@ struct EngineStats {
   std::uint64_t accounts_passivated = 0;
   /// Asynchronous reads queued or waiting for their min_position.
   std::uint64_t async_reads = 0;
+  /// Durable processes (exchanges) started and not completed yet.
+  std::uint64_t open_processes = 0;
   /// A write to the event log failed: the engine stopped (fail-stop) and refuses commands;
   /// reopen the data dir.
   bool log_failed = false;
@@ -202,6 +204,9 @@ struct VerifyReport {
   /// Transfer records looked up in the read models because they were not in memory.
   std::uint64_t transfer_records_loaded = 0;
   std::uint64_t open_pending_transfers = 0;
+  /// Exchanges in the log, and those not completed (the next open resumes them).
+  std::uint64_t exchanges = 0;
+  std::uint64_t open_exchanges = 0;
   std::vector<std::string> problems;
 };
 
@@ -342,6 +347,42 @@ class Engine {
   [[nodiscard]] Status read_events(const EventQuery& query, EventPage* page);
   /// Asynchronous form: runs on a reader thread (see the asynchronous reads above).
   void read_events(EventQuery query, ResultCallback<EventPage> callback);
+
+  // -------------------------------------------------------------------------------------------
+  // Alliance exchange (docs/workflows.md).
+
+  /// Sets (or replaces) the rate from `rate.from_ledger` to `rate.to_ledger` and waits until
+  /// it is durable. Checks, in order: both ledgers exist, they differ, numerator and
+  /// denominator are not zero, fee_bps <= 10000, the exchange accounts exist on their ledgers.
+  /// Setting the same definition again answers ok and writes nothing. Exchanges under way keep
+  /// the amounts and accounts they started with. Status is not ok only when the engine stopped
+  /// or its log failed.
+  [[nodiscard]] Status set_rate(const Rate& rate, RateResult* result);
+  /// Asynchronous form: the callback runs once the rate is durable (on the log's writer
+  /// thread: it must not block), or at once on the caller's thread when nothing is written.
+  void set_rate(const Rate& rate, ResultCallback<RateResult> callback);
+  std::optional<Rate> rate(LedgerId from_ledger, LedgerId to_ledger) const;
+  std::vector<Rate> rates() const;
+
+  /// Exchanges `exchange.amount` points of from_account's ledger for points of to_account's
+  /// ledger at the rate set between them: two pending legs (from_account -> the rate's
+  /// from_exchange_account; to_exchange_account -> to_account), then both posted, or, if one
+  /// was refused, the other voided: never one without the other. Every step is durable before
+  /// the next, and an exchange interrupted by a crash is finished at the next open. The
+  /// callback runs once the outcome is durable, on the engine's workflow thread (it must not
+  /// block). Idempotent by id: the same exchange again answers its outcome (`exists` for one
+  /// that succeeded; while it is under way, once it completes); another body with the same id
+  /// answers exists_with_different_fields. Refusals before it starts (rate, caps, accounts)
+  /// are not stored and a retry is decided afresh. Status is not ok, and the outcome unknown
+  /// until a retry with the same id, for a stopped engine (shutting_down), a failed log
+  /// (io_error) or too many exchanges under way (overloaded).
+  void exchange(const Exchange& exchange, ResultCallback<ExchangeOutcome> callback);
+  /// Blocking form of exchange.
+  [[nodiscard]] Status exchange(const Exchange& exchange, ExchangeOutcome* outcome);
+  /// The exchange with this id and where it is (nullopt: none started). Current: it includes
+  /// steps the read models do not have yet.
+  void lookup_exchange(ExchangeId id, ResultCallback<std::optional<ExchangeInfo>> callback);
+  [[nodiscard]] Status lookup_exchange(ExchangeId id, std::optional<ExchangeInfo>* exchange);
 
   /// Offline (the data dir must not be open): drops every read model and rebuilds it by
   /// replaying the event log, logging progress.

@@ -55,8 +55,15 @@ enum class TransferResult : std::uint32_t {
   credit_account_must_not_be_zero = 27,
   debit_account_must_not_be_zero = 28,
   unknown_flags = 29,
+  /// The transfer's code, or the code of the pending transfer a post or void names, is
+  /// reserved for the engine's workflows (exchange_transfer_code): a client may not make or
+  /// resolve such a transfer.
+  code_reserved = 30,
+  /// Ids from workflow_transfer_id_min up are reserved for the transfers the engine's
+  /// workflows make.
+  id_reserved = 31,
 };
-inline constexpr std::uint32_t transfer_result_count = 30;
+inline constexpr std::uint32_t transfer_result_count = 32;
 
 /// Outcome of creating one account. Stable numbers.
 enum class AccountResult : std::uint32_t {
@@ -124,6 +131,17 @@ inline constexpr std::uint32_t all = pending | post_pending | void_pending;
 /// statistics count transfers to an issuer account with this code as `expired`, other
 /// transfers to an issuer account as `redeemed`.
 inline constexpr std::uint16_t expiry_transfer_code = 65535;
+
+/// Transfer code of the two pending legs of an alliance exchange (and of their posts and
+/// voids). Reserved: a client transfer with this code, or a client post or void of a pending
+/// transfer with it, fails with `code_reserved`, so only the exchange resolves its legs.
+inline constexpr std::uint16_t exchange_transfer_code = 65534;
+
+/// Transfer ids from here up are reserved for the transfers the engine's workflows make (the
+/// posts and voids of an exchange's legs: id = workflow_transfer_id_min | exchange id). A client
+/// transfer with such an id fails with `id_reserved`, so a workflow's own transfer can never
+/// collide with a client's.
+inline constexpr std::uint64_t workflow_transfer_id_min = 1ULL << 63;
 
 /// Limits on strings, shared by the library and the daemon.
 inline constexpr std::size_t owner_bytes_max = 256;
@@ -320,5 +338,163 @@ struct FeedEvent {
   AccountBalances credit;
 };
 std::string_view to_string(FeedEvent::Type type);
+
+// ---------------------------------------------------------------------------------------------
+// Alliance exchange (docs/workflows.md): points of one ledger for another's at a set rate.
+
+/// Outcome of setting an exchange rate. Stable numbers.
+enum class RateResult : std::uint32_t {
+  ok = 0,
+  from_ledger_not_found = 1,
+  to_ledger_not_found = 2,
+  ledgers_must_be_different = 3,
+  numerator_must_not_be_zero = 4,
+  denominator_must_not_be_zero = 5,
+  /// fee_bps is over 10000 (100%).
+  fee_bps_too_high = 6,
+  from_exchange_account_not_found = 7,
+  to_exchange_account_not_found = 8,
+  /// The from exchange account is not on from_ledger.
+  from_exchange_account_ledger_mismatch = 9,
+  /// The to exchange account is not on to_ledger.
+  to_exchange_account_ledger_mismatch = 10,
+};
+inline constexpr std::uint32_t rate_result_count = 11;
+std::string_view to_string(RateResult result);
+
+/// The rate of exchanging points of `from_ledger` (A) for points of `to_ledger` (B). An
+/// exchange of `amount` A-points credits gross - fee B-points, where
+///   gross = floor(amount * numerator / denominator)   (exact, 128-bit)
+///   fee   = ceil(gross * fee_bps / 10000)
+/// Caps count A-points debited per UTC day (of the engine clock); 0 means no cap.
+struct Rate {
+  LedgerId from_ledger = 0;
+  LedgerId to_ledger = 0;
+  std::uint64_t numerator = 0;
+  std::uint64_t denominator = 0;
+  /// Fee in basis points of the gross B-points, 0-10000.
+  std::uint32_t fee_bps = 0;
+  /// Most A-points one member (the exchange's from_account) may exchange per UTC day.
+  std::uint64_t member_daily_cap = 0;
+  /// Most A-points exchanged per UTC day over this pair of ledgers, all members together.
+  std::uint64_t pair_daily_cap = 0;
+  /// The issuer of A's exchange account (on from_ledger): it receives the member's A-points.
+  AccountId from_exchange_account = 0;
+  /// The issuer of B's exchange account (on to_ledger): it pays the member's B-points.
+  AccountId to_exchange_account = 0;
+  /// Assigned by the engine when the rate was last set.
+  std::uint64_t timestamp = 0;
+
+  bool same_definition(const Rate& o) const {
+    return from_ledger == o.from_ledger && to_ledger == o.to_ledger && numerator == o.numerator &&
+           denominator == o.denominator && fee_bps == o.fee_bps &&
+           member_daily_cap == o.member_daily_cap && pair_daily_cap == o.pair_daily_cap &&
+           from_exchange_account == o.from_exchange_account &&
+           to_exchange_account == o.to_exchange_account;
+  }
+};
+
+using ExchangeId = std::uint64_t;
+
+/// An exchange as a client submits it: `amount` points of from_account's ledger for points of
+/// to_account's ledger, at the rate set between the two ledgers.
+struct Exchange {
+  /// The idempotency key (1 to workflow_transfer_id_min - 1). The two legs are pending
+  /// transfers with this id on their debit accounts (from_account, and the rate's
+  /// to_exchange_account): a client transfer that already uses the id there makes the leg fail.
+  ExchangeId id = 0;
+  AccountId from_account = 0;
+  AccountId to_account = 0;
+  std::uint64_t amount = 0;
+
+  bool operator==(const Exchange& o) const {
+    return id == o.id && from_account == o.from_account && to_account == o.to_account &&
+           amount == o.amount;
+  }
+  bool operator!=(const Exchange& o) const { return !(*this == o); }
+};
+
+/// Outcome of an exchange. Stable numbers.
+enum class ExchangeResult : std::uint32_t {
+  /// Both legs posted.
+  ok = 0,
+  /// Same id, same body, and the original exchange succeeded (its amounts stand).
+  exists = 1,
+  exists_with_different_fields = 2,
+  id_must_not_be_zero = 3,
+  amount_must_not_be_zero = 4,
+  accounts_must_be_different = 5,
+  from_account_not_found = 6,
+  to_account_not_found = 7,
+  /// No rate is set from from_account's ledger to to_account's.
+  rate_not_found = 8,
+  /// The credited amount would be zero.
+  amount_too_small = 9,
+  member_daily_cap_exceeded = 10,
+  pair_daily_cap_exceeded = 11,
+  /// The gross amount does not fit 64 bits.
+  overflow = 12,
+  /// The id is at or above workflow_transfer_id_min.
+  id_reserved = 13,
+  /// A leg was refused (`leg`, `leg_result` say which and why): both legs were voided.
+  leg_failed = 14,
+  /// The engine stopped before the legs were both made (a crash); both were voided on restart.
+  interrupted = 15,
+};
+inline constexpr std::uint32_t exchange_result_count = 16;
+std::string_view to_string(ExchangeResult result);
+
+/// Where an exchange is: every step is durable in the event log.
+enum class ExchangeStep : std::uint8_t {
+  /// Amounts computed, caps counted, the two pending legs under way.
+  started = 0,
+  /// Commit (post both legs) or abort (void the legs that were made) decided.
+  decided = 1,
+  /// Both legs posted, or none left pending: the outcome is final.
+  completed = 2,
+};
+std::string_view to_string(ExchangeStep step);
+
+/// What an exchange answered. Amounts are set once it started (also for a recorded failure,
+/// then nothing moved), zero for a refusal before it started.
+struct ExchangeOutcome {
+  ExchangeResult result = ExchangeResult::ok;
+  /// leg_failed: 1 (from_account -> A's exchange account) or 2 (B's exchange account ->
+  /// to_account), and that leg's transfer result.
+  std::uint32_t leg = 0;
+  TransferResult leg_result = TransferResult::ok;
+  /// A-points taken from from_account.
+  std::uint64_t debited = 0;
+  /// B-points given to to_account (gross - fee).
+  std::uint64_t credited = 0;
+  /// B-points kept as the fee.
+  std::uint64_t fee = 0;
+};
+
+/// A stored exchange as a lookup shows it.
+struct ExchangeInfo {
+  Exchange request;
+  LedgerId from_ledger = 0;
+  LedgerId to_ledger = 0;
+  AccountId from_exchange_account = 0;
+  AccountId to_exchange_account = 0;
+  std::uint64_t debited = 0;
+  std::uint64_t gross = 0;
+  std::uint64_t fee = 0;
+  std::uint64_t credited = 0;
+  /// The UTC day (days since 1970-01-01) its caps count on.
+  std::uint32_t day = 0;
+  ExchangeStep step = ExchangeStep::started;
+  /// From `decided` on: whether the legs are posted (true) or voided.
+  bool commit = false;
+  /// From `decided` on: the outcome (ok, leg_failed, interrupted).
+  ExchangeResult result = ExchangeResult::ok;
+  std::uint32_t leg = 0;
+  TransferResult leg_result = TransferResult::ok;
+  /// Timestamps of its first and last steps, and the last step's position.
+  std::uint64_t started_at = 0;
+  std::uint64_t updated_at = 0;
+  std::uint64_t position = 0;
+};
 
 }  // namespace pointex

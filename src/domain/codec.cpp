@@ -61,6 +61,27 @@ void encode(const TransferEvent& e, std::string& out) {
   put_varint(out, e.expires_at);
 }
 
+void encode(const RateSet& e, std::string& out) {
+  const Rate& r = e.rate;
+  put_u8(out, static_cast<std::uint8_t>(EventType::rate_set));
+  put_u8(out, rate_set_version);
+  for (std::uint64_t x : {r.timestamp, r.from_ledger, r.to_ledger, r.numerator, r.denominator,
+                          std::uint64_t{r.fee_bps}, r.member_daily_cap, r.pair_daily_cap,
+                          r.from_exchange_account, r.to_exchange_account}) {
+    put_varint(out, x);
+  }
+}
+
+void encode(const ProcessStepped& e, std::string& out) {
+  put_u8(out, static_cast<std::uint8_t>(EventType::process_stepped));
+  put_u8(out, process_stepped_version);
+  put_varint(out, e.timestamp);
+  put_u8(out, static_cast<std::uint8_t>(e.kind));
+  put_varint(out, e.id);
+  put_u8(out, e.step);
+  put_bytes(out, e.data);
+}
+
 DecodeError decode_ledger_created(Reader& in, std::uint8_t version, Event* out) {
   if (version != 1) return DecodeError::unknown_version;
   LedgerCreated e;
@@ -128,6 +149,38 @@ DecodeError decode_transfer(Reader& in, std::uint8_t version, Event* out) {
   return in.finish();
 }
 
+DecodeError decode_rate_set(Reader& in, std::uint8_t version, Event* out) {
+  if (version != 1) return DecodeError::unknown_version;
+  RateSet e;
+  Rate& r = e.rate;
+  r.timestamp = in.varint();
+  r.from_ledger = in.varint();
+  r.to_ledger = in.varint();
+  r.numerator = in.varint();
+  r.denominator = in.varint();
+  r.fee_bps = in.bounded<std::uint32_t>(UINT32_MAX);
+  r.member_daily_cap = in.varint();
+  r.pair_daily_cap = in.varint();
+  r.from_exchange_account = in.varint();
+  r.to_exchange_account = in.varint();
+  *out = e;
+  return in.finish();
+}
+
+DecodeError decode_process_stepped(Reader& in, std::uint8_t version, Event* out) {
+  if (version != 1) return DecodeError::unknown_version;
+  ProcessStepped e;
+  e.timestamp = in.varint();
+  const std::uint8_t kind = in.u8();
+  if (kind != static_cast<std::uint8_t>(ProcessKind::exchange)) in.fail(DecodeError::invalid_field);
+  e.kind = static_cast<ProcessKind>(kind);
+  e.id = in.varint();
+  e.step = in.u8();
+  e.data = in.bytes(process_data_bytes_max);
+  *out = std::move(e);
+  return in.finish();
+}
+
 }  // namespace
 
 void encode_event(const Event& event, std::string& out) {
@@ -148,6 +201,10 @@ DecodeError decode_event(std::string_view bytes, Event* event) {
       return decode_account_closed(in, version, event);
     case EventType::transfer:
       return decode_transfer(in, version, event);
+    case EventType::rate_set:
+      return decode_rate_set(in, version, event);
+    case EventType::process_stepped:
+      return decode_process_stepped(in, version, event);
   }
   return DecodeError::unknown_type;
 }
@@ -176,6 +233,8 @@ std::uint64_t event_timestamp(const Event& event) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, LedgerCreated>) {
           return e.ledger.timestamp;
+        } else if constexpr (std::is_same_v<T, RateSet>) {
+          return e.rate.timestamp;
         } else {
           return e.timestamp;
         }
@@ -189,6 +248,8 @@ void set_event_timestamp(Event& event, std::uint64_t timestamp) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, LedgerCreated>) {
           e.ledger.timestamp = timestamp;
+        } else if constexpr (std::is_same_v<T, RateSet>) {
+          e.rate.timestamp = timestamp;
         } else {
           e.timestamp = timestamp;
         }

@@ -17,19 +17,27 @@ enum class EventType : std::uint8_t {
   account_created = 2,
   account_closed = 3,
   transfer = 4,
+  rate_set = 5,
+  process_stepped = 6,
 };
 
 /// The event schema generation of this build: raised whenever any type gets a new version.
 /// The event log records the newest generation that wrote to it, and a build older than that
 /// refuses to open it, also when recovery would not decode the newer events themselves (they
 /// may lie before the read models' checkpoint).
-inline constexpr std::uint32_t event_schema = 1;
+/// 2: rate_set and process_stepped (new types; older builds would not decode them).
+inline constexpr std::uint32_t event_schema = 2;
 
 /// The newest schema version of each type: what encode_event writes.
 inline constexpr std::uint8_t ledger_created_version = 1;
 inline constexpr std::uint8_t account_created_version = 1;
 inline constexpr std::uint8_t account_closed_version = 1;
 inline constexpr std::uint8_t transfer_version = 1;
+inline constexpr std::uint8_t rate_set_version = 1;
+inline constexpr std::uint8_t process_stepped_version = 1;
+
+/// Longest `data` of a process step.
+inline constexpr std::size_t process_data_bytes_max = 4096;
 
 /// Appends the encoding of `event` to `out`.
 void encode_event(const Event& event, std::string& out);

@@ -80,12 +80,16 @@ DebitDecision decide_new_debit(const AccountState& debit, const Transfer& t, Tra
 }
 
 DebitDecision decide_resolution(const AccountState& debit, const Transfer& t, TransferKind kind,
-                                std::uint64_t now_ns) {
+                                std::uint64_t now_ns, bool workflow) {
   const auto it = debit.transfers.find(t.pending_id);
   if (it == debit.transfers.end()) return reject(TransferResult::pending_transfer_not_found);
   const TransferRecord& p = it->second;
   if (!p.committed) return wait_for(t.pending_id);
   if (p.event.kind != TransferKind::pending) return reject(TransferResult::not_a_pending_transfer);
+  // Only the workflow that made it resolves a leg (else one leg could move without the other).
+  if (!workflow && p.event.code == exchange_transfer_code) {
+    return reject(TransferResult::code_reserved);
+  }
   if (p.busy_with != 0) return wait_for(p.busy_with);
   switch (p.state) {
     case TransferState::posted:
@@ -217,8 +221,14 @@ TransferResult check_accounts(const Transfer& t, const AccountSpec* debit,
   return TransferResult::ok;
 }
 
+TransferResult check_client_transfer(const Transfer& t) {
+  if (t.id >= workflow_transfer_id_min) return TransferResult::id_reserved;
+  if (t.code == exchange_transfer_code) return TransferResult::code_reserved;
+  return TransferResult::ok;
+}
+
 DebitDecision decide_debit(const AccountState& debit, const Transfer& t, bool credit_closed,
-                           std::uint64_t now_ns) {
+                           std::uint64_t now_ns, bool workflow) {
   POINTEX_ASSERT(t.debit_account == debit.id());
   const auto existing = debit.transfers.find(t.id);
   if (existing != debit.transfers.end()) {
@@ -236,7 +246,7 @@ DebitDecision decide_debit(const AccountState& debit, const Transfer& t, bool cr
   if (kind == TransferKind::single || kind == TransferKind::pending) {
     return decide_new_debit(debit, t, kind, now_ns);
   }
-  return decide_resolution(debit, t, kind, now_ns);
+  return decide_resolution(debit, t, kind, now_ns, workflow);
 }
 
 std::optional<TransferEvent> decide_expire(const AccountState& debit, TransferId pending_id,

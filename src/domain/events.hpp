@@ -3,6 +3,7 @@
 /// applied. Business rejections are result codes and are never stored.
 
 #include <cstdint>
+#include <string>
 #include <variant>
 
 #include "pointex/types.hpp"
@@ -55,7 +56,34 @@ struct AccountClosed {
   std::uint64_t timestamp = 0;
 };
 
-using Event = std::variant<LedgerCreated, AccountCreated, AccountClosed, TransferEvent>;
+/// An exchange rate was set (or replaced) between two ledgers.
+struct RateSet {
+  Rate rate;  // rate.timestamp is the event's timestamp
+};
+
+/// The kinds of durable processes (sagas, docs/workflows.md). Stable numbers: stored.
+enum class ProcessKind : std::uint8_t {
+  exchange = 1,
+};
+
+/// One step of a durable process, generic over its kind: `data` is the kind's own encoding of
+/// the step (src/domain/exchange.hpp for exchanges). A process is the fold of its steps.
+struct ProcessStepped {
+  ProcessKind kind = ProcessKind::exchange;
+  std::uint64_t id = 0;
+  std::uint8_t step = 0;
+  std::string data;
+  std::uint64_t timestamp = 0;
+};
+
+using Event = std::variant<LedgerCreated, AccountCreated, AccountClosed, TransferEvent, RateSet,
+                           ProcessStepped>;
+
+/// Whether the feed (subscriptions, read_events) carries this event: ledgers, accounts and
+/// transfers do; rates and process steps are not in the feed (the legs' transfers are).
+inline bool in_feed(const Event& event) {
+  return !std::holds_alternative<RateSet>(event) && !std::holds_alternative<ProcessStepped>(event);
+}
 
 std::uint64_t event_timestamp(const Event& event);
 void set_event_timestamp(Event& event, std::uint64_t timestamp);

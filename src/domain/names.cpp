@@ -38,6 +38,41 @@ constexpr std::array<std::string_view, transfer_result_count> transfer_result_na
     "credit_account_must_not_be_zero",
     "debit_account_must_not_be_zero",
     "unknown_flags",
+    "code_reserved",
+    "id_reserved",
+};
+
+constexpr std::array<std::string_view, rate_result_count> rate_result_names = {
+    "ok",
+    "from_ledger_not_found",
+    "to_ledger_not_found",
+    "ledgers_must_be_different",
+    "numerator_must_not_be_zero",
+    "denominator_must_not_be_zero",
+    "fee_bps_too_high",
+    "from_exchange_account_not_found",
+    "to_exchange_account_not_found",
+    "from_exchange_account_ledger_mismatch",
+    "to_exchange_account_ledger_mismatch",
+};
+
+constexpr std::array<std::string_view, exchange_result_count> exchange_result_names = {
+    "ok",
+    "exists",
+    "exists_with_different_fields",
+    "id_must_not_be_zero",
+    "amount_must_not_be_zero",
+    "accounts_must_be_different",
+    "from_account_not_found",
+    "to_account_not_found",
+    "rate_not_found",
+    "amount_too_small",
+    "member_daily_cap_exceeded",
+    "pair_daily_cap_exceeded",
+    "overflow",
+    "id_reserved",
+    "leg_failed",
+    "interrupted",
 };
 
 constexpr std::array<std::string_view, account_result_count> account_result_names = {
@@ -63,6 +98,28 @@ std::optional<TransferResult> transfer_result_from_string(std::string_view name)
     if (transfer_result_names[i] == name) return static_cast<TransferResult>(i);
   }
   return std::nullopt;
+}
+
+std::string_view to_string(RateResult result) {
+  const auto i = static_cast<std::size_t>(result);
+  return i < rate_result_names.size() ? rate_result_names[i] : "unknown";
+}
+
+std::string_view to_string(ExchangeResult result) {
+  const auto i = static_cast<std::size_t>(result);
+  return i < exchange_result_names.size() ? exchange_result_names[i] : "unknown";
+}
+
+std::string_view to_string(ExchangeStep step) {
+  switch (step) {
+    case ExchangeStep::started:
+      return "started";
+    case ExchangeStep::decided:
+      return "decided";
+    case ExchangeStep::completed:
+      return "completed";
+  }
+  return "unknown";
 }
 
 std::string_view to_string(AccountResult result) {

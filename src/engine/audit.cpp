@@ -8,6 +8,8 @@
 
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
+#include "domain/exchange.hpp"
+#include "domain/process.hpp"
 #include "engine/log.hpp"
 #include "engine/projector.hpp"
 #include "pointex/engine.hpp"
@@ -46,6 +48,10 @@ class Auditor {
       s.account.timestamp = a->timestamp;
     } else if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
       domain::apply_close(accounts_[c->id]);
+    } else if (const auto* p = std::get_if<domain::ProcessStepped>(&event)) {
+      fold_process_step(position, *p);
+    } else if (const auto* r = std::get_if<domain::RateSet>(&event)) {
+      rates_[{r->rate.from_ledger, r->rate.to_ledger}] = r->rate;
     } else {
       const auto& t = std::get<domain::TransferEvent>(event);
       const auto debit = accounts_.find(t.debit_account);
@@ -60,7 +66,49 @@ class Auditor {
     return true;
   }
 
+  void fold_process_step(std::uint64_t position, const domain::ProcessStepped& step) {
+    domain::ProcessRecord& record = processes_[{step.kind, step.id}];
+    record.kind = step.kind;
+    record.id = step.id;
+    domain::apply_counter_deltas(counters_, domain::step_counter_deltas(record, step));
+    domain::append_step(record, step, position);
+  }
+
+  /// The legs of every exchange agree with its steps: never one posted without the other.
+  void check_exchanges() {
+    for (const auto& [key, record] : processes_) {
+      const std::string name = "exchange " + std::to_string(key.second);
+      domain::ExchangeState st;
+      if (domain::fold_exchange(record, &st) != domain::DecodeError::none) {
+        problem(name + ": its steps cannot be folded");
+        continue;
+      }
+      ++report_.exchanges;
+      if (st.step != ExchangeStep::completed) ++report_.open_exchanges;
+      const auto legs = domain::exchange_legs(st.started);
+      int posted = 0;
+      int pending = 0;
+      for (const Transfer& leg : legs) {
+        const auto a = accounts_.find(leg.debit_account);
+        if (a == accounts_.end()) continue;
+        const auto t = a->second.transfers.find(leg.id);
+        if (t == a->second.transfers.end() || t->second.event.request != leg) continue;
+        posted += t->second.state == TransferState::posted ? 1 : 0;
+        pending += t->second.state == TransferState::pending ? 1 : 0;
+      }
+      const bool commit = st.step != ExchangeStep::started && st.decided.commit;
+      if (st.step == ExchangeStep::completed && commit && posted != 2) {
+        problem(name + ": completed ok but " + std::to_string(posted) + " of 2 legs posted");
+      }
+      if (st.step == ExchangeStep::completed && !commit && (posted != 0 || pending != 0)) {
+        problem(name + ": aborted but a leg is posted or still pending");
+      }
+      if (!commit && posted != 0) problem(name + ": a leg is posted without a commit");
+    }
+  }
+
   void check_invariants() {
+    check_exchanges();
     struct Sums {
       std::int64_t balance = 0;
       std::uint64_t debits_pending = 0;
@@ -139,6 +187,8 @@ class Auditor {
       problem("account count: read model says " + std::to_string(count) + ", the log " +
               std::to_string(accounts_.size()));
     }
+    s = check_workflow_read_models(rm);
+    if (!s.is_ok()) return s;
     std::set<std::pair<AccountId, TransferId>> open_timeouts;
     for (const auto& [id, state] : accounts_) {
       for (const auto& [tid, r] : state.transfers) {
@@ -177,6 +227,47 @@ class Auditor {
     return Status::ok();
   }
 
+  /// Rates, process records, the open-process index and the counters equal the log's fold.
+  Status check_workflow_read_models(const store::ReadModel& rm) {
+    std::vector<Rate> rates;
+    Status s = rm.rates(&rates);
+    if (!s.is_ok()) return s;
+    bool same_rates = rates.size() == rates_.size();
+    for (const Rate& r : rates) {
+      const auto it = rates_.find({r.from_ledger, r.to_ledger});
+      same_rates = same_rates && it != rates_.end() && it->second.same_definition(r) &&
+                   it->second.timestamp == r.timestamp;
+    }
+    if (!same_rates) problem("rates: read model differs from the log");
+    std::set<std::uint64_t> open_in_log;
+    for (const auto& [key, record] : processes_) {
+      std::optional<domain::ProcessRecord> stored;
+      s = rm.process(key.first, key.second, &stored);
+      if (!s.is_ok()) return s;
+      if (!stored ||
+          domain::encode_process_record(*stored) != domain::encode_process_record(record)) {
+        problem("exchange " + std::to_string(key.second) + ": read model differs from the log");
+      }
+      if (!domain::process_finished(record)) open_in_log.insert(key.second);
+    }
+    std::vector<domain::ProcessRecord> open;
+    s = rm.open_processes(&open);
+    if (!s.is_ok()) return s;
+    std::set<std::uint64_t> open_in_rm;
+    for (const domain::ProcessRecord& r : open) open_in_rm.insert(r.id);
+    if (open_in_rm != open_in_log) problem("open exchanges: read model differs from the log");
+    domain::CounterTable stored_counters;
+    s = rm.counters(0,
+                    [&](const domain::CounterKey& k, std::uint64_t v) { stored_counters[k] = v; });
+    if (!s.is_ok()) return s;
+    domain::CounterTable nonzero;
+    for (const auto& [k, v] : counters_) {
+      if (v != 0) nonzero[k] = v;
+    }
+    if (stored_counters != nonzero) problem("exchange caps: read model differs from the log");
+    return Status::ok();
+  }
+
   void problem(std::string text) {
     if (report_.problems.size() < problems_max) report_.problems.push_back(std::move(text));
   }
@@ -203,6 +294,9 @@ class Auditor {
   std::map<LedgerId, Ledger> ledgers_;
   std::unordered_map<AccountId, domain::AccountState> accounts_;
   std::uint64_t last_position_ = 0;
+  std::map<std::pair<LedgerId, LedgerId>, Rate> rates_;
+  std::map<std::pair<domain::ProcessKind, std::uint64_t>, domain::ProcessRecord> processes_;
+  domain::CounterTable counters_;
 };
 
 }  // namespace

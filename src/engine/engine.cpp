@@ -20,6 +20,7 @@
 #include "engine/log.hpp"
 #include "engine/recovery.hpp"
 #include "engine/transfer_batch.hpp"
+#include "engine/workflows.hpp"
 
 namespace pointex {
 namespace {
@@ -197,6 +198,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
       });
   std::uint64_t next_position = 1;
   std::uint64_t last_timestamp = 0;
+  impl->workflows = std::make_unique<engine::Workflows>(*impl);
   s = engine::recover(*impl, &next_position, &last_timestamp);
   if (!s.is_ok()) return s;
   impl->projector = std::make_unique<engine::Projector>(*impl->read_model, *impl->log);
@@ -241,6 +243,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   s = start_actors(*impl);
   if (!s.is_ok()) return s;
   impl->start_sweeper();
+  impl->workflows->start();  // resumes the processes the log left open
   engine->reset(new Engine(std::move(impl)));
   return Status::ok();
 }
@@ -248,6 +251,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
 Engine::~Engine() {
   Impl& core = *impl_;
   core.stopping.store(true);
+  core.workflows->stop();  // open processes stay open in the log: the next open resumes them
   core.stop_sweeper();
   const auto deadline = std::chrono::steady_clock::now() + shutdown_drain_timeout;
   while (core.inflight.load() != 0 && std::chrono::steady_clock::now() < deadline) {
@@ -273,6 +277,7 @@ Engine::~Engine() {
   core.expiry = nullptr;
   core.system.reset();
   core.journal.reset();
+  core.workflows.reset();  // after the journal: its chunks call back into the workflows
   core.feed.reset();
   core.projector.reset();
   core.reads.reset();
@@ -417,7 +422,12 @@ Status Engine::create_accounts(std::vector<AccountSpec> accounts,
 }
 
 void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback callback) {
-  Impl& core = *impl_;
+  impl_->submit(std::move(transfers), std::move(callback), /*workflow=*/false);
+}
+
+void Engine::Impl::submit(std::vector<Transfer> transfers, TransferCallback callback,
+                          bool workflow) {
+  Impl& core = *this;
   const std::size_t n = transfers.size();
   if (core.stopping.load()) return callback(Status::shutting_down("engine is closing"), {});
   if (core.journal->failed()) {
@@ -431,12 +441,14 @@ void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback 
   }
   if (n == 0) return callback(Status::ok(), {});
   const std::uint64_t before = core.inflight.fetch_add(n);
-  if (before + n > core.options.inflight_transfers_max) {
+  // Workflows are bounded by their own limit; a step half done must not be refused here.
+  if (!workflow && before + n > core.options.inflight_transfers_max) {
     core.inflight.fetch_sub(n);
     return callback(Status::overloaded("too many transfers in flight; retry with the same ids"),
                     {});
   }
   auto* batch = new engine::TransferBatch(n, std::move(callback), &core.inflight);
+  batch->workflow = workflow;
 
   struct Route {
     engine::AccountEntry* debit;
@@ -450,6 +462,7 @@ void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback 
   for (std::uint32_t i = 0; i < n; ++i) {
     const Transfer& t = transfers[i];
     TransferResult r = domain::validate_transfer(t);
+    if (r == TransferResult::ok && !workflow) r = domain::check_client_transfer(t);
     engine::AccountEntry* debit = nullptr;
     engine::AccountEntry* credit = nullptr;
     if (r == TransferResult::ok) {
@@ -573,7 +586,12 @@ Status Engine::lookup_accounts(const std::vector<AccountId>& ids,
 
 Status Engine::lookup_transfer(AccountId debit_account, TransferId id,
                                std::optional<TransferInfo>* transfer) {
-  Impl& core = *impl_;
+  return impl_->lookup_transfer(debit_account, id, transfer);
+}
+
+Status Engine::Impl::lookup_transfer(AccountId debit_account, TransferId id,
+                                     std::optional<TransferInfo>* transfer) {
+  Impl& core = *this;
   if (core.stopping.load()) return Status::shutting_down("engine is closing");
   *transfer = std::nullopt;
   engine::AccountEntry* entry = core.directory.find(debit_account);
@@ -625,6 +643,7 @@ EngineStats Engine::stats() const {
   s.async_reads = core.reads->jobs();
   s.inflight_transfers = core.inflight.load();
   s.live_account_actors = core.live_actors.load();
+  s.open_processes = core.workflows->open_processes();
   return s;
 }
 

@@ -11,9 +11,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "engine/directory.hpp"
 #include "engine/feed.hpp"
@@ -25,6 +27,9 @@
 #include "store/read_model.hpp"
 
 namespace pointex {
+namespace engine {
+class Workflows;
+}  // namespace engine
 
 struct Engine::Impl {
   EngineOptions options;
@@ -68,6 +73,16 @@ struct Engine::Impl {
 
   std::uint64_t recovered_events = 0;
   std::uint64_t recovery_ms = 0;
+
+  /// Durable processes: rates and exchanges (engine/workflows.hpp). Created before recovery,
+  /// which replays their steps into it; started once the actors run.
+  std::unique_ptr<engine::Workflows> workflows;
+  /// submit_transfers; `workflow`: submitted by the workflows (reserved ids and codes allowed,
+  /// not bounded by inflight_transfers_max).
+  void submit(std::vector<Transfer> transfers, TransferCallback callback, bool workflow);
+  /// lookup_transfer (blocking; it asks the debit account's actor).
+  [[nodiscard]] Status lookup_transfer(AccountId debit_account, TransferId id,
+                                       std::optional<TransferInfo>* transfer);
 
   caf::actor_system_config caf_config;
   std::unique_ptr<caf::actor_system> system;

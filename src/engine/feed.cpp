@@ -233,6 +233,7 @@ Status Feed::read_log_page(std::uint64_t from, std::uint64_t to,
       failure = Status::corruption("feed: event at position " + std::to_string(position));
       return false;
     }
+    if (!domain::in_feed(event)) return true;  // rates and process steps
     std::optional<Account> closed;
     if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
       failure = read_model_.account(c->id, &closed);  // a definition never changes

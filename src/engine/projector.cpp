@@ -207,9 +207,13 @@ Status Projector::apply(std::uint64_t position, std::string_view bytes) {
       c->last_position = position;
       mark_dirty(closed->id, *c);
     }
+  } else if (const auto* rate = std::get_if<domain::RateSet>(&event)) {
+    writer_->put_rate(rate->rate);
+  } else if (const auto* step = std::get_if<domain::ProcessStepped>(&event)) {
+    s = apply_process_step(position, *step);
   }
   applied_position_ = position;
-  if (s.is_ok() && feed_ != nullptr && feed_->wanted()) {
+  if (s.is_ok() && feed_ != nullptr && feed_->wanted() && domain::in_feed(event)) {
     AccountBalances debit;
     AccountBalances credit;
     const AccountSpec* closed = nullptr;
@@ -374,6 +378,7 @@ Status Projector::flush() {
     c.dirty = false;
   }
   for (const StatsKey& k : dirty_stats_) writer_->put_stats(k.ledger, stats_.at(k));
+  flush_processes();
   if (writer_->size() == 0) return Status::ok();
   writer_->set_checkpoint(applied_position_);
   writer_->set_account_count(account_count_);
@@ -383,7 +388,9 @@ Status Projector::flush() {
   dirty_accounts_.clear();
   dirty_stats_.clear();
   unflushed_transfers_.clear();
+  unflushed_processes_.clear();
   if (accounts_.size() > cached_accounts_max) accounts_.clear();
+  if (counters_.size() > 4096) counters_.clear();
   if (stats_.size() > 4096) stats_.clear();
   return Status::ok();
 }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "domain/events.hpp"
+#include "domain/process.hpp"
 #include "pointex/engine.hpp"
 #include "pointex/status.hpp"
 #include "store/event_log.hpp"
@@ -102,6 +104,11 @@ class Projector {
   [[nodiscard]] Status apply_group(const CommittedGroup& group);
   [[nodiscard]] Status apply(std::uint64_t position, std::string_view bytes);
   [[nodiscard]] Status apply_transfer(std::uint64_t position, const domain::TransferEvent& e);
+  /// A process step: its record, the open-process index and its counters
+  /// (projector_workflows.cpp).
+  [[nodiscard]] Status apply_process_step(std::uint64_t position, const domain::ProcessStepped& e);
+  /// Writes the counters changed since the last flush (part of flush()).
+  void flush_processes();
   [[nodiscard]] Status account(AccountId id, Cached** out);
   void mark_dirty(AccountId id, Cached& c);
   AccountBalances balances_of(AccountId id) const;
@@ -130,6 +137,12 @@ class Projector {
   /// Pending transfers written in the current, unflushed batch (not yet readable from
   /// RocksDB), and the ones it resolved.
   std::unordered_map<TransferKey, TransferInfo, TransferKeyHash> unflushed_transfers_;
+  /// Process records of the unflushed batch (not yet readable from RocksDB), and counters read
+  /// or changed (the changed ones are written at the flush).
+  std::map<std::pair<domain::ProcessKind, std::uint64_t>, domain::ProcessRecord>
+      unflushed_processes_;
+  domain::CounterTable counters_;
+  std::vector<domain::CounterKey> dirty_counters_;
   std::unique_ptr<store::ReadModel::Writer> writer_;
   std::uint64_t applied_position_ = 0;
   std::uint64_t account_count_ = 0;

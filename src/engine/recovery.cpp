@@ -12,6 +12,7 @@
 #include "domain/decide.hpp"
 #include "engine/account_loader.hpp"
 #include "engine/log.hpp"
+#include "engine/workflows.hpp"
 
 namespace pointex::engine {
 namespace {
@@ -125,6 +126,14 @@ class Recovery {
     credit->committed_at(position);
     return Status::ok();
   }
+  Status apply_event(std::uint64_t position, const domain::RateSet& e) {
+    const Status s = core_.workflows->recover(position, e);
+    return s.is_ok() ? s : at(position, s.message());
+  }
+  Status apply_event(std::uint64_t position, const domain::ProcessStepped& e) {
+    const Status s = core_.workflows->recover(position, e);
+    return s.is_ok() ? s : at(position, s.message());
+  }
   static Status at(std::uint64_t position, const std::string& what) {
     return Status::corruption("event at position " + std::to_string(position) + ": " + what);
   }
@@ -194,6 +203,8 @@ Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* 
     core.ledgers[l.id] = l;
     core.ledger_codes[l.code] = l.id;
   }
+  s = core.workflows->load(*core.read_model, core.now());  // rates, open processes, caps
+  if (!s.is_ok()) return s;
   std::uint64_t accounts = 0;
   s = core.read_model->account_count(&accounts);
   if (!s.is_ok()) return s;

@@ -22,6 +22,9 @@ class TransferBatch {
         callback_(std::move(callback)),
         inflight_(inflight) {}
 
+  /// Submitted by the engine's workflows (docs/workflows.md), not by a client.
+  bool workflow = false;
+
   /// Sets an item's slot without counting it down (before the batch is shared).
   void set(std::uint32_t index, TransferOutcome outcome) { outcomes_[index] = outcome; }
 

@@ -31,6 +31,10 @@ struct Db {
   rocksdb::ColumnFamilyHandle* stats = nullptr;
   rocksdb::ColumnFamilyHandle* ledgers = nullptr;
   rocksdb::ColumnFamilyHandle* expiries = nullptr;
+  rocksdb::ColumnFamilyHandle* rates = nullptr;
+  rocksdb::ColumnFamilyHandle* processes = nullptr;
+  rocksdb::ColumnFamilyHandle* open_processes = nullptr;
+  rocksdb::ColumnFamilyHandle* counters = nullptr;
   /// Read models only: they were in another format and were dropped at open (to be rebuilt).
   bool format_reset = false;
   /// Opened with open_read_only (nothing is written, not even at close).
@@ -38,7 +42,8 @@ struct Db {
 
   /// The read-model families, in the order rebuild drops them.
   std::vector<rocksdb::ColumnFamilyHandle*> read_models() const {
-    return {accounts, transfers, history, stats, ledgers, expiries};
+    return {accounts, transfers, history,   stats,          ledgers,
+            expiries, rates,     processes, open_processes, counters};
   }
 
   static Status open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out);

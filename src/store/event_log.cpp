@@ -55,8 +55,9 @@ rocksdb::ColumnFamilyOptions read_model_options() {
 
 /// The read-model families after `default`, in the order of Db's handles.
 const std::vector<std::string>& read_model_families() {
-  static const std::vector<std::string> names = {"rm_accounts", "rm_transfers", "rm_history",
-                                                 "rm_stats",    "rm_ledgers",   "rm_expiries"};
+  static const std::vector<std::string> names = {
+      "rm_accounts", "rm_transfers", "rm_history",   "rm_stats",          "rm_ledgers",
+      "rm_expiries", "rm_rates",     "rm_processes", "rm_open_processes", "rm_counters"};
   return names;
 }
 
@@ -178,6 +179,10 @@ Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::sha
     db->stats = db->handles[4];
     db->ledgers = db->handles[5];
     db->expiries = db->handles[6];
+    db->rates = db->handles[7];
+    db->processes = db->handles[8];
+    db->open_processes = db->handles[9];
+    db->counters = db->handles[10];
   }
 
   std::string format;

@@ -199,6 +199,57 @@ std::string stats_key(LedgerId ledger, std::uint32_t day) {
   return k;
 }
 
+std::string rate_key(LedgerId from, LedgerId to) {
+  return key2(from, to);
+}
+std::string process_key(domain::ProcessKind kind, std::uint64_t id) {
+  std::string k;
+  k.push_back(static_cast<char>(kind));
+  put_be64(k, id);
+  return k;
+}
+std::string counter_key(const domain::CounterKey& c) {
+  std::string k;
+  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((c.day >> (8 * i)) & 0xFF));
+  k.push_back(static_cast<char>(c.scope));
+  put_be64(k, c.a);
+  put_be64(k, c.b);
+  return k;
+}
+
+std::string encode_rate(const Rate& r) {
+  std::string v;
+  for (std::uint64_t x : {r.from_ledger, r.to_ledger, r.numerator, r.denominator,
+                          std::uint64_t{r.fee_bps}, r.member_daily_cap, r.pair_daily_cap,
+                          r.from_exchange_account, r.to_exchange_account, r.timestamp}) {
+    put_varint(v, x);
+  }
+  return v;
+}
+Status decode_rate(const rocksdb::Slice& v, Rate* r) {
+  Reader in(std::string_view(v.data(), v.size()));
+  r->from_ledger = in.varint();
+  r->to_ledger = in.varint();
+  r->numerator = in.varint();
+  r->denominator = in.varint();
+  r->fee_bps = in.bounded<std::uint32_t>(UINT32_MAX);
+  r->member_daily_cap = in.varint();
+  r->pair_daily_cap = in.varint();
+  r->from_exchange_account = in.varint();
+  r->to_exchange_account = in.varint();
+  r->timestamp = in.varint();
+  if (in.finish() != domain::DecodeError::none) return Status::corruption("bad rate record");
+  return Status::ok();
+}
+
+Status decode_process(const rocksdb::Slice& v, domain::ProcessRecord* out) {
+  if (domain::decode_process_record(std::string_view(v.data(), v.size()), out) !=
+      domain::DecodeError::none) {
+    return Status::corruption("bad process record");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 /// The updates of the big families are collected and written in key order: each memtable
@@ -295,6 +346,28 @@ void ReadModel::Writer::put_history(AccountId account, const HistoryEntry& entry
 }
 void ReadModel::Writer::put_stats(LedgerId ledger, const DayStats& stats) {
   (void)impl_->batch.Put(impl_->db->stats, stats_key(ledger, stats.day), encode_stats(stats));
+}
+void ReadModel::Writer::put_rate(const Rate& rate) {
+  (void)impl_->batch.Put(impl_->db->rates, rate_key(rate.from_ledger, rate.to_ledger),
+                         encode_rate(rate));
+}
+void ReadModel::Writer::put_process(const domain::ProcessRecord& record) {
+  (void)impl_->batch.Put(impl_->db->processes, process_key(record.kind, record.id),
+                         domain::encode_process_record(record));
+}
+void ReadModel::Writer::set_process_open(domain::ProcessKind kind, std::uint64_t id, bool open) {
+  if (open) {
+    (void)impl_->batch.Put(impl_->db->open_processes, process_key(kind, id), "");
+  } else {
+    (void)impl_->batch.Delete(impl_->db->open_processes, process_key(kind, id));
+  }
+}
+void ReadModel::Writer::put_counter(const domain::CounterKey& key, std::uint64_t value) {
+  if (value == 0) {
+    (void)impl_->batch.Delete(impl_->db->counters, counter_key(key));
+  } else {
+    (void)impl_->batch.Put(impl_->db->counters, counter_key(key), key1(value));
+  }
 }
 void ReadModel::Writer::set_checkpoint(std::uint64_t position) {
   (void)impl_->batch.Put(impl_->db->meta, checkpoint_key, key1(position));
@@ -534,10 +607,82 @@ Status ReadModel::latest_stats(LedgerId ledger, std::optional<DayStats>* out) co
   return from_rocks(it->status(), "reading stats");
 }
 
+Status ReadModel::rates(std::vector<Rate>* out) const {
+  out->clear();
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), db_->rates));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Rate r;
+    const Status s = decode_rate(it->value(), &r);
+    if (!s.is_ok()) return s;
+    out->push_back(r);
+  }
+  return from_rocks(it->status(), "reading rates");
+}
+
+Status ReadModel::process(domain::ProcessKind kind, std::uint64_t id,
+                          std::optional<domain::ProcessRecord>* out) const {
+  out->reset();
+  std::string v;
+  const rocksdb::Status s =
+      db_->db->Get(rocksdb::ReadOptions(), db_->processes, process_key(kind, id), &v);
+  if (s.IsNotFound()) return Status::ok();
+  if (!s.ok()) return from_rocks(s, "reading process");
+  domain::ProcessRecord record;
+  const Status d = decode_process(rocksdb::Slice(v), &record);
+  if (d.is_ok()) *out = std::move(record);
+  return d;
+}
+
+Status ReadModel::open_processes(std::vector<domain::ProcessRecord>* out) const {
+  out->clear();
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db->NewIterator(rocksdb::ReadOptions(), db_->open_processes));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 9) return Status::corruption("bad open process key");
+    std::optional<domain::ProcessRecord> record;
+    const Status s = process(static_cast<domain::ProcessKind>(it->key()[0]),
+                             get_be64(it->key().data() + 1), &record);
+    if (!s.is_ok()) return s;
+    if (!record) return Status::corruption("open process without its record");
+    out->push_back(std::move(*record));
+  }
+  return from_rocks(it->status(), "reading open processes");
+}
+
+Status ReadModel::counters(
+    std::uint32_t from_day,
+    const std::function<void(const domain::CounterKey&, std::uint64_t)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db->NewIterator(rocksdb::ReadOptions(), db_->counters));
+  for (it->Seek(counter_key({from_day, 0, 0, 0})); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    if (k.size() != 21 || it->value().size() != 8) return Status::corruption("bad counter");
+    domain::CounterKey key;
+    key.day = static_cast<std::uint32_t>(get_be64(k.data()) >> 32);
+    key.scope = static_cast<std::uint8_t>(k[4]);
+    key.a = get_be64(k.data() + 5);
+    key.b = get_be64(k.data() + 13);
+    fn(key, get_be64(it->value().data()));
+  }
+  return from_rocks(it->status(), "reading counters");
+}
+
+Status ReadModel::counter(const domain::CounterKey& key, std::uint64_t* value) const {
+  *value = 0;
+  std::string v;
+  const rocksdb::Status s =
+      db_->db->Get(rocksdb::ReadOptions(), db_->counters, counter_key(key), &v);
+  if (s.IsNotFound()) return Status::ok();
+  if (!s.ok()) return from_rocks(s, "reading counter");
+  if (v.size() != 8) return Status::corruption("bad counter");
+  *value = get_be64(v.data());
+  return Status::ok();
+}
+
 Status ReadModel::drop_all() {
   rocksdb::WriteBatch batch;
   const std::string lo;
-  const std::string hi(17, '\xff');
+  const std::string hi(22, '\xff');  // past the longest key (counters: 21 bytes)
   for (rocksdb::ColumnFamilyHandle* cf : db_->read_models()) {
     (void)batch.DeleteRange(cf, lo, hi);
   }

@@ -11,9 +11,13 @@
 ///   rm_ledgers       ledger id(8)                 -> the ledger
 ///   rm_expiries      debit account(8) + id(8)     -> expires_at: open pending transfers with a
 ///                                                    timeout (re-armed when the engine opens)
+///   rm_rates         from ledger(8) + to ledger(8) -> the exchange rate
+///   rm_processes     kind(1) + id(8)              -> a durable process: its steps
+///   rm_open_processes kind(1) + id(8)             -> "": processes not completed (resumed at open)
+///   rm_counters      day(4) + scope(1) + a(8) + b(8) -> a daily counter (exchange caps)
 ///   default          "checkpoint"                 -> position(8): every event up to it is in
 ///                    "accounts"                   -> number of accounts, at the checkpoint
-///                    "format"                     -> "pointex-read-models-3"
+///                    "format"                     -> "pointex-read-models-4"
 /// They live in their own RocksDB database, `<data_dir>/read-models`, with its own write
 /// queue, so projecting never delays the event log's commits.
 /// Every update is written in one WriteBatch together with the new checkpoint, without a
@@ -30,6 +34,7 @@
 #include <vector>
 
 #include "domain/events.hpp"
+#include "domain/process.hpp"
 #include "pointex/status.hpp"
 #include "pointex/types.hpp"
 
@@ -101,6 +106,12 @@ class ReadModel {
     void put_transfer(const TransferInfo& transfer);
     void put_history(AccountId account, const HistoryEntry& entry);
     void put_stats(LedgerId ledger, const DayStats& stats);
+    void put_rate(const Rate& rate);
+    void put_process(const domain::ProcessRecord& record);
+    /// Marks a process open (`open`) or not.
+    void set_process_open(domain::ProcessKind kind, std::uint64_t id, bool open);
+    /// A counter of 0 is deleted.
+    void put_counter(const domain::CounterKey& key, std::uint64_t value);
     void set_checkpoint(std::uint64_t position);
     std::size_t size() const;
 
@@ -149,6 +160,17 @@ class ReadModel {
                              std::vector<DayStats>* out) const;
   /// The latest day record of a ledger, if any.
   [[nodiscard]] Status latest_stats(LedgerId ledger, std::optional<DayStats>* out) const;
+
+  [[nodiscard]] Status rates(std::vector<Rate>* out) const;
+  [[nodiscard]] Status process(domain::ProcessKind kind, std::uint64_t id,
+                               std::optional<domain::ProcessRecord>* out) const;
+  /// Every process not completed at the checkpoint.
+  [[nodiscard]] Status open_processes(std::vector<domain::ProcessRecord>* out) const;
+  /// Calls fn for every counter of `from_day` or later.
+  [[nodiscard]] Status counters(
+      std::uint32_t from_day,
+      const std::function<void(const domain::CounterKey&, std::uint64_t)>& fn) const;
+  [[nodiscard]] Status counter(const domain::CounterKey& key, std::uint64_t* value) const;
 
   /// Deletes every read model and the checkpoint (rebuild starts from there).
   [[nodiscard]] Status drop_all();

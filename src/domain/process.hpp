@@ -1,0 +1,85 @@
+#pragma once
+/// Durable processes (sagas), generic over their kind: a process is the list of its steps
+/// (ProcessStepped events, in log order), and everything else is a pure fold of that list by
+/// the kind's own rules (src/domain/exchange.hpp). The projector stores the list as one
+/// record per process, the engine keeps the open ones in memory; both derive the daily
+/// counters (caps) from the same function here, so they always agree.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "domain/codec.hpp"
+#include "domain/events.hpp"
+
+namespace pointex::domain {
+
+struct ProcessStepRecord {
+  std::uint8_t step = 0;
+  std::string data;
+  std::uint64_t timestamp = 0;
+  std::uint64_t position = 0;
+};
+
+/// A process as the fold of its steps.
+struct ProcessRecord {
+  ProcessKind kind = ProcessKind::exchange;
+  std::uint64_t id = 0;
+  std::vector<ProcessStepRecord> steps;
+
+  std::uint64_t last_position() const { return steps.empty() ? 0 : steps.back().position; }
+};
+
+/// Appends a committed step (at `position`) to its process.
+void append_step(ProcessRecord& record, const ProcessStepped& step, std::uint64_t position);
+
+/// The read-model encoding of a record (strict decoding, like events).
+std::string encode_process_record(const ProcessRecord& record);
+[[nodiscard]] DecodeError decode_process_record(std::string_view bytes, ProcessRecord* record);
+
+/// Whether a process with these steps is finished (its last step is its kind's final one).
+bool process_finished(const ProcessRecord& record);
+
+/// A daily counter some process kinds keep (an exchange's caps). Ordered by day first, so the
+/// counters of recent days are one range.
+struct CounterKey {
+  std::uint32_t day = 0;
+  /// What is counted: 1 = A-points a member exchanged (a = the member's account), 2 = A-points
+  /// exchanged over a pair of ledgers (a = from ledger, b = to ledger).
+  std::uint8_t scope = 0;
+  std::uint64_t a = 0;
+  std::uint64_t b = 0;
+
+  bool operator<(const CounterKey& o) const {
+    if (day != o.day) return day < o.day;
+    if (scope != o.scope) return scope < o.scope;
+    if (a != o.a) return a < o.a;
+    return b < o.b;
+  }
+  bool operator==(const CounterKey& o) const {
+    return day == o.day && scope == o.scope && a == o.a && b == o.b;
+  }
+};
+inline constexpr std::uint8_t counter_scope_exchange_member = 1;
+inline constexpr std::uint8_t counter_scope_exchange_pair = 2;
+
+/// A change of one counter: `amount` added, or taken back when `release`.
+struct CounterDelta {
+  CounterKey key;
+  std::uint64_t amount = 0;
+  bool release = false;
+};
+
+/// What appending `step` to a process with the steps `before` does to the daily counters.
+/// Steps that cannot be decoded change nothing (recovery refuses them before).
+std::vector<CounterDelta> step_counter_deltas(const ProcessRecord& before,
+                                              const ProcessStepped& step);
+
+/// Counters in memory. Releasing never goes below zero (asserted).
+using CounterTable = std::map<CounterKey, std::uint64_t>;
+void apply_counter_deltas(CounterTable& table, const std::vector<CounterDelta>& deltas);
+std::uint64_t counter_value(const CounterTable& table, const CounterKey& key);
+
+}  // namespace pointex::domain

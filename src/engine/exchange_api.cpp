@@ -1,0 +1,62 @@
+// The engine facade's rates and exchanges: they forward to the process manager
+// (engine/workflows.cpp).
+
+#include <future>
+
+#include "engine/engine_impl.hpp"
+#include "engine/workflows.hpp"
+#include "pointex/engine.hpp"
+
+namespace pointex {
+namespace {
+
+/// Runs an asynchronous call and waits for its answer.
+template <class Result, class Call>
+Status blocking(Result* result, Call call) {
+  std::promise<Status> done;
+  std::future<Status> f = done.get_future();
+  call([&](const Status& s, Result r) {
+    *result = std::move(r);
+    done.set_value(s);
+  });
+  return f.get();
+}
+
+}  // namespace
+
+Status Engine::set_rate(const Rate& rate, RateResult* result) {
+  return blocking(result, [&](ResultCallback<RateResult> cb) { set_rate(rate, std::move(cb)); });
+}
+
+void Engine::set_rate(const Rate& rate, ResultCallback<RateResult> callback) {
+  impl_->workflows->set_rate(rate, std::move(callback));
+}
+
+std::optional<Rate> Engine::rate(LedgerId from_ledger, LedgerId to_ledger) const {
+  return impl_->workflows->rate(from_ledger, to_ledger);
+}
+
+std::vector<Rate> Engine::rates() const {
+  return impl_->workflows->rates();
+}
+
+void Engine::exchange(const Exchange& exchange, ResultCallback<ExchangeOutcome> callback) {
+  impl_->workflows->exchange(exchange, std::move(callback));
+}
+
+Status Engine::exchange(const Exchange& request, ExchangeOutcome* outcome) {
+  return blocking(outcome,
+                  [&](ResultCallback<ExchangeOutcome> cb) { exchange(request, std::move(cb)); });
+}
+
+void Engine::lookup_exchange(ExchangeId id, ResultCallback<std::optional<ExchangeInfo>> callback) {
+  impl_->workflows->lookup_exchange(id, std::move(callback));
+}
+
+Status Engine::lookup_exchange(ExchangeId id, std::optional<ExchangeInfo>* exchange) {
+  return blocking(exchange, [&](ResultCallback<std::optional<ExchangeInfo>> cb) {
+    lookup_exchange(id, std::move(cb));
+  });
+}
+
+}  // namespace pointex
