@@ -32,6 +32,8 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint32_t setup_batch = 8190;
 /// Threads reading the accounts back for the conservation check.
 constexpr std::uint32_t check_threads = 4;
+/// Longest wait for a starting pointexd's /healthz to answer 200.
+constexpr int ready_wait_s_max = 60;
 
 struct Figures {
   std::string workload;
@@ -298,6 +300,18 @@ bool post_all(client::HttpClient& c, const client::Headers& h, const std::string
 bool setup(const HttpLoadOptions& o, const std::string& host, std::uint16_t port) {
   client::HttpClient c(host, port, std::chrono::seconds(120));
   const client::Headers h = {{"Authorization", "Bearer " + o.key}};
+  // A daemon that just started answers 503 not_ready until it has recovered.
+  const auto ready_by = Clock::now() + std::chrono::seconds(ready_wait_s_max);
+  for (;;) {
+    const client::HttpResult r = c.request("GET", "/healthz");
+    if (r.status == 200) break;
+    if (Clock::now() >= ready_by) {
+      fmt::print(stderr, "pointex-bench: {} not ready after {} s: HTTP {} {}{}\n", o.address,
+                 ready_wait_s_max, r.status, r.body, r.error);
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   if (!post_all(c, h, "/v1/ledgers",
                 {{"id", bench_ledger}, {"code", "BENCH"}, {"name", "bench"}})) {
     return false;
