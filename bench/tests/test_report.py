@@ -74,6 +74,23 @@ class ReportTest(unittest.TestCase):
         self.assertIn("1,000/s", table)  # the open-loop row's offered rate
         self.assertNotIn("FAILED", table)
 
+    def test_a_saturated_open_loop_is_marked(self):
+        runs = fixture()
+        runs[-1]["transfers_per_s"] = 400  # PostgreSQL offered 1000/s, answered 400/s
+        summary = report.summarize(runs)
+        table = report.format_table(summary, report.compute_ratios(summary))
+        self.assertEqual(table.count("saturated"), 1)
+        self.assertNotIn("saturated", report.format_table(self.summary, []))
+
+    def test_open_loop_saturated_latency_is_a_lower_bound(self):
+        # Every transaction scheduled before the window (pgbench fell behind): the latencies of
+        # what ran are reported, not zeros.
+        txs = [(100.0 + 0.01 * i, 102.0 + 0.5 * i, (2.0 + 0.5 * i - 0.01 * i) * 1e6)
+               for i in range(8)]
+        fig = pgbaseline.open_loop_figures(txs, 1.0, 2.0, 100.0)
+        self.assertGreater(fig["p50"], 1000.0)
+        self.assertEqual(fig["latency_count"], 8)
+
     def test_a_failed_check_shows(self):
         runs = fixture()
         runs[0]["conserved"] = False
