@@ -4,7 +4,7 @@ ASAN_DIR ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: setup build run demo test test-asan bench clean
+.PHONY: setup build run demo test test-asan bench bench-quick bench-setup clean
 
 setup:
 	@./scripts/setup.sh
@@ -31,8 +31,19 @@ test-asan: setup
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && ctest --output-on-failure -j 2
 
-bench: build
-	./$(BUILD_DIR)/pointex-bench --workload all
+# PointEx and the PostgreSQL 15 baseline side by side, W1-W4 (bench/run.py): a table on stdout,
+# results/<timestamp>/ with results.json, table.txt and SVG charts. About 20 minutes; the quick
+# smoke check takes under two. More options: BENCH_ARGS="--repeat 1 --clients 16,64" etc.
+# (python3 bench/run.py --help).
+BENCH_ARGS ?=
+bench-setup:
+	@./scripts/setup.sh bench
+
+bench: build bench-setup
+	python3 bench/run.py --build-dir $(BUILD_DIR) $(BENCH_ARGS)
+
+bench-quick: build bench-setup
+	python3 bench/run.py --build-dir $(BUILD_DIR) --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

@@ -1,12 +1,19 @@
 // pointex-bench: throughput and latency of the engine through the embedded API.
 //
-// Workloads (same definitions for every system measured):
-//   uniform  random transfers between `accounts` pre-funded member accounts
-//   hot      every transfer debits ONE issuer account and credits a random member (a campaign)
-// Closed loop: `clients` submitters each keep one batch of `batch` transfers in flight and send
-// the next when it is answered (batch 1 = one transfer at a time). Latency is per batch, from
-// submit to answer (every `ok` durable). After each run, conservation is checked: per ledger the
-// balances sum to zero and no member is below zero; a failure exits non-zero.
+// Workloads (bench/workload.hpp; the same definitions for every system measured): W1 uniform,
+// W2 hot, W3 earn-redeem, W4 two-phase.
+// Modes:
+//   batched  (default) closed loop: `clients` submitters each keep one batch of `batch`
+//            transfers in flight and send the next when it is answered (the best case).
+//   single   one transfer per call with `clients` calls in flight (like a database client with
+//            `clients` connections): the same as batched with `--batch 1`.
+//   --rate R open loop: R transfers/s arrive in batches of `batch` whatever the answers; latency
+//            runs from each batch's scheduled time (no coordinated omission).
+// Latency is per operation (one batch; for W4 the pending batch and then its posts and voids),
+// until every `ok` in it is durable. After each run: every result is checked against the
+// workload's definition (W3's planned failures exactly), and conservation (per ledger the
+// balances sum to zero, no member below zero, nothing pending); `--verify` also audits the
+// closed data dir with Engine::verify. Any failure exits non-zero.
 
 #include <fmt/core.h>
 #include <unistd.h>
@@ -15,8 +22,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -26,24 +36,34 @@
 
 #include "histogram.hpp"
 #include "http_load.hpp"
+#include "workload.hpp"
 
 using namespace pointex;
 using Clock = std::chrono::steady_clock;
+using bench::bench_ledger;
+using bench::first_member;
+using bench::issuer_id;
+using bench::member_funding;
+using bench::OpKind;
 
 namespace {
 
-constexpr LedgerId bench_ledger = 1;
-constexpr AccountId issuer_id = 1;
-constexpr AccountId first_member = 1'000'001;
-constexpr std::uint64_t member_funding = 1'000'000'000;
+/// Open loop: transfers submitted and not answered at most; arrivals past it wait (their
+/// latency still counts from their scheduled time).
+constexpr std::uint64_t open_loop_inflight_transfers_max = 200'000;
 
 struct Config {
+  /// A workload name or alias, or "all".
   std::string workload = "all";
   std::uint32_t accounts = 100'000;
   /// Members the workloads use (the first `active` of them); 0: all.
   std::uint32_t active = 0;
+  /// batched or single.
+  std::string mode = "batched";
   std::uint32_t batch = 8190;
   std::uint32_t clients = 4;
+  /// Open loop: transfers per second offered (0: closed loop).
+  double rate = 0;
   double duration_s = 10;
   double warmup_s = 2;
   std::string durability = "sync";
@@ -58,6 +78,14 @@ struct Config {
   std::uint64_t seed = 42;
   double query_s = 3;
   std::uint32_t query_threads = 2;
+  /// Only the workload runs: no query or restart measurements.
+  bool runs_only = false;
+  /// After closing, audit the data dir with Engine::verify.
+  bool verify = false;
+  bool quick = false;
+  double earn_share = 0.7;
+  double redeem_fail_share = 0.1;
+  double post_share = 0.5;
 };
 
 struct QueryResult {
@@ -75,8 +103,16 @@ struct RestartResult {
 struct RunResult {
   std::string workload;
   double seconds = 0;
+  /// Completed in the measured window: operations, transfers in them (W4: pending
+  /// transfers, each with its post or void), and W4's posts and voids.
+  std::uint64_t operations = 0;
   std::uint64_t transfers = 0;
-  std::uint64_t ok = 0;
+  std::uint64_t completions = 0;
+  /// Every answer of the run (warm-up included) by kind and result, and the failures the
+  /// workload planned (W3).
+  bench::Tally tally;
+  std::uint64_t planned_failures = 0;
+  std::string outcome_problems;
   bench::Histogram latency;
   bool conserved = false;
   std::string conservation_message;
@@ -175,107 +211,167 @@ Status setup_accounts(Engine& engine, const Config& cfg) {
   return s;
 }
 
-/// Runs one workload in a closed loop and returns its figures.
+/// Runs one workload and returns its figures. Closed loop (`rate` 0): `clients` operations in
+/// flight, each starting the next when answered. Open loop (`rate` > 0): an operation (a batch
+/// of `batch` transfers) is due every batch/rate seconds whatever the answers, and its latency
+/// runs from that scheduled time, so a stall delays the operations behind it in the figures too
+/// (no coordinated omission). An operation is one batch; for W4 it is the batch of pending
+/// transfers and then the batch of their posts and voids.
+///
+/// Only this thread makes batches and submits; engine callbacks just queue their answers.
 class Driver {
  public:
-  Driver(Engine& engine, const Config& cfg, std::string workload, std::uint64_t first_id)
-      : engine_(engine),
-        cfg_(cfg),
-        workload_(std::move(workload)),
-        next_id_(first_id),
-        rng_(cfg.seed) {}
+  Driver(Engine& engine, const Config& cfg, bench::Workload workload, bench::Generator& generator)
+      : engine_(engine), cfg_(cfg), workload_(workload), generator_(generator) {}
 
   RunResult run() {
     const auto start = Clock::now();
     measure_from_ = start + to_duration(cfg_.warmup_s);
     end_ = measure_from_ + to_duration(cfg_.duration_s);
-    for (std::uint32_t c = 0; c < cfg_.clients; ++c) submit();
-    std::unique_lock<std::mutex> lock(mutex_);
-    auto next_progress = Clock::now() + std::chrono::seconds(1);
-    while (inflight_ > 0) {
-      done_.wait_for(lock, std::chrono::milliseconds(100));
-      while (resubmit_ > 0) {
-        --resubmit_;
-        lock.unlock();
-        submit();
-        lock.lock();
+    const bool open_loop = cfg_.rate > 0;
+    const Clock::duration interval =
+        open_loop ? to_duration(static_cast<double>(cfg_.batch) / cfg_.rate) : Clock::duration{};
+    Clock::time_point next_arrival = start;
+    if (!open_loop) {
+      for (std::uint32_t c = 0; c < cfg_.clients; ++c) start_operation(Clock::now());
+    }
+    auto next_progress = start + std::chrono::seconds(1);
+    std::deque<Answer> answers;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        Clock::time_point wake = next_progress;
+        if (open_loop && next_arrival < end_) wake = std::min(wake, next_arrival);
+        answered_.wait_until(lock, wake, [&] { return !answers_.empty(); });
+        answers.swap(answers_);
       }
-      if (Clock::now() >= next_progress) {
-        fmt::print(stderr, "  {} {:>5.1f}s: {} transfers\n", workload_,
-                   std::chrono::duration<double>(Clock::now() - start).count(), total_);
+      for (Answer& a : answers) on_answer(a);
+      answers.clear();
+      const auto now = Clock::now();
+      if (open_loop) {
+        // Every due arrival starts now, unless the in-flight cap holds it back (its latency
+        // still counts from its scheduled time).
+        while (next_arrival <= now && next_arrival < end_ &&
+               inflight_transfers_ + cfg_.batch <= open_loop_inflight_transfers_max) {
+          start_operation(next_arrival);
+          next_arrival += interval;
+        }
+      }
+      if (now >= next_progress) {
+        fmt::print(stderr, "  {} {:>5.1f}s: {} transfers, {} operations in flight\n",
+                   bench::to_string(workload_), std::chrono::duration<double>(now - start).count(),
+                   transfers_answered_, inflight_operations_);
         next_progress += std::chrono::seconds(1);
       }
+      const bool arrivals_done = !open_loop || next_arrival >= end_;
+      // Closed loop: an operation answered before the end starts the next at once, so none
+      // is in flight only after the end.
+      if (inflight_operations_ == 0 && arrivals_done) break;
     }
-    result_.workload = workload_;
+    result_.workload = std::string(bench::to_string(workload_));
     result_.seconds = cfg_.duration_s;
-    return result_;
+    result_.planned_failures = generator_.planned_failures() - planned_at_start_;
+    return std::move(result_);
   }
 
-  std::uint64_t next_id() const { return next_id_; }
-
  private:
+  struct Operation {
+    /// Scheduled (open loop) or sent (closed loop): latency runs from here.
+    Clock::time_point start;
+    std::vector<Transfer> first;
+    std::vector<OpKind> first_kinds;
+    std::vector<OpKind> second_kinds;
+    bool in_second_phase = false;
+  };
+  struct Answer {
+    std::shared_ptr<Operation> operation;
+    Status status;
+    std::vector<TransferOutcome> outcomes;
+  };
+
   static Clock::duration to_duration(double s) {
     return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
   }
 
-  std::vector<Transfer> make_batch() {
-    std::vector<Transfer> batch(cfg_.batch);
-    std::uniform_int_distribution<std::uint32_t> member(0, cfg_.active - 1);
-    for (Transfer& t : batch) {
-      t.id = next_id_++;
-      t.amount = 1;
-      t.ledger = bench_ledger;
-      t.code = 3;
-      t.credit_account = first_member + member(rng_);
-      if (workload_ == "hot") {
-        t.debit_account = issuer_id;
-      } else {
-        do {
-          t.debit_account = first_member + member(rng_);
-        } while (t.debit_account == t.credit_account);
-      }
-    }
-    return batch;
+  void start_operation(Clock::time_point start) {
+    auto op = std::make_shared<Operation>();
+    op->start = start;
+    std::vector<Transfer> batch;
+    generator_.first_phase(cfg_.batch, &batch, &op->first_kinds);
+    if (generator_.two_phase()) op->first = batch;
+    ++inflight_operations_;
+    inflight_transfers_ += batch.size();
+    submit(op, std::move(batch));
   }
 
-  void submit() {
-    if (Clock::now() >= end_) return;
-    std::vector<Transfer> batch = make_batch();
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++inflight_;
+  void submit(const std::shared_ptr<Operation>& op, std::vector<Transfer> batch) {
+    engine_.submit_transfers(std::move(batch),
+                             [this, op](const Status& s, std::vector<TransferOutcome> out) {
+                               std::lock_guard<std::mutex> lock(mutex_);
+                               answers_.push_back({op, s, std::move(out)});
+                               answered_.notify_one();
+                             });
+  }
+
+  void on_answer(Answer& a) {
+    if (!a.status.is_ok()) die("submit", a.status);
+    Operation& op = *a.operation;
+    const std::vector<OpKind>& kinds = op.in_second_phase ? op.second_kinds : op.first_kinds;
+    for (std::size_t i = 0; i < a.outcomes.size() && i < kinds.size(); ++i) {
+      result_.tally.add(kinds[i], a.outcomes[i].result);
     }
-    const auto sent = Clock::now();
-    engine_.submit_transfers(
-        std::move(batch), [this, sent](const Status& s, std::vector<TransferOutcome> out) {
-          if (!s.is_ok()) die("submit", s);
-          const auto now = Clock::now();
-          std::lock_guard<std::mutex> lock(mutex_);
-          total_ += out.size();
-          if (sent >= measure_from_ && now <= end_) {
-            result_.transfers += out.size();
-            for (const TransferOutcome& o : out) result_.ok += o.result == TransferResult::ok;
-            result_.latency.record(static_cast<std::uint64_t>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent).count()));
-          }
-          --inflight_;
-          if (now < end_) ++resubmit_;
-          done_.notify_one();
-        });
+    transfers_answered_ += a.outcomes.size();
+    inflight_transfers_ -= op.in_second_phase ? op.second_kinds.size() : op.first_kinds.size();
+    if (!op.in_second_phase && generator_.two_phase()) {
+      std::vector<TransferResult> results;
+      results.reserve(a.outcomes.size());
+      for (const TransferOutcome& o : a.outcomes) results.push_back(o.result);
+      std::vector<Transfer> second;
+      generator_.second_phase(op.first, results, &second, &op.second_kinds);
+      op.in_second_phase = true;
+      if (!second.empty()) {
+        inflight_transfers_ += second.size();
+        submit(a.operation, std::move(second));
+        return;
+      }
+    }
+    complete(op);
+  }
+
+  void complete(const Operation& op) {
+    const auto now = Clock::now();
+    const std::uint64_t first = op.first_kinds.size();
+    const std::uint64_t second = op.second_kinds.size();
+    --inflight_operations_;
+    // Throughput: operations completed inside the measured window.
+    if (now >= measure_from_ && now <= end_) {
+      result_.transfers += first;
+      result_.completions += second;
+      result_.operations += 1;
+    }
+    // Latency: operations started inside the window (closed loop: and answered inside it;
+    // open loop: however late they were answered).
+    if (op.start >= measure_from_ && op.start < end_ && (cfg_.rate > 0 || now <= end_)) {
+      result_.latency.record(static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - op.start).count()));
+    }
+    if (cfg_.rate <= 0 && now < end_) start_operation(now);
   }
 
   Engine& engine_;
   const Config& cfg_;
-  std::string workload_;
-  std::uint64_t next_id_;
-  std::mt19937_64 rng_;
+  bench::Workload workload_;
+  bench::Generator& generator_;
+  const std::uint64_t planned_at_start_ = generator_.planned_failures();
   Clock::time_point measure_from_;
   Clock::time_point end_;
   std::mutex mutex_;
-  std::condition_variable done_;
-  std::uint32_t inflight_ = 0;
-  std::uint32_t resubmit_ = 0;
-  std::uint64_t total_ = 0;
+  std::condition_variable answered_;
+  std::deque<Answer> answers_;
+  // Touched by the driving thread only.
+  std::uint64_t inflight_operations_ = 0;
+  std::uint64_t inflight_transfers_ = 0;
+  std::uint64_t transfers_answered_ = 0;
   RunResult result_;
 };
 
@@ -373,31 +469,79 @@ double ms(std::uint64_t ns) {
   return static_cast<double>(ns) / 1e6;
 }
 
-nlohmann::json to_json(const RunResult& r) {
+nlohmann::json to_json(const RunResult& r, const Config& cfg) {
+  nlohmann::json results = nlohmann::json::object();
+  r.tally.for_each([&](OpKind kind, TransferResult result, std::uint64_t n) {
+    results[std::string(bench::to_string(kind))][std::string(to_string(result))] = n;
+  });
+  const double seconds = r.seconds;
   return {{"workload", r.workload},
-          {"seconds", r.seconds},
+          {"mode", cfg.rate > 0 ? "open" : cfg.mode},
+          {"batch", cfg.batch},
+          {"clients", cfg.rate > 0 ? 0 : cfg.clients},
+          {"rate_offered", cfg.rate},
+          {"seconds", seconds},
+          {"operations", r.operations},
           {"transfers", r.transfers},
-          {"ok", r.ok},
-          {"transfers_per_s", static_cast<double>(r.transfers) / r.seconds},
+          {"completions", r.completions},
+          {"transfers_per_s", static_cast<double>(r.transfers) / seconds},
+          {"events_per_s", static_cast<double>(r.transfers + r.completions) / seconds},
           {"latency_ms",
-           {{"p50", ms(r.latency.quantile(0.5))},
+           {{"count", r.latency.count()},
+            {"p50", ms(r.latency.quantile(0.5))},
             {"p99", ms(r.latency.quantile(0.99))},
             {"p999", ms(r.latency.quantile(0.999))},
             {"max", ms(r.latency.max())}}},
+          {"results", results},
+          {"planned_failures", r.planned_failures},
+          {"outcomes_ok", r.outcome_problems.empty()},
+          {"outcome_problems", r.outcome_problems},
           {"projection_lag_events", r.projection_lag_events},
           {"projection_catch_up_s", r.projection_catch_up_s},
           {"commit_groups", r.stats.commit_groups},
           {"committed_events", r.stats.committed_events},
-          {"conserved", r.conserved}};
+          {"conserved", r.conserved},
+          {"conservation", r.conservation_message}};
 }
 
-}  // namespace
+/// Fills in what --quick and --mode imply and checks the options against each other. Returns
+/// an error message, empty when they are fine.
+std::string settle(Config& cfg, const CLI::App& app) {
+  if (cfg.quick) {
+    if (app.count("--accounts") == 0) cfg.accounts = 10'000;
+    if (app.count("--duration") == 0) cfg.duration_s = 2;
+    if (app.count("--warmup") == 0) cfg.warmup_s = 0.5;
+    if (app.count("--query-seconds") == 0) cfg.query_s = 0.5;
+  }
+  if (cfg.mode == "single") {
+    if (app.count("--batch") != 0 && cfg.batch != 1) {
+      return "--mode single sends one transfer per call: --batch must be 1 or not given";
+    }
+    cfg.batch = 1;
+    if (app.count("--clients") == 0) cfg.clients = 64;
+  }
+  if (cfg.rate > 0 && app.count("--clients") != 0) {
+    return "--rate (open loop) and --clients (closed loop) exclude each other";
+  }
+  if (cfg.rate > 0 && static_cast<double>(cfg.batch) / cfg.rate > cfg.duration_s) {
+    return fmt::format("--rate {} with --batch {}: fewer than one batch per --duration", cfg.rate,
+                       cfg.batch);
+  }
+  if (cfg.workload != "all" && !bench::parse_workload(cfg.workload)) {
+    return "--workload: " + cfg.workload + " is not a workload";
+  }
+  if (cfg.active == 0) cfg.active = cfg.accounts;
+  if (cfg.active < 2 || cfg.active > cfg.accounts) {
+    return fmt::format("--active must be 2 to --accounts ({})", cfg.accounts);
+  }
+  return {};
+}
 
-int main(int argc, char** argv) {
-  Config cfg;
-  CLI::App app{"pointex-bench: engine throughput and latency"};
-  app.add_option("--workload", cfg.workload, "uniform, hot or all")
-      ->check(CLI::IsMember({"uniform", "hot", "all"}))
+void add_options(CLI::App& app, Config& cfg) {
+  app.add_option("--workload", cfg.workload,
+                 "uniform, hot, earn-redeem, two-phase (or w1..w4), or all")
+      ->check(CLI::IsMember({"uniform", "hot", "earn-redeem", "two-phase", "w1", "w2", "w3", "w4",
+                             "W1", "W2", "W3", "W4", "all"}))
       ->capture_default_str();
   app.add_option("--accounts", cfg.accounts, "member accounts")
       ->check(CLI::Range(2U, 50'000'000U))
@@ -405,12 +549,21 @@ int main(int argc, char** argv) {
   app.add_option("--active", cfg.active,
                  "members the workloads use, the first N (0: all); the rest stay idle")
       ->capture_default_str();
+  app.add_option("--mode", cfg.mode,
+                 "batched: batches of --batch, --clients in flight; single: one transfer per "
+                 "call, --clients (default 64) in flight")
+      ->check(CLI::IsMember({"batched", "single"}))
+      ->capture_default_str();
   app.add_option("--batch", cfg.batch, "transfers per submitted batch")
       ->check(CLI::Range(1U, 8190U))
       ->capture_default_str();
-  app.add_option("--clients", cfg.clients, "batches in flight (closed loop)")
+  app.add_option("--clients", cfg.clients, "operations in flight (closed loop)")
       ->check(CLI::Range(1U, 4096U))
       ->capture_default_str();
+  app.add_option("--rate", cfg.rate,
+                 "open loop: offer this many transfers/s (in batches of --batch); latency from "
+                 "each batch's scheduled time")
+      ->check(CLI::Range(1.0, 10'000'000.0));
   app.add_option("--duration", cfg.duration_s, "measured seconds per workload")
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
@@ -421,12 +574,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"sync", "async"}))
       ->capture_default_str();
   app.add_option("--threads", cfg.threads, "actor scheduler threads (0: one per core)")
+      ->check(CLI::Range(0U, 1024U))
       ->capture_default_str();
   app.add_option("--data-dir", cfg.data_dir, "data dir (default: a fresh temporary one)");
   app.add_option("--json", cfg.json_path, "write the figures as JSON to this file");
   app.add_flag("--keep", cfg.keep, "keep the temporary data dir");
   app.add_option("--projection-lag-max", cfg.projection_lag_max,
-                 "engine option projection_lag_max (events; 0: unbounded; default: the engine's)");
+                 "engine option projection_lag_max (events; 0: unbounded; default: the engine's)")
+      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
   app.add_flag("--reuse", cfg.reuse,
                "the --data-dir was set up by an earlier run with the same --accounts (kept with "
                "--keep): skip the setup");
@@ -437,6 +592,82 @@ int main(int argc, char** argv) {
   app.add_option("--query-threads", cfg.query_threads, "threads issuing queries")
       ->check(CLI::Range(1U, 256U))
       ->capture_default_str();
+  app.add_flag("--runs-only", cfg.runs_only,
+               "measure the workloads only (no read-side queries, no restart)");
+  app.add_flag("--verify", cfg.verify,
+               "after closing, audit the data dir with Engine::verify (conservation, pending "
+               "amounts, read models)");
+  app.add_flag("--quick", cfg.quick,
+               "smoke check: 10,000 accounts, 2 s per workload after 0.5 s of warm-up (unless "
+               "given)");
+  app.add_option("--earn-share", cfg.earn_share, "W3: share of earns (the rest are redeems)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--redeem-fail-share", cfg.redeem_fail_share,
+                 "W3: share of redeems that ask for more than a member holds (must fail)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--post-share", cfg.post_share,
+                 "W4: share of pending transfers posted (the "
+                 "rest are voided)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+}
+
+std::vector<bench::Workload> workloads_of(const std::string& name) {
+  if (name == "all") return {bench::all_workloads.begin(), bench::all_workloads.end()};
+  return {*bench::parse_workload(name)};
+}
+
+bench::WorkloadOptions workload_options(const Config& cfg, bench::Workload w) {
+  bench::WorkloadOptions o;
+  o.workload = w;
+  o.active = cfg.active;
+  o.earn_share = cfg.earn_share;
+  o.redeem_fail_share = cfg.redeem_fail_share;
+  o.post_share = cfg.post_share;
+  return o;
+}
+
+void print_header() {
+  fmt::print("{:<12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>9}\n", "workload",
+             "transfers/s", "failed", "planned", "p50 ms", "p99 ms", "p999 ms", "conserved",
+             "proj. lag", "catch-up");
+}
+
+void print_row(const RunResult& r) {
+  fmt::print("{:<12} {:>12.0f} {:>9} {:>9} {:>9.2f} {:>9.2f} {:>9.2f} {:>10} {:>11} {:>8.1f}s\n",
+             r.workload, static_cast<double>(r.transfers) / r.seconds, r.tally.failures(),
+             r.planned_failures, ms(r.latency.quantile(0.5)), ms(r.latency.quantile(0.99)),
+             ms(r.latency.quantile(0.999)), r.conserved ? "yes" : "NO", r.projection_lag_events,
+             r.projection_catch_up_s);
+}
+
+int run_http(const Config& cfg, bench::HttpLoadOptions http) {
+  if (cfg.rate > 0) {
+    fmt::print(stderr, "pointex-bench: --rate (open loop) is for the embedded mode only\n");
+    return 2;
+  }
+  http.workloads = workloads_of(cfg.workload);
+  http.accounts = cfg.accounts;
+  http.active = cfg.active;
+  http.batch = cfg.batch;
+  http.duration_s = cfg.duration_s;
+  http.warmup_s = cfg.warmup_s;
+  http.seed = cfg.seed;
+  http.json_path = cfg.json_path;
+  http.earn_share = cfg.earn_share;
+  http.redeem_fail_share = cfg.redeem_fail_share;
+  http.post_share = cfg.post_share;
+  return bench::run_http_load(http);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config cfg;
+  CLI::App app{"pointex-bench: engine throughput and latency (W1-W4)"};
+  add_options(app, cfg);
   // HTTP mode (bench/http_load.cpp): the same workloads against a running pointexd.
   bench::HttpLoadOptions http;
   app.add_option("--http", http.address, "HOST:PORT of a running pointexd: load it over HTTP");
@@ -445,19 +676,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1U, 4096U))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (!http.address.empty()) {
-    http.workload = cfg.workload;
-    http.accounts = cfg.accounts;
-    http.batch = cfg.batch;
-    http.duration_s = cfg.duration_s;
-    http.warmup_s = cfg.warmup_s;
-    http.seed = cfg.seed;
-    http.json_path = cfg.json_path;
-    return bench::run_http_load(http);
+  if (const std::string error = settle(cfg, app); !error.empty()) {
+    fmt::print(stderr, "pointex-bench: {}\n", error);
+    return 2;
   }
-  if (cfg.active == 0) cfg.active = cfg.accounts;
-  if (cfg.active < 2 || cfg.active > cfg.accounts) {
-    fmt::print(stderr, "pointex-bench: --active must be 2 to --accounts ({})\n", cfg.accounts);
+  if (!http.address.empty()) return run_http(cfg, http);
+  if (cfg.reuse && cfg.data_dir.empty()) {
+    fmt::print(stderr, "pointex-bench: --reuse needs --data-dir\n");
     return 2;
   }
 
@@ -476,10 +701,6 @@ int main(int argc, char** argv) {
   if (!s.is_ok()) die("open", s);
   const double open_s = std::chrono::duration<double>(Clock::now() - open_started).count();
   if (cfg.reuse) {
-    if (temporary) {
-      fmt::print(stderr, "pointex-bench: --reuse needs --data-dir\n");
-      return 2;
-    }
     if (engine->stats().accounts != cfg.accounts + 1ULL) {
       fmt::print(stderr, "pointex-bench: --reuse: {} holds {} accounts, not {}\n", cfg.data_dir,
                  engine->stats().accounts, cfg.accounts + 1ULL);
@@ -497,12 +718,6 @@ int main(int argc, char** argv) {
     if (!s.is_ok()) die("setup", s);
   }
 
-  std::vector<std::string> workloads;
-  if (cfg.workload == "all") {
-    workloads = {"uniform", "hot"};
-  } else {
-    workloads = {cfg.workload};
-  }
   // Fresh transfer ids per run, also on a reused data dir: a million per second of wall time
   // since the epoch is more than a run consumes between two starts.
   std::uint64_t next_id =
@@ -514,61 +729,99 @@ int main(int argc, char** argv) {
   nlohmann::json report = {{"config",
                             {{"accounts", cfg.accounts},
                              {"active", cfg.active},
+                             {"mode", cfg.rate > 0 ? "open" : cfg.mode},
                              {"batch", cfg.batch},
                              {"clients", cfg.clients},
+                             {"rate", cfg.rate},
                              {"duration_s", cfg.duration_s},
+                             {"warmup_s", cfg.warmup_s},
                              {"durability", cfg.durability},
+                             {"threads", cfg.threads},
+                             {"earn_share", cfg.earn_share},
+                             {"redeem_fail_share", cfg.redeem_fail_share},
+                             {"post_share", cfg.post_share},
+                             {"seed", cfg.seed},
                              {"cores", std::thread::hardware_concurrency()}}},
                            {"runs", nlohmann::json::array()}};
-  bool all_conserved = true;
-  fmt::print("{:<9} {:>12} {:>10} {:>9} {:>9} {:>9} {:>10} {:>11} {:>9}\n", "workload",
-             "transfers/s", "ok", "p50 ms", "p99 ms", "p999 ms", "conserved", "proj. lag",
-             "catch-up");
-  for (const std::string& w : workloads) {
-    Driver driver(*engine, cfg, w, next_id);
-    RunResult r = driver.run();
-    next_id = driver.next_id();
+  bool all_good = true;
+  print_header();
+  for (const bench::Workload w : workloads_of(cfg.workload)) {
+    bench::Generator generator(workload_options(cfg, w), cfg.seed, next_id);
+    RunResult r = Driver(*engine, cfg, w, generator).run();
+    next_id = generator.next_id();
     r.stats = engine->stats();
+    r.outcome_problems = r.tally.check(r.planned_failures);
     measure_projection(*engine, r);
     check_conservation(*engine, cfg, r);
-    all_conserved = all_conserved && r.conserved;
+    all_good = all_good && r.conserved && r.outcome_problems.empty();
     const auto [rss, hwm] = rss_mib();
     fmt::print(stderr, "  {}: RSS {:.0f} MiB (peak {:.0f} MiB), {} accounts in memory, {} actors\n",
-               w, rss, hwm, r.stats.accounts_in_memory, r.stats.live_account_actors);
-    fmt::print("{:<9} {:>12.0f} {:>10} {:>9.2f} {:>9.2f} {:>9.2f} {:>10} {:>11} {:>8.1f}s\n", w,
-               static_cast<double>(r.transfers) / r.seconds, r.ok, ms(r.latency.quantile(0.5)),
-               ms(r.latency.quantile(0.99)), ms(r.latency.quantile(0.999)),
-               r.conserved ? "yes" : "NO", r.projection_lag_events, r.projection_catch_up_s);
+               r.workload, rss, hwm, r.stats.accounts_in_memory, r.stats.live_account_actors);
+    fmt::print(stderr, "  {}: results: {}\n", r.workload, r.tally.summary());
+    print_row(r);
     if (!r.conserved) fmt::print(stderr, "conservation FAILED: {}\n", r.conservation_message);
-    report["runs"].push_back(to_json(r));
+    if (!r.outcome_problems.empty()) {
+      fmt::print(stderr, "unexpected results in {}: {}\n", r.workload, r.outcome_problems);
+    }
+    report["runs"].push_back(to_json(r, cfg));
   }
-  fmt::print(stderr, "measuring queries ({} threads, {} s each)\n", cfg.query_threads, cfg.query_s);
-  const QueryResult q = measure_queries(*engine, cfg);
-  fmt::print("queries: read_account {:.0f}/s, account_history (pages of {}) {:.0f}/s\n",
-             q.account_reads_per_s, q.history_page, q.history_pages_per_s);
-
+  if (!cfg.runs_only) {
+    fmt::print(stderr, "measuring queries ({} threads, {} s each)\n", cfg.query_threads,
+               cfg.query_s);
+    const QueryResult q = measure_queries(*engine, cfg);
+    fmt::print("queries: read_account {:.0f}/s, account_history (pages of {}) {:.0f}/s\n",
+               q.account_reads_per_s, q.history_page, q.history_pages_per_s);
+    report["queries"] = {{"read_account_per_s", q.account_reads_per_s},
+                         {"history_pages_per_s", q.history_pages_per_s},
+                         {"history_page", q.history_page},
+                         {"threads", cfg.query_threads}};
+  }
   RestartResult restart;
   auto t0 = Clock::now();
   engine.reset();
   restart.close_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  t0 = Clock::now();
-  s = Engine::open(options, &engine);
-  if (!s.is_ok()) die("reopen", s);
-  restart.open_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  restart.events = engine->stats().recovered_events;
-  fmt::print("restart: close {:.2f} s, open {:.2f} s ({} events replayed)\n", restart.close_s,
-             restart.open_s, restart.events);
-  engine.reset();
-  report["queries"] = {{"read_account_per_s", q.account_reads_per_s},
-                       {"history_pages_per_s", q.history_pages_per_s},
-                       {"history_page", q.history_page},
-                       {"threads", cfg.query_threads}};
-  report["restart"] = {
-      {"close_s", restart.close_s}, {"open_s", restart.open_s}, {"events", restart.events}};
+  if (!cfg.runs_only) {
+    t0 = Clock::now();
+    s = Engine::open(options, &engine);
+    if (!s.is_ok()) die("reopen", s);
+    restart.open_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    restart.events = engine->stats().recovered_events;
+    fmt::print("restart: close {:.2f} s, open {:.2f} s ({} events replayed)\n", restart.close_s,
+               restart.open_s, restart.events);
+    engine.reset();
+    report["restart"] = {
+        {"close_s", restart.close_s}, {"open_s", restart.open_s}, {"events", restart.events}};
+  }
+  if (cfg.verify) {
+    fmt::print(stderr, "verifying {}\n", cfg.data_dir);
+    VerifyReport vr;
+    s = Engine::verify(cfg.data_dir, &vr);
+    if (!s.is_ok()) die("verify", s);
+    std::string problems;
+    for (const std::string& p : vr.problems) problems += (problems.empty() ? "" : "; ") + p;
+    fmt::print("verify: {} ({} events, {} accounts, {} open pending transfers){}{}\n",
+               vr.ok ? "ok" : "FAILED", vr.events, vr.accounts, vr.open_pending_transfers,
+               problems.empty() ? "" : ": ", problems);
+    report["verify"] = {{"ok", vr.ok},
+                        {"events", vr.events},
+                        {"accounts", vr.accounts},
+                        {"open_pending_transfers", vr.open_pending_transfers},
+                        {"problems", vr.problems}};
+    all_good = all_good && vr.ok && vr.open_pending_transfers == 0;
+  }
   const auto [rss, hwm] = rss_mib();
   report["memory_mib"] = {{"rss", rss}, {"peak", hwm}};
+  report["ok"] = all_good;
   fmt::print("memory: RSS {:.0f} MiB, peak {:.0f} MiB\n", rss, hwm);
-  if (!cfg.json_path.empty()) std::ofstream(cfg.json_path) << report.dump(2) << "\n";
+  if (!cfg.json_path.empty()) {
+    std::ofstream out(cfg.json_path);
+    out << report.dump(2) << "\n";
+    if (!out) {
+      fmt::print(stderr, "pointex-bench: cannot write {}\n", cfg.json_path);
+      return 2;
+    }
+  }
   if (temporary && !cfg.keep) std::filesystem::remove_all(cfg.data_dir);
-  return all_conserved ? 0 : 1;
+  if (!all_good) fmt::print(stderr, "pointex-bench: FAILED (see above)\n");
+  return all_good ? 0 : 1;
 }

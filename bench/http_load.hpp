@@ -1,9 +1,12 @@
 #pragma once
 /// pointex-bench's HTTP mode: closed-loop load on a running pointexd over keep-alive
-/// connections (POST /v1/transfers), with the same workloads as the embedded bench.
+/// connections (POST /v1/transfers), with the same workloads as the embedded bench (W1-W4).
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "workload.hpp"
 
 namespace pointex::bench {
 
@@ -12,9 +15,11 @@ struct HttpLoadOptions {
   std::string address;
   /// An admin key (setup creates a ledger and accounts).
   std::string key;
-  /// uniform, hot or all.
-  std::string workload = "all";
+  /// Run in this order, each after the previous one's conservation check.
+  std::vector<Workload> workloads = {all_workloads.begin(), all_workloads.end()};
   std::uint32_t accounts = 100'000;
+  /// Members the workloads use (the first `active`).
+  std::uint32_t active = 100'000;
   /// Transfers per request.
   std::uint32_t batch = 1;
   /// Keep-alive connections, each with one request in flight.
@@ -23,10 +28,17 @@ struct HttpLoadOptions {
   double warmup_s = 2;
   std::uint64_t seed = 42;
   std::string json_path;
+  double earn_share = 0.7;
+  double redeem_fail_share = 0.1;
+  double post_share = 0.5;
 };
 
 /// Sets up (idempotently) the bench ledger and accounts over HTTP, runs the workloads, prints
-/// transfers/s and request latency percentiles. Exit status for main().
+/// transfers/s and latency percentiles (per request; W4: from the pending request to the answer
+/// of its post or void request), checks every result against the workload's definition and,
+/// after each workload, conservation over the bench accounts (read back with GET, waiting for
+/// the highest position answered). Exit status for main(): 0, 1 when a check failed, 2 when it
+/// could not run.
 int run_http_load(const HttpLoadOptions& options);
 
 }  // namespace pointex::bench

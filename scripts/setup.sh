@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages PointEx needs to build, test and run. Idempotent: it asks
 # apt-get only for what is missing, and runs `apt-get update` at most once per call.
+# `setup.sh bench` also installs what `make bench` needs: the PostgreSQL 15 baseline (server,
+# pgbench) and gnuplot for the charts.
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev librocksdb-dev libfmt-dev nlohmann-json3-dev catch2
   libcli11-dev libspdlog-dev libboost-dev libjemalloc-dev
-  curl
+  curl python3
 )
+if [ "${1:-}" = "bench" ]; then
+  packages+=(postgresql-15 postgresql-client-15 gnuplot-nox)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
