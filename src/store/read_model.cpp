@@ -260,37 +260,34 @@ struct ReadModel::Writer::Impl {
     std::string key;
     std::string value;
   };
-  enum Family { accounts, transfers, history, families };
-  rocksdb::WriteBatch batch;
-  std::vector<Put> puts[families];
-  std::size_t size = 0;
-  Db* db = nullptr;
+  /// One of the big families and its updates of this batch, in arrival order until seal().
+  struct Family {
+    rocksdb::ColumnFamilyHandle* handle = nullptr;
+    std::vector<Put> puts;
 
-  void add(Family f, std::string key, std::string value) {
-    puts[f].push_back({std::move(key), std::move(value)});
-    ++size;
-  }
-  rocksdb::ColumnFamilyHandle* handle(int f) const {
-    switch (f) {
-      case accounts:
-        return db->accounts;
-      case transfers:
-        return db->transfers;
-      default:
-        return db->history;
+    void add(std::string key, std::string value) {
+      puts.push_back({std::move(key), std::move(value)});
     }
+  };
+  rocksdb::WriteBatch batch;
+  Db* db = nullptr;
+  Family accounts, transfers, history;
+
+  explicit Impl(Db* d)
+      : db(d), accounts{d->accounts, {}}, transfers{d->transfers, {}}, history{d->history, {}} {}
+
+  std::size_t collected() const {
+    return accounts.puts.size() + transfers.puts.size() + history.puts.size();
   }
   /// Moves the collected updates into `batch`, each family in key order (equal keys keep
   /// their order: the later update wins).
   void seal() {
-    for (int f = 0; f < families; ++f) {
-      std::vector<Put>& v = puts[f];
-      std::stable_sort(v.begin(), v.end(),
-                       [](const Put& a, const Put& b) { return a.key < b.key; });
-      for (const Put& p : v) (void)batch.Put(handle(f), p.key, p.value);
-      v.clear();
+    for (Family* f : {&accounts, &transfers, &history}) {
+      std::stable_sort(f->puts.begin(), f->puts.end(),
+                       [](const Put& x, const Put& y) { return x.key < y.key; });
+      for (const Put& p : f->puts) (void)batch.Put(f->handle, p.key, p.value);
+      f->puts.clear();
     }
-    size = 0;
   }
 };
 
@@ -312,19 +309,18 @@ Status ReadModel::open_read_only(const std::string& data_dir, std::unique_ptr<Re
   return Status::ok();
 }
 
-ReadModel::Writer::Writer(const ReadModel& model) : impl_(std::make_unique<Impl>()) {
-  impl_->db = model.db_.get();
-}
+ReadModel::Writer::Writer(const ReadModel& model)
+    : impl_(std::make_unique<Impl>(model.db_.get())) {}
 ReadModel::Writer::~Writer() = default;
 std::size_t ReadModel::Writer::size() const {
-  return impl_->size + impl_->batch.Count();
+  return impl_->collected() + impl_->batch.Count();
 }
 
 // Puts into a WriteBatch fail only past its 4 GiB limit; batches here are far smaller.
 void ReadModel::Writer::put_account(const Account& account, std::uint64_t last_position,
                                     std::uint64_t debit_transfers) {
-  impl_->add(Impl::accounts, key1(account.spec.id),
-             encode_account(account, last_position, debit_transfers));
+  impl_->accounts.add(key1(account.spec.id),
+                      encode_account(account, last_position, debit_transfers));
 }
 void ReadModel::Writer::put_ledger(const Ledger& ledger) {
   (void)impl_->batch.Put(impl_->db->ledgers, key1(ledger.id), encode_ledger(ledger));
@@ -339,10 +335,10 @@ void ReadModel::Writer::set_account_count(std::uint64_t count) {
   (void)impl_->batch.Put(impl_->db->meta, account_count_key, key1(count));
 }
 void ReadModel::Writer::put_transfer(const TransferInfo& t) {
-  impl_->add(Impl::transfers, transfer_key(t.debit_account, t.request.id), encode_transfer(t));
+  impl_->transfers.add(transfer_key(t.debit_account, t.request.id), encode_transfer(t));
 }
 void ReadModel::Writer::put_history(AccountId account, const HistoryEntry& entry) {
-  impl_->add(Impl::history, history_key(account, entry.position), encode_history(entry));
+  impl_->history.add(history_key(account, entry.position), encode_history(entry));
 }
 void ReadModel::Writer::put_stats(LedgerId ledger, const DayStats& stats) {
   (void)impl_->batch.Put(impl_->db->stats, stats_key(ledger, stats.day), encode_stats(stats));
