@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev librocksdb-dev libfmt-dev nlohmann-json3-dev catch2
-  libcli11-dev libspdlog-dev libboost-dev libjemalloc-dev
+  libcli11-dev libspdlog-dev libboost-dev libjemalloc-dev libssl-dev
   curl python3
 )
 if [ "${1:-}" = "bench" ]; then

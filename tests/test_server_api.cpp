@@ -7,6 +7,7 @@
 
 #include "server/api.hpp"
 #include "server/config.hpp"
+#include "server/hmac.hpp"
 #include "server/json_map.hpp"
 #include "support.hpp"
 
@@ -583,4 +584,27 @@ TEST_CASE("Api: an issuer's events page holds its ledgers' events only", "[serve
       json::parse(f.call("GET", "/v1/events?after=" + std::to_string(end), {}, issuer_key).body);
   CHECK(none["events"].empty());
   CHECK(none["next"] == end);
+}
+
+TEST_CASE("HMAC-SHA256 signatures: RFC 4231 vectors, either hex case, and refusals") {
+  using pointex::client::hmac_sha256_hex;
+  using pointex::client::hmac_sha256_verify;
+  // RFC 4231, test case 2.
+  const std::string expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  CHECK(hmac_sha256_hex("Jefe", "what do ya want for nothing?") == expected);
+  CHECK(hmac_sha256_verify("Jefe", "what do ya want for nothing?", expected));
+  std::string upper = expected;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  CHECK(hmac_sha256_verify("Jefe", "what do ya want for nothing?", upper));
+  // Another body, another secret, a flipped digit, a short or non-hex signature: refused.
+  CHECK_FALSE(hmac_sha256_verify("Jefe", "what do ya want for nothing!", expected));
+  CHECK_FALSE(hmac_sha256_verify("jefe", "what do ya want for nothing?", expected));
+  std::string flipped = expected;
+  flipped.back() = '2';
+  CHECK_FALSE(hmac_sha256_verify("Jefe", "what do ya want for nothing?", flipped));
+  CHECK_FALSE(hmac_sha256_verify("Jefe", "what do ya want for nothing?", expected.substr(2)));
+  CHECK_FALSE(hmac_sha256_verify("Jefe", "what do ya want for nothing?", std::string(64, 'g')));
+  // An empty body signs too (the value from `printf '' | openssl dgst -sha256 -hmac key`).
+  CHECK(hmac_sha256_hex("key", "") ==
+        "5d5d139563c95b5967b9bd9a8c9b233a9dedb45072794cd232dc1b74832607d0");
 }
