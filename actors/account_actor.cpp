@@ -19,7 +19,9 @@
 namespace pointex::actors {
 namespace {
 
-/// Events a credit account committed, answered on the writer thread once durable.
+/// Transfers committed together: by a credit account's actor (one credit account), or by a
+/// debit account's actor through the credit fast path (any number of credit accounts).
+/// Answered on the writer thread once durable.
 class TransferChunk final : public store::JournalChunk {
  public:
   struct Completion {
@@ -27,15 +29,15 @@ class TransferChunk final : public store::JournalChunk {
     std::uint32_t index;
   };
   std::vector<Completion> completions;
-  /// Both pinned by this chunk until it is answered.
+  /// Each pinned by this chunk until it is answered.
   engine::AccountEntry* debit_entry = nullptr;
-  engine::AccountEntry* credit_entry = nullptr;
+  std::vector<engine::AccountEntry*> credit_entries;
   caf::actor debit_actor;
 
   void on_durable() override {
     const std::uint64_t last = first_position + events.size() - 1;
     debit_entry->committed_at(last);
-    credit_entry->committed_at(last);
+    for (engine::AccountEntry* credit : credit_entries) credit->committed_at(last);
     // Tell the debit account first, then the callers: whatever a caller does after its answer
     // (a retry, closing the account) reaches the debit actor after the commit is in its inbox.
     auto* node = new engine::CommitNode{std::move(events), first_position, first_timestamp};
@@ -45,15 +47,19 @@ class TransferChunk final : public store::JournalChunk {
       completions[i].batch->complete(completions[i].index,
                                      {TransferResult::ok, first_timestamp + i, first_position + i});
     }
-    debit_entry->unpin();
-    credit_entry->unpin();
+    unpin();
   }
   void on_failed(const Status&) override {
     for (const Completion& c : completions) {
       if (c.batch != nullptr) c.batch->fail(c.index);
     }
+    unpin();
+  }
+
+ private:
+  void unpin() {
     debit_entry->unpin();
-    credit_entry->unpin();
+    for (engine::AccountEntry* credit : credit_entries) credit->unpin();
   }
 };
 
@@ -79,6 +85,8 @@ struct AccountActorState {
   engine::AccountEntry* entry = nullptr;
   std::unique_ptr<domain::AccountState> account;
   bool poke_wanted = false;
+  /// Whether this actor opened the account's credit gate (CreditInbox).
+  bool gate_open = false;
   /// Debits applied tentatively and not yet durable or undone.
   std::uint64_t uncommitted = 0;
   /// Commands waiting for an in-flight transfer (by its id) to be durable or undone.
@@ -125,8 +133,68 @@ CreditBatch& outbox_for(AccountActorState& st, AccountId credit, engine::Account
   return st.outbox.back().batch;
 }
 
+/// Adds the credits other actors applied through the fast path to the balances.
+void absorb_credits(AccountActorState& st) {
+  engine::CreditNode* node = st.entry->credits.drain();
+  while (node != nullptr) {
+    domain::TransferEvent e;
+    e.kind = node->kind;
+    e.credit_account = st.account->id();
+    e.amount = node->amount;
+    e.pending_amount = node->pending_amount;
+    domain::apply_credit(*st.account, e);
+    delete std::exchange(node, node->next);
+  }
+}
+
+/// Lets debit actors credit this account without a message, with the room it has now.
+void open_gate(AccountActorState& st) {
+  if (st.gate_open || st.account->closed()) return;
+  st.entry->credits.open(domain::credit_room(st.account->account));
+  st.gate_open = true;
+}
+
+/// Shuts the credit gate and adds every credit that went through it: from here until
+/// open_gate(), the balances include every credit of the account appended so far.
+void shut_gate(AccountActorState& st) {
+  if (st.gate_open) {
+    st.entry->credits.shut();
+    st.gate_open = false;
+  }
+  absorb_credits(st);
+}
+
+/// The credit fast path for the batch of one credit account: true if its gate let us in and
+/// none of the credits needs the account's own decision (then the caller appends the events,
+/// pushes the credits and leaves the gate).
+bool enter_gate(engine::AccountEntry& credit, const CreditBatch& batch) {
+  if (!credit.credits.enter()) return false;
+  std::uint64_t taken = 0;
+  for (const CreditItem& item : batch.items) {
+    const std::uint64_t room = domain::credit_room_needed(item.event);
+    if (domain::credit_needs_owner(credit.spec, item.event) ||
+        (room != 0 && !credit.credits.take_room(room))) {
+      credit.credits.give_room(taken);
+      credit.credits.leave();
+      return false;
+    }
+    taken += room;
+  }
+  return true;
+}
+
+/// Sends what the handler decided. Credits that cannot be refused are committed here, in one
+/// journal chunk (the credit fast path); the others go to their credit account's actor.
 void flush_outbox(Self* self) {
   AccountActorState& st = self->state;
+  std::unique_ptr<TransferChunk> chunk;
+  struct Entered {
+    engine::AccountEntry* entry;
+    std::uint32_t pins;
+    std::vector<engine::CreditNode*> credits;
+  };
+  std::vector<Entered> entered;
+  const std::uint32_t tick = st.core->passivation_tick.load(std::memory_order_relaxed);
   for (auto& out : st.outbox) {
     engine::AccountEntry* entry = out.entry;
     if (entry == nullptr) {
@@ -134,12 +202,50 @@ void flush_outbox(Self* self) {
       POINTEX_ASSERT(entry != nullptr);  // a pending transfer's credit account exists
       out.pins = 1;
     }
+    if (enter_gate(*entry, out.batch)) {
+      if (!chunk) chunk = std::make_unique<TransferChunk>();
+      Entered e{entry, out.pins, {}};
+      e.credits.reserve(out.batch.items.size());
+      for (CreditItem& item : out.batch.items) {
+        const domain::TransferEvent& ev = item.event;
+        e.credits.push_back(new engine::CreditNode{ev.kind, ev.amount, ev.pending_amount});
+        chunk->events.emplace_back(std::move(item.event));
+        chunk->completions.push_back({item.batch, item.index});
+      }
+      entry->last_active.store(tick, std::memory_order_relaxed);
+      entry->pin();  // the chunk's
+      chunk->credit_entries.push_back(entry);
+      entered.push_back(std::move(e));
+      continue;
+    }
     st.entry->pin();  // the batch's debit_entry, handed on to the credit's journal chunk
     self->send(st.core->actor_of(*entry), std::move(out.batch));
     entry->unpin(out.pins);
   }
   st.outbox.clear();
   st.outbox_index.clear();
+  if (chunk) {
+    st.entry->pin();
+    chunk->debit_entry = st.entry;
+    chunk->debit_actor = caf::actor_cast<caf::actor>(self);
+    // Appended before the credits are pushed: anything the credit accounts decide on them is
+    // appended after them.
+    const std::size_t events = chunk->events.size();
+    const bool appended = st.core->journal->append(std::move(chunk)).first_position != 0;
+    if (appended) st.core->direct_credits.fetch_add(events, std::memory_order_relaxed);
+    for (Entered& e : entered) {
+      for (engine::CreditNode* node : e.credits) {
+        if (appended) {
+          e.entry->credits.push(node);
+        } else {  // the log failed (fail-stop): nothing was credited
+          e.entry->credits.give_room(node->amount);
+          delete node;
+        }
+      }
+      e.entry->credits.leave();
+      if (e.pins != 0) e.entry->unpin(e.pins);
+    }
+  }
   if (!st.expiries.empty()) {
     self->send(st.core->expiry, ScheduleExpiry{std::move(st.expiries)});
     st.expiries.clear();
@@ -219,6 +325,7 @@ void wake(Self* self, TransferId id, std::uint64_t now) {
 /// Returns whether anything arrived.
 bool absorb_commits(Self* self, std::uint64_t now) {
   AccountActorState& st = self->state;
+  absorb_credits(st);
   engine::CommitNode* node = st.entry->acks.drain();
   if (node == nullptr) return false;
   while (node != nullptr) {
@@ -279,12 +386,19 @@ void on_debits(Self* self, DebitBatch& msg) {
 
 void on_credits(Self* self, CreditBatch& msg) {
   AccountActorState& st = self->state;
+  absorb_credits(st);
   auto chunk = std::make_unique<TransferChunk>();
   chunk->events.reserve(msg.items.size());
   chunk->completions.reserve(msg.items.size());
   RefusalBatch refusals;
   for (CreditItem& item : msg.items) {
-    const TransferResult r = domain::decide_credit(*st.account, item.event);
+    TransferResult r = domain::decide_credit(*st.account, item.event);
+    const std::uint64_t room = domain::credit_room_needed(item.event);
+    if (r == TransferResult::ok && st.gate_open && !st.entry->credits.take_room(room)) {
+      // Fast-path credits in flight may have taken the room: decide with all of them.
+      shut_gate(st);
+      r = domain::decide_credit(*st.account, item.event);
+    }
     if (r != TransferResult::ok) {
       refusals.items.push_back({item.event, r, item.batch, item.index});
       continue;
@@ -293,6 +407,7 @@ void on_credits(Self* self, CreditBatch& msg) {
     chunk->events.emplace_back(std::move(item.event));
     chunk->completions.push_back({item.batch, item.index});
   }
+  open_gate(st);
   caf::actor debit = caf::actor_cast<caf::actor>(self->current_sender());
   POINTEX_ASSERT(debit);
   POINTEX_ASSERT(msg.debit_entry != nullptr);
@@ -304,7 +419,7 @@ void on_credits(Self* self, CreditBatch& msg) {
   }
   chunk->debit_actor = debit;
   chunk->debit_entry = msg.debit_entry;  // the message's pin moves to the chunk
-  chunk->credit_entry = st.entry;
+  chunk->credit_entries.push_back(st.entry);
   st.entry->pin();
   st.core->journal->append(std::move(chunk));
 }
@@ -344,10 +459,12 @@ void on_expire(Self* self, ExpireDue& msg) {
 void on_close(Self* self, CloseRequest& msg) {
   AccountActorState& st = self->state;
   absorb_commits(self, st.core->now());
+  shut_gate(st);  // a credit that passes the gate now comes after the close: it is refused
   const CloseResult r = domain::decide_close(*st.account);
   auto chunk = std::make_unique<CloseChunk>();
   chunk->reply = std::move(msg.reply);
   if (r != CloseResult::ok) {
+    open_gate(st);
     chunk->reply(Status::ok(), r, st.account->account);
     return;
   }
@@ -382,12 +499,15 @@ void on_passivate(Self* self, bool leave_memory) {
   absorb_commits(self, now);
   settle(self, now);
   if (!st.parked.empty() || st.uncommitted != 0) return;
+  shut_gate(st);  // the state that leaves the actor holds every credit
   engine::AccountEntry* entry = st.entry;
   const std::uint64_t checkpoint = st.core->projector->checkpoint();
   bool stopped = false;
   const auto decision = st.core->directory.release_if_unheld(entry, [&] {
     using Sweep = engine::Directory::Sweep;
-    if (!self->mailbox().empty() || !entry->acks.empty()) return Sweep::keep;
+    if (!self->mailbox().empty() || !entry->acks.empty() || !entry->credits.empty()) {
+      return Sweep::keep;
+    }
     stopped = true;
     if (leave_memory && entry->last_position.load(std::memory_order_acquire) <= checkpoint) {
       return Sweep::remove;
@@ -398,7 +518,7 @@ void on_passivate(Self* self, bool leave_memory) {
     entry->actor = nullptr;
     return Sweep::keep;
   });
-  if (!stopped) return;
+  if (!stopped) return open_gate(st);
   if (decision == engine::Directory::Sweep::remove) st.core->passivated.fetch_add(1);
   st.entry = nullptr;  // removed, or no longer this actor's
   self->quit();
@@ -411,6 +531,7 @@ caf::behavior account_actor(Self* self, Engine::Impl* core, engine::AccountEntry
   self->state.account.reset(account);
   core->live_actors.fetch_add(1, std::memory_order_relaxed);
   self->attach_functor([core] { core->live_actors.fetch_sub(1, std::memory_order_relaxed); });
+  open_gate(self->state);
   return {
       [=](DebitBatch& msg) { on_debits(self, msg); },
       [=](CreditBatch& msg) { on_credits(self, msg); },
@@ -422,7 +543,10 @@ caf::behavior account_actor(Self* self, Engine::Impl* core, engine::AccountEntry
       [=](RefusalBatch& msg) { on_refusals(self, msg); },
       [=](ExpireDue& msg) { on_expire(self, msg); },
       [=](CloseRequest& msg) { on_close(self, msg); },
-      [=](LookupAccount& msg) { msg.reply(self->state.account->account); },
+      [=](LookupAccount& msg) {
+        absorb_credits(self->state);
+        msg.reply(self->state.account->account);
+      },
       [=](LookupTransfer& msg) {
         absorb_commits(self, self->state.core->now());
         settle(self, self->state.core->now());

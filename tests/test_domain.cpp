@@ -1618,3 +1618,33 @@ TEST_CASE("a record loaded back from its read-model form decides like the origin
   CHECK(w.balances_of(alice).debits_pending == 0);
   (void)p;
 }
+
+TEST_CASE("the credit fast path's rules: who must decide a credit, and the room it takes",
+          "[domain][fast-credit]") {
+  AccountSpec plain{5, 1, AccountKind::member, account_flags::debits_must_not_exceed_credits,
+                    0, ""};
+  AccountSpec limited{6, 1, AccountKind::system, account_flags::credits_must_not_exceed_debits,
+                      0, ""};
+  TransferEvent e;
+  e.amount = 40;
+  e.pending_amount = 50;
+  for (TransferKind kind : {TransferKind::single, TransferKind::pending}) {
+    e.kind = kind;
+    CHECK_FALSE(credit_needs_owner(plain, e));
+    CHECK(credit_needs_owner(limited, e));  // its balance limit is on the credit side
+    CHECK(credit_room_needed(e) == 40);
+  }
+  for (TransferKind kind : {TransferKind::post, TransferKind::void_pending, TransferKind::expire}) {
+    e.kind = kind;  // they move pending credits: never more posted + pending
+    CHECK_FALSE(credit_needs_owner(plain, e));
+    CHECK_FALSE(credit_needs_owner(limited, e));
+    CHECK(credit_room_needed(e) == 0);
+  }
+  Account a;
+  CHECK(credit_room(a) == amount_sum_max);
+  a.credits_posted = 100;
+  a.credits_pending = 23;
+  CHECK(credit_room(a) == amount_sum_max - 123);
+  a.credits_posted = amount_sum_max - 23;
+  CHECK(credit_room(a) == 0);
+}

@@ -910,3 +910,119 @@ TEST_CASE("passivation under load past the cap loses and doubles nothing",
   INFO((report.problems.empty() ? "" : report.problems[0]));
   CHECK(report.ok);
 }
+
+// The credit fast path (docs/architecture.md): debit actors commit credits without a message
+// while the credit account's gate is open; a close shuts it first.
+namespace {
+/// Wakes `target`'s actor (its credit gate opens) and leaves its balances as they were: a
+/// pending credit from the issuer, voided. Uses transfer ids `id` on the issuer's account.
+void wake_actor(Engine& e, AccountId target, TransferId id) {
+  Transfer p = single(id, issuer, target, 1);
+  p.flags = transfer_flags::pending;
+  REQUIRE(submit_one(e, p) == TransferResult::ok);
+  Transfer v;
+  v.id = id + 1;
+  v.debit_account = issuer;
+  v.pending_id = id;
+  v.flags = transfer_flags::void_pending;
+  REQUIRE(submit_one(e, v) == TransferResult::ok);
+}
+}  // namespace
+
+TEST_CASE("a close racing credits from many debit accounts never lets a credit in after it",
+          "[engine][fast-credit]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  constexpr AccountId first_issuer = 200;
+  constexpr int issuers = 8;
+  std::vector<AccountSpec> specs;
+  for (int k = 0; k < issuers; ++k) {
+    specs.push_back({first_issuer + k, mall, AccountKind::issuer, 0, 0, "i"});
+  }
+  std::vector<AccountResult> created;
+  REQUIRE(e->create_accounts(specs, &created).is_ok());
+  int closed_first = 0;
+  int credited_first = 0;
+  TransferId next_id = 1;
+  for (AccountId target = 1000; target < 1400; ++target) {
+    REQUIRE(e->create_accounts({{target, mall, AccountKind::system, 0, 0, "t"}}, &created).is_ok());
+    REQUIRE(created[0] == AccountResult::ok);
+    wake_actor(*e, target, 2 * target);  // its gate is open when the race starts
+    std::vector<Transfer> batch;
+    for (int k = 0; k < issuers; ++k)
+      batch.push_back(single(next_id++, first_issuer + k, target, 1));
+    std::vector<TransferOutcome> out;
+    std::thread credits([&] { REQUIRE(e->submit_transfers(batch, &out).is_ok()); });
+    std::this_thread::sleep_for(std::chrono::microseconds(target % 8 * 25));
+    CloseResult r{};
+    Account closed;
+    REQUIRE(e->close_account(target, &r, &closed).is_ok());
+    credits.join();
+    std::uint64_t ok = 0;
+    for (const TransferOutcome& o : out) {
+      REQUIRE((o.result == TransferResult::ok || o.result == TransferResult::account_closed));
+      ok += o.result == TransferResult::ok;
+    }
+    const Account after = account(*e, target);
+    INFO("target " << target << ": close " << to_string(r) << ", " << ok << " credits ok");
+    if (r == CloseResult::ok) {
+      // Closed while empty: no credit may have been committed, before or after.
+      ++closed_first;
+      CHECK(ok == 0);
+      CHECK(after.closed());
+      CHECK(after.credits_posted == 0);
+    } else {
+      ++credited_first;
+      CHECK(r == CloseResult::account_not_empty);
+      CHECK(ok > 0);
+      CHECK_FALSE(after.closed());
+      CHECK(after.credits_posted == ok);
+    }
+  }
+  WARN(closed_first << " closes won the race, " << credited_first << " credits won it");
+  // The credits that won went the fast way (else this test shows nothing about the gate).
+  CHECK(e->stats().direct_credits > 0);
+  e.reset();
+  VerifyReport report;
+  REQUIRE(Engine::verify(dir.path(), &report).is_ok());
+  INFO((report.problems.empty() ? std::string() : report.problems.front()));
+  CHECK(report.ok);
+}
+
+TEST_CASE("credits near overflow from concurrent debit accounts: exactly those that fit",
+          "[engine][fast-credit]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  constexpr AccountId target = 300;
+  std::vector<AccountSpec> specs{{target, mall, AccountKind::system, 0, 0, "t"}};
+  for (AccountId k = 0; k < 4; ++k)
+    specs.push_back({310 + k, mall, AccountKind::issuer, 0, 0, "i"});
+  std::vector<AccountResult> created;
+  REQUIRE(e->create_accounts(specs, &created).is_ok());
+  wake_actor(*e, target, 1000);
+  const std::uint64_t third = amount_sum_max / 3;
+  std::vector<TransferOutcome> outs[4];
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&, k] {
+      REQUIRE(e->submit_transfers({single(1, 310 + k, target, third)}, &outs[k]).is_ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  int ok = 0;
+  for (const auto& out : outs) {
+    REQUIRE((out[0].result == TransferResult::ok || out[0].result == TransferResult::overflow));
+    ok += out[0].result == TransferResult::ok;
+  }
+  CHECK(ok == 3);
+  CHECK(account(*e, target).credits_posted == 3 * third);
+  CHECK(e->stats().direct_credits >= 4);  // the void and the three that fit
+  // One more point still fits (amount_sum_max - 3 * third >= 1); a second one after it does
+  // not when the remainder is exactly 1, else it does: the rule is exact either way.
+  const std::uint64_t left = amount_sum_max - 3 * third;
+  CHECK(submit_one(*e, single(2, 310, target, left)) == TransferResult::ok);
+  CHECK(submit_one(*e, single(3, 311, target, 1)) == TransferResult::overflow);
+  CHECK(account(*e, target).credits_posted == amount_sum_max);
+}

@@ -123,6 +123,9 @@ struct EngineStats {
   std::uint64_t projected_position = 0;
   std::uint64_t commit_groups = 0;
   std::uint64_t committed_events = 0;
+  /// Credits committed by the debit account's actor, without a message to the credit
+  /// account's actor (the credit fast path, docs/architecture.md), since the engine opened.
+  std::uint64_t direct_credits = 0;
   std::uint64_t inflight_transfers = 0;
   std::uint64_t live_account_actors = 0;
   /// Accounts that left memory (passivation) since the engine opened.

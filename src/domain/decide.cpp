@@ -399,6 +399,21 @@ void apply_credit(AccountState& credit, const TransferEvent& e) {
   credit_balances(credit.account, e);
 }
 
+bool credit_needs_owner(const AccountSpec& credit, const TransferEvent& e) {
+  return (credit.flags & account_flags::credits_must_not_exceed_debits) != 0 &&
+         credit_room_needed(e) != 0;
+}
+
+std::uint64_t credit_room_needed(const TransferEvent& e) {
+  return e.kind == TransferKind::single || e.kind == TransferKind::pending ? e.amount : 0;
+}
+
+std::uint64_t credit_room(const Account& a) {
+  const u128 used = static_cast<u128>(a.credits_posted) + a.credits_pending;
+  POINTEX_ASSERT(used <= amount_sum_max);
+  return static_cast<std::uint64_t>(amount_sum_max - used);
+}
+
 void apply_balances(Account& account, const TransferEvent& e) {
   if (account.spec.id == e.debit_account) debit_balances(account, e);
   if (account.spec.id == e.credit_account) credit_balances(account, e);

@@ -82,6 +82,21 @@ void revert_debit(AccountState& debit, const TransferEvent& event);
 /// Applies the credit side of an event.
 void apply_credit(AccountState& credit, const TransferEvent& event);
 
+/// The credit fast path (docs/architecture.md, "Credits without a message"): a credit that
+/// decide_credit could only refuse for `account_closed` or `overflow` may be applied by the
+/// debit account's actor, provided the credit account's actor has shut out closing (its credit
+/// gate) and set aside room below overflow. These are the rules; the gate is the actors'.
+///
+/// Whether the credit account's own balance limit must decide this event (an account with
+/// `credits_must_not_exceed_debits` taking a single or pending credit): then it goes the
+/// usual way, as a message to the credit account's actor.
+bool credit_needs_owner(const AccountSpec& credit, const TransferEvent& event);
+/// What a credit of this event takes from the room below overflow (0 for post, void and
+/// expire: they move pending credits, never adding to posted + pending).
+std::uint64_t credit_room_needed(const TransferEvent& event);
+/// The room below overflow an account has: amount_sum_max - credits_posted - credits_pending.
+std::uint64_t credit_room(const Account& account);
+
 /// The balance effect of an event on an account, on whichever side(s) it is; no records.
 /// (Projections and audits fold balances with this.)
 void apply_balances(Account& account, const TransferEvent& event);

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -79,6 +80,89 @@ class AckInbox {
   std::atomic<bool> wants_poke_{false};
 };
 
+/// A credit another account's actor applied through the fast path, for this account's actor
+/// to add to its balances.
+struct CreditNode {
+  domain::TransferKind kind = domain::TransferKind::single;
+  std::uint64_t amount = 0;
+  std::uint64_t pending_amount = 0;
+  CreditNode* next = nullptr;
+};
+
+/// Credits without a message (docs/architecture.md): a debit account's actor may commit a
+/// transfer whose credit side cannot be refused (domain::credit_needs_owner is false) without
+/// sending it to the credit account's actor, which saves that actor an activation per transfer.
+/// It enters the credit account's gate, takes room below overflow, appends the event to the
+/// journal, pushes the credit here, and leaves the gate; the credit account's actor adds what
+/// arrived to its balances at the start of every message it handles.
+///
+/// The gate is open only while a live actor owns the account and allows it. The owner shuts it
+/// (shut()) before anything that must see every credit - closing, passivation, a credit that
+/// finds no room - and shut() waits for the debit actors inside (they hold it for one journal
+/// append, which never blocks), so afterwards every credit that went this way is here and in
+/// the log before anything the owner appends next. Debit actors that find it shut send a
+/// message instead, decided in order after the owner's decision.
+class CreditInbox {
+ public:
+  ~CreditInbox() {
+    for (CreditNode* n = head_.exchange(nullptr); n != nullptr;) delete std::exchange(n, n->next);
+  }
+  /// Debit side: false if the gate is shut (then send a message).
+  bool enter() {
+    if (gate_.fetch_add(1, std::memory_order_acq_rel) >= 0) return true;
+    gate_.fetch_sub(1, std::memory_order_release);
+    return false;
+  }
+  void leave() { gate_.fetch_sub(1, std::memory_order_release); }
+  /// Takes `amount` of the room below overflow; false (nothing taken) if there is not enough.
+  bool take_room(std::uint64_t amount) {
+    std::uint64_t room = room_.load(std::memory_order_relaxed);
+    do {
+      if (room < amount) return false;
+    } while (!room_.compare_exchange_weak(room, room - amount, std::memory_order_relaxed));
+    return true;
+  }
+  void give_room(std::uint64_t amount) { room_.fetch_add(amount, std::memory_order_relaxed); }
+  /// Debit side, inside the gate, after the event is appended.
+  void push(CreditNode* node) {
+    node->next = head_.load(std::memory_order_relaxed);
+    while (!head_.compare_exchange_weak(node->next, node, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+    }
+  }
+
+  /// Owner side: everything pushed so far, oldest first (the caller deletes the nodes).
+  CreditNode* drain() {
+    CreditNode* list = head_.exchange(nullptr, std::memory_order_acquire);
+    CreditNode* reversed = nullptr;
+    while (list != nullptr) {
+      CreditNode* next = list->next;
+      list->next = reversed;
+      reversed = list;
+      list = next;
+    }
+    return reversed;
+  }
+  /// Owner side: opens the gate with `room` below overflow. REQUIRES: shut.
+  void open(std::uint64_t room) {
+    room_.store(room, std::memory_order_relaxed);
+    gate_.fetch_add(shut_bias, std::memory_order_release);
+  }
+  /// Owner side: shuts the gate and waits until no debit actor is inside. REQUIRES: open.
+  void shut() {
+    gate_.fetch_sub(shut_bias, std::memory_order_acq_rel);
+    while (gate_.load(std::memory_order_acquire) != -shut_bias) std::this_thread::yield();
+  }
+  bool empty() const { return head_.load(std::memory_order_acquire) == nullptr; }
+
+ private:
+  static constexpr std::int64_t shut_bias = std::int64_t{1} << 40;
+  /// Debit actors inside, minus shut_bias while shut.
+  std::atomic<std::int64_t> gate_{-shut_bias};
+  std::atomic<std::uint64_t> room_{0};
+  std::atomic<CreditNode*> head_{nullptr};
+};
+
 struct AccountEntry {
   explicit AccountEntry(const AccountSpec& s) : spec(s) {}
   void pin(std::uint32_t n = 1) { pins.fetch_add(n, std::memory_order_relaxed); }
@@ -107,6 +191,7 @@ struct AccountEntry {
   std::atomic<std::uint32_t> last_active{0};
 
   AckInbox acks;
+  CreditInbox credits;
 
   std::mutex mutex;
   /// Set (release) once `actor` is; from then on `actor` never changes while the engine runs,

@@ -630,6 +630,7 @@ EngineStats Engine::stats() const {
   s.accounts = core.account_count.load();
   s.accounts_in_memory = core.directory.size();
   s.transfer_records_loaded = core.records_loaded.load();
+  s.direct_credits = core.direct_credits.load(std::memory_order_relaxed);
   s.accounts_passivated = core.passivated.load();
   s.log_failed = core.journal->failed();
   s.read_models_failed = !core.projector->failure().is_ok();

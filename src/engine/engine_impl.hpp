@@ -56,6 +56,8 @@ struct Engine::Impl {
   /// Accounts created, loaded or not.
   std::atomic<std::uint64_t> account_count{0};
   std::atomic<std::uint64_t> records_loaded{0};
+  /// Credits committed through the credit fast path (EngineStats::direct_credits).
+  std::atomic<std::uint64_t> direct_credits{0};
 
   /// Passivation: a coarse clock (one tick per sweep interval) stamped into entries by their
   /// actors, and the sweeper thread that stops idle accounts (passivation.cpp).

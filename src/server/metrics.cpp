@@ -186,6 +186,11 @@ std::string Metrics::render(const EngineStats* stats) const {
         "# HELP pointex_committed_events_total Events committed.\n"
         "# TYPE pointex_committed_events_total counter\npointex_committed_events_total {}\n",
         stats->committed_events);
+    line(
+        "# HELP pointex_direct_credits_total Credits committed by the debit account's actor "
+        "(no message to the credit account's actor).\n"
+        "# TYPE pointex_direct_credits_total counter\npointex_direct_credits_total {}\n",
+        stats->direct_credits);
     gauge("pointex_recovery_seconds", "Time the last open took to recover.",
           static_cast<double>(stats->recovery_ms) / 1000.0);
   }
