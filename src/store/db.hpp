@@ -58,8 +58,13 @@ struct Db {
 
 Status from_rocks(const rocksdb::Status& s, std::string_view what);
 
+inline void write_be64(char* out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xFF);
+}
 inline void put_be64(std::string& out, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  char bytes[8];
+  write_be64(bytes, v);
+  out.append(bytes, sizeof bytes);
 }
 inline std::uint64_t get_be64(const char* p) {
   std::uint64_t v = 0;

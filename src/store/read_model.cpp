@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "domain/assert.hpp"
 #include "domain/varint.hpp"
 #include "store/db.hpp"
 
@@ -32,16 +33,30 @@ std::string key2(std::uint64_t a, std::uint64_t b) {
   return k;
 }
 
+/// A key of two big-endian u64s, as numbers (the writer sorts these).
+struct KeyParts {
+  std::uint64_t hi;
+  std::uint64_t lo;
+};
+
 /// Transfers are keyed by id first: a lookup by id alone is a scan of one prefix, and a
 /// lookup by (debit account, id) a point read.
+KeyParts transfer_key_parts(AccountId debit, TransferId id) {
+  return {id, debit};
+}
 std::string transfer_key(AccountId debit, TransferId id) {
-  return key2(id, debit);
+  const KeyParts k = transfer_key_parts(debit, id);
+  return key2(k.hi, k.lo);
 }
 
 /// Positions are stored inverted so that newest first is a forward scan within the account's
-/// prefix (the hash memtables of the read models serve forward scans only).
+/// prefix.
+KeyParts history_key_parts(AccountId account, std::uint64_t position) {
+  return {account, UINT64_MAX - position};
+}
 std::string history_key(AccountId account, std::uint64_t position) {
-  return key2(account, UINT64_MAX - position);
+  const KeyParts k = history_key_parts(account, position);
+  return key2(k.hi, k.lo);
 }
 
 void put_balances(std::string& out, const Balances& b) {
@@ -59,9 +74,8 @@ Balances read_balances(Reader& in) {
   return b;
 }
 
-std::string encode_account(const Account& a, std::uint64_t last_position,
-                           std::uint64_t debit_transfers) {
-  std::string v;
+void encode_account(std::string& v, const Account& a, std::uint64_t last_position,
+                    std::uint64_t debit_transfers) {
   put_varint(v, a.spec.id);
   put_varint(v, a.spec.ledger);
   put_u8(v, static_cast<std::uint8_t>(a.spec.kind));
@@ -72,7 +86,6 @@ std::string encode_account(const Account& a, std::uint64_t last_position,
   put_varint(v, a.timestamp);
   put_varint(v, last_position);
   put_varint(v, debit_transfers);
-  return v;
 }
 Status decode_account(const std::string& v, Account* a, std::uint64_t* last_position,
                       std::uint64_t* debit_transfers) {
@@ -97,8 +110,7 @@ Status decode_account(const std::string& v, Account* a, std::uint64_t* last_posi
   return Status::ok();
 }
 
-std::string encode_transfer(const TransferInfo& t) {
-  std::string v;
+void encode_transfer(std::string& v, const TransferInfo& t) {
   put_transfer_request(v, t.request);
   for (std::uint64_t x :
        {t.debit_account, t.credit_account, t.ledger, std::uint64_t{t.code}, t.amount}) {
@@ -108,7 +120,6 @@ std::string encode_transfer(const TransferInfo& t) {
   put_varint(v, t.expires_at);
   put_varint(v, t.timestamp);
   put_varint(v, t.position);
-  return v;
 }
 Status decode_transfer(const std::string& v, TransferInfo* t) {
   Reader in(v);
@@ -126,8 +137,7 @@ Status decode_transfer(const std::string& v, TransferInfo* t) {
   return Status::ok();
 }
 
-std::string encode_history(const HistoryEntry& e) {
-  std::string v;
+void encode_history(std::string& v, const HistoryEntry& e) {
   put_varint(v, e.timestamp);
   put_varint(v, e.debit_account);
   put_varint(v, e.transfer_id);
@@ -135,7 +145,6 @@ std::string encode_history(const HistoryEntry& e) {
   put_varint(v, e.code);
   put_varint(v, e.amount);
   put_balances(v, e.after);
-  return v;
 }
 Status decode_history(std::uint64_t position, const rocksdb::Slice& v, HistoryEntry* e) {
   Reader in(std::string_view(v.data(), v.size()));
@@ -256,17 +265,49 @@ Status decode_process(const rocksdb::Slice& v, domain::ProcessRecord* out) {
 /// insert then starts next to the previous one (the skiplist keeps the last insert's splice),
 /// instead of searching from the top for keys spread over the whole memtable.
 struct ReadModel::Writer::Impl {
-  struct Put {
-    std::string key;
-    std::string value;
-  };
-  /// One of the big families and its updates of this batch, in arrival order until seal().
+  /// One of the big families and its updates of this batch. Their values are appended to one
+  /// buffer as they arrive; seal() sorts small references by key (numeric: every key of these
+  /// families is one or two big-endian u64s) and writes them in key order.
   struct Family {
+    struct Ref {
+      std::uint64_t hi;
+      std::uint64_t lo;
+      /// Arrival order: of two updates of one key, the later one is written last and wins.
+      std::uint32_t seq;
+      std::uint32_t value_end;
+    };
     rocksdb::ColumnFamilyHandle* handle = nullptr;
-    std::vector<Put> puts;
+    /// 8 (hi only) or 16 bytes.
+    std::size_t key_size = 16;
+    std::string values;
+    std::vector<Ref> refs;
 
-    void add(std::string key, std::string value) {
-      puts.push_back({std::move(key), std::move(value)});
+    /// Starts an update of (hi, lo): the caller appends its value to `values`, then end().
+    std::string& begin() { return values; }
+    void end(KeyParts key) {
+      POINTEX_ASSERT(values.size() <= UINT32_MAX);
+      refs.push_back({key.hi, key.lo, static_cast<std::uint32_t>(refs.size()),
+                      static_cast<std::uint32_t>(values.size())});
+    }
+    void seal(rocksdb::WriteBatch& batch) {
+      // Value i spans [end of value i-1, end of value i): remember the starts before sorting.
+      std::vector<std::uint32_t> starts(refs.size());
+      for (std::size_t i = 1; i < refs.size(); ++i) starts[i] = refs[i - 1].value_end;
+      std::sort(refs.begin(), refs.end(), [](const Ref& x, const Ref& y) {
+        if (x.hi != y.hi) return x.hi < y.hi;
+        if (x.lo != y.lo) return x.lo < y.lo;
+        return x.seq < y.seq;
+      });
+      char key[16];
+      for (const Ref& r : refs) {
+        write_be64(key, r.hi);
+        write_be64(key + 8, r.lo);
+        const std::uint32_t start = starts[r.seq];
+        (void)batch.Put(handle, rocksdb::Slice(key, key_size),
+                        rocksdb::Slice(values.data() + start, r.value_end - start));
+      }
+      refs.clear();
+      values.clear();
     }
   };
   rocksdb::WriteBatch batch;
@@ -274,20 +315,17 @@ struct ReadModel::Writer::Impl {
   Family accounts, transfers, history;
 
   explicit Impl(Db* d)
-      : db(d), accounts{d->accounts, {}}, transfers{d->transfers, {}}, history{d->history, {}} {}
+      : db(d),
+        accounts{d->accounts, 8, {}, {}},
+        transfers{d->transfers, 16, {}, {}},
+        history{d->history, 16, {}, {}} {}
 
   std::size_t collected() const {
-    return accounts.puts.size() + transfers.puts.size() + history.puts.size();
+    return accounts.refs.size() + transfers.refs.size() + history.refs.size();
   }
-  /// Moves the collected updates into `batch`, each family in key order (equal keys keep
-  /// their order: the later update wins).
+
   void seal() {
-    for (Family* f : {&accounts, &transfers, &history}) {
-      std::stable_sort(f->puts.begin(), f->puts.end(),
-                       [](const Put& x, const Put& y) { return x.key < y.key; });
-      for (const Put& p : f->puts) (void)batch.Put(f->handle, p.key, p.value);
-      f->puts.clear();
-    }
+    for (Family* f : {&accounts, &transfers, &history}) f->seal(batch);
   }
 };
 
@@ -319,8 +357,8 @@ std::size_t ReadModel::Writer::size() const {
 // Puts into a WriteBatch fail only past its 4 GiB limit; batches here are far smaller.
 void ReadModel::Writer::put_account(const Account& account, std::uint64_t last_position,
                                     std::uint64_t debit_transfers) {
-  impl_->accounts.add(key1(account.spec.id),
-                      encode_account(account, last_position, debit_transfers));
+  encode_account(impl_->accounts.begin(), account, last_position, debit_transfers);
+  impl_->accounts.end({account.spec.id, 0});  // key1: the first 8 bytes
 }
 void ReadModel::Writer::put_ledger(const Ledger& ledger) {
   (void)impl_->batch.Put(impl_->db->ledgers, key1(ledger.id), encode_ledger(ledger));
@@ -335,10 +373,12 @@ void ReadModel::Writer::set_account_count(std::uint64_t count) {
   (void)impl_->batch.Put(impl_->db->meta, account_count_key, key1(count));
 }
 void ReadModel::Writer::put_transfer(const TransferInfo& t) {
-  impl_->transfers.add(transfer_key(t.debit_account, t.request.id), encode_transfer(t));
+  encode_transfer(impl_->transfers.begin(), t);
+  impl_->transfers.end(transfer_key_parts(t.debit_account, t.request.id));
 }
 void ReadModel::Writer::put_history(AccountId account, const HistoryEntry& entry) {
-  impl_->history.add(history_key(account, entry.position), encode_history(entry));
+  encode_history(impl_->history.begin(), entry);
+  impl_->history.end(history_key_parts(account, entry.position));
 }
 void ReadModel::Writer::put_stats(LedgerId ledger, const DayStats& stats) {
   (void)impl_->batch.Put(impl_->db->stats, stats_key(ledger, stats.day), encode_stats(stats));
