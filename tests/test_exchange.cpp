@@ -372,3 +372,27 @@ TEST_CASE("a committed exchange keeps its caps, and a retry answers exists", "[e
   CHECK(exchange_outcome(st, false).result == ExchangeResult::exists);
   CHECK(exchange_outcome(st, false).credited == s.credited);
 }
+
+TEST_CASE("the counter window keeps today and yesterday, and drops deltas of older days",
+          "[exchange]") {
+  constexpr std::uint64_t day_ns = 86'400'000'000'000ULL;
+  CounterWindow w;
+  CHECK(w.advance(10 * day_ns + 5));  // day 10: days 9 and 10 kept
+  CHECK(w.first_day == 9);
+  CHECK_FALSE(w.advance(10 * day_ns + 99));  // same day: nothing moves
+  CHECK_FALSE(w.advance(9 * day_ns));        // never backwards
+  CHECK(w.first_day == 9);
+  const CounterKey old_key{8, counter_scope_exchange_member, 1, 0};
+  const CounterKey yesterday{9, counter_scope_exchange_member, 1, 0};
+  const CounterKey today{10, counter_scope_exchange_pair, 1, 2};
+  const auto kept = w.kept({{old_key, 5, true}, {yesterday, 6, true}, {today, 7, false}});
+  REQUIRE(kept.size() == 2);
+  CHECK(kept[0].key == yesterday);
+  CHECK(kept[1].key == today);
+  CounterTable table{{old_key, 1}, {yesterday, 2}, {today, 3}};
+  w.prune(table);
+  CHECK(table == CounterTable{{yesterday, 2}, {today, 3}});
+  CHECK(w.advance(12 * day_ns));
+  w.prune(table);
+  CHECK(table.empty());
+}

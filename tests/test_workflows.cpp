@@ -7,10 +7,13 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <map>
 #include <pointex/engine.hpp>
 #include <string>
 #include <vector>
 
+#include "domain/exchange.hpp"
+#include "store/read_model.hpp"
 #include "support.hpp"
 
 using namespace pointex;
@@ -332,6 +335,45 @@ TEST_CASE("caps: per member and per pair per day, released on failure, kept acro
         ExchangeResult::member_daily_cap_exceeded);
   e.reset();
   require_verified(dir.path(), 5);
+}
+
+TEST_CASE("cap counters of days before yesterday leave the read models", "[workflows]") {
+  TempDir dir;
+  ManualClock clock;
+  const auto counted_days = [&] {
+    std::unique_ptr<store::ReadModel> rm;
+    REQUIRE(store::ReadModel::open_read_only(dir.path(), &rm).is_ok());
+    std::map<std::uint32_t, int> rows;
+    REQUIRE(rm->counters(0, [&](const domain::CounterKey& k, std::uint64_t) {
+                ++rows[k.day];
+              }).is_ok());
+    return rows;
+  };
+  const std::uint32_t day0 = domain::utc_day(clock.now());
+  {
+    auto e = test::open_engine(dir.path(), clock.fn());
+    setup(*e);
+    Rate r = mall_to_air(1, 1, 0);
+    r.member_daily_cap = 300;
+    set_rate(*e, r);
+    CHECK(exchange(*e, {1, alice_mall, alice_air, 100}).result == ExchangeResult::ok);
+    clock.advance_s(86'400);
+    CHECK(exchange(*e, {2, alice_mall, alice_air, 100}).result == ExchangeResult::ok);
+  }
+  // Today and yesterday are kept: one member row and one pair row per day.
+  CHECK(counted_days() == std::map<std::uint32_t, int>{{day0, 2}, {day0 + 1, 2}});
+  {
+    auto e = test::open_engine(dir.path(), clock.fn());
+    clock.advance_s(2 * 86'400);
+    CHECK(exchange(*e, {3, alice_mall, alice_air, 300}).result == ExchangeResult::ok);
+    CHECK(exchange(*e, {4, alice_mall, alice_air, 1}).result ==
+          ExchangeResult::member_daily_cap_exceeded);
+  }
+  CHECK(counted_days() == std::map<std::uint32_t, int>{{day0 + 3, 2}});
+  require_verified(dir.path(), 3);  // the refused one never started
+  // A rebuild from the log keeps the same rows.
+  REQUIRE(Engine::rebuild_read_models(dir.path()).is_ok());
+  CHECK(counted_days() == std::map<std::uint32_t, int>{{day0 + 3, 2}});
 }
 
 TEST_CASE("many exchanges at once: every one both legs or neither, conservation holds",

@@ -1,5 +1,8 @@
 #include "domain/process.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include "domain/assert.hpp"
 #include "domain/exchange.hpp"
 #include "domain/varint.hpp"
@@ -105,6 +108,25 @@ void apply_counter_deltas(CounterTable& table, const std::vector<CounterDelta>& 
 std::uint64_t counter_value(const CounterTable& table, const CounterKey& key) {
   const auto it = table.find(key);
   return it == table.end() ? 0 : it->second;
+}
+
+bool CounterWindow::advance(std::uint64_t timestamp) {
+  const std::uint32_t day = utc_day(timestamp);
+  const std::uint32_t first = day > 0 ? day - 1 : 0;
+  if (first <= first_day) return false;
+  first_day = first;
+  return true;
+}
+
+std::vector<CounterDelta> CounterWindow::kept(std::vector<CounterDelta> deltas) const {
+  deltas.erase(std::remove_if(deltas.begin(), deltas.end(),
+                              [this](const CounterDelta& d) { return !keeps(d.key); }),
+               deltas.end());
+  return deltas;
+}
+
+void CounterWindow::prune(CounterTable& table) const {
+  table.erase(table.begin(), table.lower_bound(CounterKey{first_day, 0, 0, 0}));
 }
 
 }  // namespace pointex::domain

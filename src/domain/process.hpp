@@ -82,4 +82,22 @@ using CounterTable = std::map<CounterKey, std::uint64_t>;
 void apply_counter_deltas(CounterTable& table, const std::vector<CounterDelta>& deltas);
 std::uint64_t counter_value(const CounterTable& table, const CounterKey& key);
 
+/// Which days' counters the read models keep: the day of the newest process step and the day
+/// before (caps count the current UTC day; the day before serves exchanges that started before
+/// midnight and finish after it). Older days leave, and a step's deltas for them are dropped
+/// (nothing reads them any more). The projector and the audit advance it with every step, in
+/// log order, so both keep the same rows.
+struct CounterWindow {
+  /// Counters of days before this one are gone.
+  std::uint32_t first_day = 0;
+
+  /// Moves to a step committed at `timestamp`; true when first_day moved.
+  bool advance(std::uint64_t timestamp);
+  /// The deltas of kept days.
+  std::vector<CounterDelta> kept(std::vector<CounterDelta> deltas) const;
+  bool keeps(const CounterKey& key) const { return key.day >= first_day; }
+  /// Erases the counters of days before first_day.
+  void prune(CounterTable& table) const;
+};
+
 }  // namespace pointex::domain

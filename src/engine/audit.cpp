@@ -70,7 +70,9 @@ class Auditor {
     domain::ProcessRecord& record = processes_[{step.kind, step.id}];
     record.kind = step.kind;
     record.id = step.id;
-    domain::apply_counter_deltas(counters_, domain::step_counter_deltas(record, step));
+    if (counter_window_.advance(step.timestamp)) counter_window_.prune(counters_);
+    domain::apply_counter_deltas(counters_,
+                                 counter_window_.kept(domain::step_counter_deltas(record, step)));
     domain::append_step(record, step, position);
   }
 
@@ -297,6 +299,7 @@ class Auditor {
   std::map<std::pair<LedgerId, LedgerId>, Rate> rates_;
   std::map<std::pair<domain::ProcessKind, std::uint64_t>, domain::ProcessRecord> processes_;
   domain::CounterTable counters_;
+  domain::CounterWindow counter_window_;
 };
 
 }  // namespace

@@ -142,6 +142,8 @@ class Projector {
   std::map<std::pair<domain::ProcessKind, std::uint64_t>, domain::ProcessRecord>
       unflushed_processes_;
   domain::CounterTable counters_;
+  /// The days whose counters are kept (advanced by every process step).
+  domain::CounterWindow counter_window_;
   std::vector<domain::CounterKey> dirty_counters_;
   std::unique_ptr<store::ReadModel::Writer> writer_;
   std::uint64_t applied_position_ = 0;

@@ -22,7 +22,12 @@ Status Projector::apply_process_step(std::uint64_t position, const domain::Proce
     it = unflushed_processes_.emplace(key, std::move(record)).first;
   }
   domain::ProcessRecord& record = it->second;
-  for (const domain::CounterDelta& d : domain::step_counter_deltas(record, e)) {
+  if (counter_window_.advance(e.timestamp)) {
+    counter_window_.prune(counters_);
+    writer_->delete_counters_before(counter_window_.first_day);
+  }
+  for (const domain::CounterDelta& d :
+       counter_window_.kept(domain::step_counter_deltas(record, e))) {
     if (counters_.count(d.key) == 0) {
       std::uint64_t value = 0;
       const Status s = read_model_.counter(d.key, &value);
@@ -42,7 +47,9 @@ Status Projector::apply_process_step(std::uint64_t position, const domain::Proce
 
 void Projector::flush_processes() {
   for (const domain::CounterKey& key : dirty_counters_) {
-    writer_->put_counter(key, domain::counter_value(counters_, key));
+    // A key of a day that left the window since it changed must not be written back.
+    if (counter_window_.keeps(key))
+      writer_->put_counter(key, domain::counter_value(counters_, key));
   }
   dirty_counters_.clear();
 }

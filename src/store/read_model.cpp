@@ -405,6 +405,10 @@ void ReadModel::Writer::put_counter(const domain::CounterKey& key, std::uint64_t
     (void)impl_->batch.Put(impl_->db->counters, counter_key(key), key1(value));
   }
 }
+void ReadModel::Writer::delete_counters_before(std::uint32_t day) {
+  (void)impl_->batch.DeleteRange(impl_->db->counters, counter_key({0, 0, 0, 0}),
+                                 counter_key({day, 0, 0, 0}));
+}
 void ReadModel::Writer::set_checkpoint(std::uint64_t position) {
   (void)impl_->batch.Put(impl_->db->meta, checkpoint_key, key1(position));
 }

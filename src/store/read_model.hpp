@@ -112,6 +112,8 @@ class ReadModel {
     void set_process_open(domain::ProcessKind kind, std::uint64_t id, bool open);
     /// A counter of 0 is deleted.
     void put_counter(const domain::CounterKey& key, std::uint64_t value);
+    /// Deletes the counters of every day before `day` (domain::CounterWindow).
+    void delete_counters_before(std::uint32_t day);
     void set_checkpoint(std::uint64_t position);
     std::size_t size() const;
 
