@@ -644,10 +644,7 @@ void print_row(const RunResult& r) {
 }
 
 int run_http(const Config& cfg, bench::HttpLoadOptions http) {
-  if (cfg.rate > 0) {
-    fmt::print(stderr, "pointex-bench: --rate (open loop) is for the embedded mode only\n");
-    return 2;
-  }
+  http.rate = cfg.rate;
   http.workloads = workloads_of(cfg.workload);
   http.accounts = cfg.accounts;
   http.active = cfg.active;

@@ -7,9 +7,11 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <deque>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -50,9 +52,12 @@ struct Figures {
   /// Highest commit position answered.
   std::uint64_t max_position = 0;
   Histogram latency;
+  /// Open loop: most operations that were due and waited for a free connection at once.
+  std::uint64_t max_backlog = 0;
 };
 
-/// The closed loop: every connection sends its next operation when the previous one answered.
+/// Closed loop: every connection sends its next operation when the previous one answered.
+/// Open loop: operations are due at a fixed rate and go out on whichever connection is free.
 class Load {
  public:
   Load(const HttpLoadOptions& o, Workload workload, const tcp::endpoint& endpoint,
@@ -67,7 +72,9 @@ class Load {
     end_ = measure_from_ + seconds(o_.duration_s);
     next_progress_ = start + std::chrono::seconds(1);
     start_ = start;
+    next_arrival_ = start;
     for (std::uint32_t i = 0; i < o_.connections; ++i) std::make_shared<Conn>(*this)->start();
+    if (open_loop()) arrive();
     ioc_.run();
     figures_.planned_failures = generator_.planned_failures();
     return std::move(figures_);
@@ -76,6 +83,40 @@ class Load {
   std::uint64_t next_id() const { return generator_.next_id(); }
 
  private:
+  struct Conn;
+
+  bool open_loop() const { return o_.rate > 0; }
+
+  /// Open loop: queues every operation due by now, hands them to free connections, and
+  /// waits for the next one.
+  void arrive() {
+    const auto now = Clock::now();
+    const Clock::duration interval = seconds(static_cast<double>(o_.batch) / o_.rate);
+    while (next_arrival_ <= now && next_arrival_ < end_) {
+      due_.push_back(next_arrival_);
+      next_arrival_ += interval;
+    }
+    figures_.max_backlog = std::max<std::uint64_t>(figures_.max_backlog, due_.size());
+    dispatch();
+    progress(now);
+    if (next_arrival_ >= end_) return;  // the queue drains as connections free up
+    arrivals_.expires_at(next_arrival_);
+    arrivals_.async_wait([this](beast::error_code ec) {
+      if (!ec) arrive();
+    });
+  }
+
+  /// Open loop: starts due operations on free connections.
+  void dispatch() {
+    while (!due_.empty() && !idle_.empty()) {
+      std::shared_ptr<Conn> conn = std::move(idle_.back());
+      idle_.pop_back();
+      const Clock::time_point scheduled = due_.front();
+      due_.pop_front();
+      conn->start_operation(scheduled);
+    }
+  }
+
   static WorkloadOptions options_of(const HttpLoadOptions& o, Workload w) {
     WorkloadOptions wo;
     wo.workload = w;
@@ -112,11 +153,22 @@ class Load {
       });
     }
 
+    /// After connecting and after each operation: the next one (closed loop), or back to the
+    /// free connections (open loop).
     void next_operation() {
       const auto now = Clock::now();
       load.progress(now);
+      if (load.open_loop()) {
+        load.idle_.push_back(shared_from_this());
+        return load.dispatch();
+      }
       if (now >= load.end_) return;
-      started = now;
+      start_operation(now);
+    }
+
+    /// `scheduled`: when it was due (latency runs from there).
+    void start_operation(Clock::time_point scheduled) {
+      started = scheduled;
       second_phase = false;
       load.generator_.first_phase(load.o_.batch, &first, &first_kinds);
       second_kinds.clear();
@@ -166,7 +218,10 @@ class Load {
         f.transfers += first_kinds.size();
         f.completions += second_kinds.size();
       }
-      if (started >= load.measure_from_ && now <= load.end_) {
+      // Latency: operations started in the window (closed loop: and answered in it; open loop:
+      // however late they were answered).
+      if (started >= load.measure_from_ && started < load.end_ &&
+          (load.open_loop() || now <= load.end_)) {
         f.latency.record(static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(now - started).count()));
       }
@@ -215,6 +270,11 @@ class Load {
 
   const HttpLoadOptions& o_;
   net::io_context ioc_{1};
+  net::steady_timer arrivals_{ioc_};
+  Clock::time_point next_arrival_;
+  /// Open loop: operations due and not started (no free connection), and free connections.
+  std::deque<Clock::time_point> due_;
+  std::vector<std::shared_ptr<Conn>> idle_;
   tcp::endpoint endpoint_;
   Generator generator_;
   Clock::time_point start_;
@@ -379,6 +439,7 @@ int run_http_load(const HttpLoadOptions& o) {
                              {"active", o.active},
                              {"batch", o.batch},
                              {"connections", o.connections},
+                             {"rate", o.rate},
                              {"duration_s", o.duration_s},
                              {"warmup_s", o.warmup_s},
                              {"earn_share", o.earn_share},
@@ -404,6 +465,12 @@ int run_http_load(const HttpLoadOptions& o) {
     if (!c.ok) fmt::print(stderr, "conservation FAILED: {}\n", c.message);
     if (!problems.empty())
       fmt::print(stderr, "unexpected results in {}: {}\n", f.workload, problems);
+    if (o.rate > 0 && tps < 0.95 * o.rate) {
+      fmt::print(stderr,
+                 "  {}: did not keep up with the offered {:.0f} transfers/s (up to {} operations "
+                 "waited for a free connection)\n",
+                 f.workload, o.rate, f.max_backlog);
+    }
     clean = clean && f.errors == 0 && c.ok && problems.empty();
     nlohmann::json results = nlohmann::json::object();
     f.tally.for_each([&](OpKind kind, TransferResult result, std::uint64_t n) {
@@ -411,7 +478,9 @@ int run_http_load(const HttpLoadOptions& o) {
     });
     report["runs"].push_back(
         {{"workload", f.workload},
-         {"mode", "http"},
+         {"mode", o.rate > 0 ? "http-open" : "http"},
+         {"rate_offered", o.rate},
+         {"max_backlog", f.max_backlog},
          {"batch", o.batch},
          {"clients", o.connections},
          {"seconds", o.duration_s},

@@ -1,5 +1,5 @@
 #pragma once
-/// pointex-bench's HTTP mode: closed-loop load on a running pointexd over keep-alive
+/// pointex-bench's HTTP mode: closed- or open-loop load on a running pointexd over keep-alive
 /// connections (POST /v1/transfers), with the same workloads as the embedded bench (W1-W4).
 
 #include <cstdint>
@@ -24,6 +24,10 @@ struct HttpLoadOptions {
   std::uint32_t batch = 1;
   /// Keep-alive connections, each with one request in flight.
   std::uint32_t connections = 64;
+  /// Open loop: transfers per second offered, as one operation of `batch` transfers every
+  /// batch/rate seconds whatever the answers; an operation waits for a free connection when
+  /// all are busy, and its latency runs from its scheduled time. 0: closed loop.
+  double rate = 0;
   double duration_s = 10;
   double warmup_s = 2;
   std::uint64_t seed = 42;
