@@ -76,6 +76,11 @@ def parse_args(argv):
                    help="comma-separated: uniform, hot, earn-redeem, two-phase (or w1..w4), all")
     p.add_argument("--http-connections", type=int,
                    help="PointEx over HTTP with this many connections (0: none) [64; quick 0]")
+    p.add_argument("--http-batch", type=int,
+                   help="PointEx over HTTP, batched: transfers per request (0: none) [1000; "
+                        "quick 0]")
+    p.add_argument("--http-batch-connections", type=int, default=8,
+                   help="PointEx over HTTP, batched: connections")
     p.add_argument("--rates", help="open loop: offered transfers/s, comma-separated (empty: "
                                    "none) [200,1000,5000; quick none]")
     p.add_argument("--open-workloads", default="uniform,hot", help="workloads run open loop")
@@ -92,6 +97,7 @@ def parse_args(argv):
     a.accounts = a.accounts if a.accounts is not None else (10000 if q else 100000)
     a.http_connections = (a.http_connections if a.http_connections is not None
                           else (0 if q else 64))
+    a.http_batch = a.http_batch if a.http_batch is not None else (0 if q else 1000)
     try:
         a.clients = int_list(a.clients if a.clients else ("64" if q else "1,8,64"), 1, 256,
                              "--clients")
@@ -107,7 +113,10 @@ def parse_args(argv):
               (2 <= a.accounts <= 50000000, "--accounts must be 2 to 50,000,000"),
               (1 <= a.batch <= 8190, "--batch must be 1 to 8190"),
               (1 <= a.batch_clients <= 4096, "--batch-clients must be 1 to 4096"),
-              (0 <= a.http_connections <= 4096, "--http-connections must be 0 to 4096")]
+              (0 <= a.http_connections <= 4096, "--http-connections must be 0 to 4096"),
+              (0 <= a.http_batch <= 8190, "--http-batch must be 0 to 8190"),
+              (1 <= a.http_batch_connections <= 4096,
+               "--http-batch-connections must be 1 to 4096")]
     for ok, msg in checks:
         if not ok:
             p.error(msg)
@@ -237,10 +246,11 @@ class Runner:
         run.update(system="pointex", mode="open")
         return run
 
-    def pointex_http(self, w):
+    def pointex_http(self, w, connections, batch):
         """pointexd on a fresh data dir and a free loopback port; pointex-bench --http against
-        it; then SIGTERM, and `pointex verify` audits the closed data dir."""
-        name = "pointex-%s-http-c%d-r%d" % (w, self.a.http_connections, self.rep)
+        it (`batch` transfers per request); then SIGTERM, and `pointex verify` audits the
+        closed data dir."""
+        name = "pointex-%s-http-c%d-b%d-r%d" % (w, connections, batch, self.rep)
         data = tempfile.mkdtemp(prefix="pointex-http-")
         port_file = os.path.join(data, "port")
         logf = open(os.path.join(self.logs, name + ".log"), "w")
@@ -264,7 +274,7 @@ class Runner:
                 return None
             json_path = os.path.join(self.logs, name + ".json")
             argv = [self.bin, "--http", "127.0.0.1:%d" % port, "--key", ADMIN_KEY,
-                    "--connections", str(self.a.http_connections), "--batch", "1",
+                    "--connections", str(connections), "--batch", str(batch),
                     "--workload", w, "--accounts", str(self.a.accounts), "--duration",
                     str(self.a.duration), "--warmup", str(self.a.warmup), "--json", json_path]
             logf.write(" ".join(argv) + "\n")
@@ -331,7 +341,11 @@ def plan(a):
                 steps.append(("pointex single, %d clients" % c, "single", w, c, rep))
             if a.http_connections:
                 steps.append(("pointex HTTP, %d connections" % a.http_connections, "http", w,
-                              a.http_connections, rep))
+                              (a.http_connections, 1), rep))
+            if a.http_batch:
+                steps.append(("pointex HTTP, %d connections x %d per request" % (
+                    a.http_batch_connections, a.http_batch), "http", w,
+                    (a.http_batch_connections, a.http_batch), rep))
             if not a.no_postgres:
                 for c in a.clients:
                     steps.append(("postgresql, %d clients" % c, "pg", w, c, rep))
@@ -375,7 +389,7 @@ def main(argv=None):
             elif kind == "single":
                 run = runner.pointex_single(w, n)
             elif kind == "http":
-                run = runner.pointex_http(w)
+                run = runner.pointex_http(w, *n)
             elif kind == "open":
                 run = runner.pointex_open(w, n)
             elif kind == "pg":
