@@ -33,6 +33,19 @@
 
 namespace pointex::engine {
 
+/// A lock-free stack's nodes (pushed newest first, linked by `next`) in push order.
+template <class Node>
+Node* oldest_first(Node* list) {
+  Node* reversed = nullptr;
+  while (list != nullptr) {
+    Node* next = list->next;
+    list->next = reversed;
+    reversed = list;
+    list = next;
+  }
+  return reversed;
+}
+
 /// Durable transfers, for their debit account's actor to mark committed (see AckInbox).
 struct CommitNode {
   std::vector<domain::Event> events;
@@ -58,17 +71,7 @@ class AckInbox {
     return wants_poke_.load(std::memory_order_seq_cst);
   }
   /// Actor side: everything pushed so far, oldest first (the caller deletes the nodes).
-  CommitNode* drain() {
-    CommitNode* list = head_.exchange(nullptr, std::memory_order_seq_cst);
-    CommitNode* reversed = nullptr;
-    while (list != nullptr) {
-      CommitNode* next = list->next;
-      list->next = reversed;
-      reversed = list;
-      list = next;
-    }
-    return reversed;
-  }
+  CommitNode* drain() { return oldest_first(head_.exchange(nullptr, std::memory_order_seq_cst)); }
   void want_poke(bool on) { wants_poke_.store(on, std::memory_order_seq_cst); }
   bool empty() const { return head_.load(std::memory_order_seq_cst) == nullptr; }
 
@@ -132,17 +135,7 @@ class CreditInbox {
   }
 
   /// Owner side: everything pushed so far, oldest first (the caller deletes the nodes).
-  CreditNode* drain() {
-    CreditNode* list = head_.exchange(nullptr, std::memory_order_acquire);
-    CreditNode* reversed = nullptr;
-    while (list != nullptr) {
-      CreditNode* next = list->next;
-      list->next = reversed;
-      reversed = list;
-      list = next;
-    }
-    return reversed;
-  }
+  CreditNode* drain() { return oldest_first(head_.exchange(nullptr, std::memory_order_acquire)); }
   /// Owner side: opens the gate with `room` below overflow. REQUIRES: shut.
   void open(std::uint64_t room) {
     room_.store(room, std::memory_order_relaxed);
