@@ -690,3 +690,36 @@ TEST_CASE("pointexd: connections are bounded, a slow header times out", "[daemon
   CHECK(waited < std::chrono::seconds(3));
   CHECK(d.signal_and_wait(SIGTERM) == 0);
 }
+
+TEST_CASE("pointexd: a rate and an exchange over HTTP, kept across a restart", "[daemon]") {
+  TempDir dir;
+  {
+    Daemon d(dir.path());
+    client::HttpClient c("127.0.0.1", d.port());
+    setup_ledgers(c);
+    REQUIRE(call(c, "POST", "/v1/transfers", transfer(1, 1000, 2001, 500).dump()).status == 200);
+    Answer a = call(c, "PUT", "/v1/rates/1/2",
+                    R"({"numerator":2,"denominator":1,"fee_bps":0,
+                        "from_exchange_account":1000,"to_exchange_account":3000})");
+    REQUIRE(a.status == 200);
+    CHECK(a.body["numerator"] == 2);
+    a = call(c, "POST", "/v1/exchanges",
+             R"({"id":5,"from_account":2001,"to_account":3001,"amount":100})");
+    REQUIRE(a.status == 200);
+    CHECK(a.body == json::parse(R"({"id":5,"result":"ok","debited":100,"credited":200,"fee":0})"));
+    CHECK(call(c, "GET", "/v1/exchanges/5").body["step"] == "completed");
+    CHECK(d.signal_and_wait(SIGTERM) == 0);
+  }
+  Daemon d(dir.path());
+  client::HttpClient c("127.0.0.1", d.port());
+  CHECK(call(c, "GET", "/v1/rates/1/2").body["to_exchange_account"] == 3000);
+  const Answer x = call(c, "GET", "/v1/exchanges/5");
+  CHECK(x.body["result"] == "ok");
+  CHECK(x.body["credited"] == 200);
+  CHECK(call(c, "GET", "/v1/accounts/2001").body["balance"] == 400);
+  CHECK(call(c, "GET", "/v1/accounts/3001").body["balance"] == 200);
+  // A retry after the restart answers the recorded outcome.
+  CHECK(call(c, "POST", "/v1/exchanges",
+             R"({"id":5,"from_account":2001,"to_account":3001,"amount":100})")
+            .body["result"] == "exists");
+}

@@ -608,3 +608,138 @@ TEST_CASE("HMAC-SHA256 signatures: RFC 4231 vectors, either hex case, and refusa
   CHECK(hmac_sha256_hex("key", "") ==
         "5d5d139563c95b5967b9bd9a8c9b233a9dedb45072794cd232dc1b74832607d0");
 }
+
+TEST_CASE("Api: exchange rates and exchanges, with validation, auth and retries", "[server]") {
+  ApiFixture f;
+  f.api->set_engine(f.engine.get());
+  // Ledger 1 (the issuer key's) and ledger 2; members and exchange accounts on each.
+  REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Mall"})").status == 201);
+  REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":2,"code":"AIR","name":"Air"})").status == 201);
+  REQUIRE(f.call("POST", "/v1/accounts",
+                 R"([{"id":10,"ledger":1,"kind":"issuer"},{"id":11,"ledger":1,"kind":"issuer"},
+                     {"id":20,"ledger":2,"kind":"issuer"},{"id":21,"ledger":2,"kind":"issuer"},
+                     {"id":100,"ledger":1,"kind":"member"},{"id":200,"ledger":2,"kind":"member"}])")
+              .status == 200);
+  REQUIRE(
+      f.call(
+           "POST", "/v1/transfers",
+           R"({"id":1,"debit_account":10,"credit_account":100,"amount":1000,"ledger":1,"code":1})")
+          .status == 200);
+  const std::string rate =
+      R"({"numerator":3,"denominator":2,"fee_bps":100,"daily_cap":2000,"from_exchange_account":11,"to_exchange_account":21})";
+
+  SECTION("rates: admin only, checked, listed, read back") {
+    CHECK(f.call("PUT", "/v1/rates/1/2", rate, issuer_key).status == 403);
+    const Response missing = f.call("GET", "/v1/rates/1/2");
+    CHECK(missing.status == 404);
+    CHECK(json::parse(missing.body)["error"] == "not_found");
+    const json bad_fields[] = {
+        {{"numerator", "3"}}, {{"numerator", -1}}, {{"fee_bps", 10001}}, {{"typo", 1}}};
+    for (const json& b : bad_fields) {
+      INFO(b.dump());
+      CHECK(f.call("PUT", "/v1/rates/1/2", b.dump()).status == 400);
+    }
+    const Response no_ledger = f.call("PUT", "/v1/rates/1/9", rate);
+    CHECK(no_ledger.status == 404);
+    CHECK(json::parse(no_ledger.body)["error"] == "to_ledger_not_found");
+    const Response zero = f.call("PUT", "/v1/rates/1/2", R"({"numerator":3})");
+    CHECK(zero.status == 400);
+    CHECK(json::parse(zero.body)["error"] == "denominator_must_not_be_zero");
+    const Response wrong_account = f.call(
+        "PUT", "/v1/rates/1/2",
+        R"({"numerator":1,"denominator":1,"from_exchange_account":21,"to_exchange_account":21})");
+    CHECK(wrong_account.status == 400);
+    CHECK(json::parse(wrong_account.body)["field"] == "from_exchange_account");
+    CHECK(f.call("GET", "/v1/rates").body == R"({"rates":[]})");  // nothing was set
+
+    const Response set = f.call("PUT", "/v1/rates/1/2", rate);
+    REQUIRE(set.status == 200);
+    const json r = json::parse(set.body);
+    CHECK(r["from_ledger"] == 1);
+    CHECK(r["to_ledger"] == 2);
+    CHECK(r["numerator"] == 3);
+    CHECK(r["daily_cap"] == 2000);
+    CHECK(r["pair_daily_cap"] == 0);
+    CHECK(r["timestamp"] > 0);
+    CHECK(json::parse(f.call("GET", "/v1/rates/1/2", {}, issuer_key).body) == r);
+    CHECK(json::parse(f.call("GET", "/v1/rates", {}, issuer_key).body)["rates"].size() == 1);
+    CHECK(f.call("GET", "/v1/rates/2/1").status == 404);
+  }
+
+  SECTION("exchanges: both legs, retries, failures, auth, bad input") {
+    REQUIRE(f.call("PUT", "/v1/rates/1/2", rate).status == 200);
+    const std::string body = R"({"id":7,"from_account":100,"to_account":200,"amount":201})";
+    // An issuer key of ledger 1 alone may not move ledger 2's points: nothing happens.
+    CHECK(f.call("POST", "/v1/exchanges", body, issuer_key).status == 403);
+    CHECK(f.call("GET", "/v1/exchanges/7").status == 404);
+    const Response ok = f.call("POST", "/v1/exchanges", body);
+    REQUIRE(ok.status == 200);
+    const json o = json::parse(ok.body);
+    CHECK(o == json::parse(R"({"id":7,"result":"ok","debited":201,"credited":297,"fee":4})"));
+    const json again = json::parse(f.call("POST", "/v1/exchanges", body).body);
+    CHECK(again["result"] == "exists");
+    CHECK(again["credited"] == 297);
+    const json other =
+        json::parse(f.call("POST", "/v1/exchanges",
+                           R"({"id":7,"from_account":100,"to_account":200,"amount":5})")
+                        .body);
+    CHECK(other["result"] == "exists_with_different_fields");
+    const Response info = f.call("GET", "/v1/exchanges/7", {}, issuer_key);
+    REQUIRE(info.status == 200);
+    const json i = json::parse(info.body);
+    CHECK(i["step"] == "completed");
+    CHECK(i["result"] == "ok");
+    CHECK(i["commit"] == true);
+    CHECK(i["gross"] == 301);
+    CHECK(i["from_exchange_account"] == 11);
+
+    // More than the member holds: the first leg fails and nothing stays pending.
+    const json failed =
+        json::parse(f.call("POST", "/v1/exchanges",
+                           R"({"id":8,"from_account":100,"to_account":200,"amount":900})")
+                        .body);
+    CHECK(failed["result"] == "leg_failed");
+    CHECK(failed["leg"] == 1);
+    CHECK(failed["leg_result"] == "exceeds_credits");
+    // Over the member's daily cap (2000: 201 used, the failed one gave its 900 back): refused
+    // before it starts, not stored.
+    const json capped =
+        json::parse(f.call("POST", "/v1/exchanges",
+                           R"({"id":9,"from_account":100,"to_account":200,"amount":1800})")
+                        .body);
+    CHECK(capped["result"] == "member_daily_cap_exceeded");
+    CHECK(f.call("GET", "/v1/exchanges/9").status == 404);
+    const json reserved = json::parse(
+        f.call("POST", "/v1/exchanges",
+               R"({"id":9223372036854775808,"from_account":100,"to_account":200,"amount":1})")
+            .body);
+    CHECK(reserved["result"] == "id_reserved");
+    const json no_rate =
+        json::parse(f.call("POST", "/v1/exchanges",
+                           R"({"id":10,"from_account":200,"to_account":100,"amount":1})")
+                        .body);
+    CHECK(no_rate["result"] == "rate_not_found");
+    for (const char* bad : {R"({"id":"7","from_account":100,"to_account":200,"amount":1})",
+                            R"({"id":7,"from_account":100,"to_account":200,"amount":-1})",
+                            R"({"id":7,"from_account":100,"to_account":200,"amount":1.5})",
+                            R"({"id":7,"from_account":100,"to_account":200,"amount":1,"x":1})",
+                            R"([1,2])", R"(not json)"}) {
+      INFO(bad);
+      CHECK(f.call("POST", "/v1/exchanges", bad).status == 400);
+    }
+    CHECK(f.call("POST", "/v1/exchanges", body, nullptr).status == 401);
+    CHECK(f.call("GET", "/v1/exchanges/x").status == 404);
+    CHECK(f.call("DELETE", "/v1/exchanges/7").status == 405);
+    // The member paid 201 A-points and got 297 B-points; the exchange accounts hold the rest.
+    f.engine.reset();  // a clean close: the read models include everything
+    f.reopen();
+    const auto balance = [&](AccountId id) {
+      return json::parse(f.call("GET", "/v1/accounts/" + std::to_string(id)).body)["balance"];
+    };
+    CHECK(balance(100) == 1000 - 201);
+    CHECK(balance(11) == 201);
+    CHECK(balance(200) == 297);
+    CHECK(balance(21) == -297);
+    CHECK(json::parse(f.call("GET", "/v1/accounts/100").body)["debits_pending"] == 0);
+  }
+}

@@ -105,6 +105,8 @@ Response forbidden_ledger(LedgerId ledger) {
 struct Route {
   Endpoint endpoint = Endpoint::unrouted;
   std::uint64_t id = 0;
+  /// The second id of a path that has two (/v1/rates/{from}/{to}).
+  std::uint64_t id2 = 0;
   std::string_view query;
   /// Non-empty when the path exists but not with this method.
   std::string allow;
@@ -173,6 +175,18 @@ Route route(std::string_view method, std::string_view target) {
       set(Endpoint::transfers_create, {"POST"}, "POST");
     } else if (n == 3 && has_id) {
       set(Endpoint::transfer_get, {"GET"}, "GET");
+    }
+  } else if (what == "rates") {
+    if (n == 2) {
+      set(Endpoint::rates_list, {"GET"}, "GET");
+    } else if (n == 4 && has_id && parse_id(seg[3], &r.id2)) {
+      set(method == "PUT" ? Endpoint::rate_put : Endpoint::rate_get, {"GET", "PUT"}, "GET, PUT");
+    }
+  } else if (what == "exchanges") {
+    if (n == 2) {
+      set(Endpoint::exchanges_create, {"POST"}, "POST");
+    } else if (n == 3 && has_id) {
+      set(Endpoint::exchange_get, {"GET"}, "GET");
     }
   } else if (what == "events") {
     if (n == 2) {
@@ -265,6 +279,11 @@ struct Api::Impl {
   void events(const ApiKey* key, const Route& r, const Reply& reply);
   void events_stream(const ApiKey* key, const Route& r, const std::string& last_event_id,
                      const Reply& reply);
+  void rates_list(const ApiKey* key, const Reply& reply);
+  void rate_get(const Route& r, const Reply& reply);
+  void rate_put(const Route& r, const Request& req, const Reply& reply);
+  void exchanges_create(const ApiKey* key, const Request& req, const Reply& reply);
+  void exchange_get(const ApiKey* key, const Route& r, const Reply& reply);
 };
 
 Api::Api(Config config, Metrics* metrics)
@@ -314,6 +333,12 @@ std::optional<Response> Api::Impl::check_head_in_order(const Request& head, cons
       return error(403, "forbidden", "only an admin key may create ledgers");
     }
     if (r.endpoint == Endpoint::ledger_get && !allowed(key, r.id)) return forbidden_ledger(r.id);
+    if (r.endpoint == Endpoint::rate_put) {
+      return error(403, "forbidden", "only an admin key may set exchange rates");
+    }
+    if (r.endpoint == Endpoint::rate_get && !allowed(key, r.id) && !allowed(key, r.id2)) {
+      return forbidden_ledger(r.id);
+    }
   }
   const bool has_body = head.chunked || head.content_length.value_or(0) > 0 || !head.body.empty();
   if (has_body && !(head.content_type && is_json_media_type(*head.content_type))) {
@@ -427,6 +452,16 @@ void Api::Impl::dispatch(const Route& r, const ApiKey* key, Request& req, const 
       return events(key, r, reply);
     case Endpoint::events_stream:
       return events_stream(key, r, req.last_event_id, reply);
+    case Endpoint::rates_list:
+      return rates_list(key, reply);
+    case Endpoint::rate_get:
+      return rate_get(r, reply);
+    case Endpoint::rate_put:
+      return rate_put(r, req, reply);
+    case Endpoint::exchanges_create:
+      return exchanges_create(key, req, reply);
+    case Endpoint::exchange_get:
+      return exchange_get(key, r, reply);
     default:
       break;
   }
@@ -715,6 +750,113 @@ void Api::Impl::events_stream(const ApiKey* key, const Route& r, const std::stri
   res.stream_after = after;
   res.key = key;
   reply(std::move(res));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exchange rates and exchanges (docs/workflows.md).
+
+void Api::Impl::rates_list(const ApiKey* key, const Reply& reply) {
+  json list = json::array();
+  for (const Rate& r : engine.load()->rates()) {
+    if (allowed(key, r.from_ledger) || allowed(key, r.to_ledger)) list.push_back(rate_json(r));
+  }
+  reply(ok_json(200, {{"rates", std::move(list)}}));
+}
+
+void Api::Impl::rate_get(const Route& r, const Reply& reply) {
+  const std::optional<Rate> rate = engine.load()->rate(r.id, r.id2);
+  if (!rate) {
+    return reply(
+        error(404, "not_found", fmt::format("no rate from ledger {} to ledger {}", r.id, r.id2)));
+  }
+  reply(ok_json(200, rate_json(*rate)));
+}
+
+void Api::Impl::rate_put(const Route& r, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  Rate rate;
+  if (!parse_body(req.body, &body, &err) || !map_rate(body, &rate, &err)) return reply(error(err));
+  rate.from_ledger = r.id;
+  rate.to_ledger = r.id2;
+  Engine* e = engine.load();
+  e->set_rate(rate, [e, rate, reply](const Status& s, RateResult result) {
+    if (!s.is_ok()) return reply(status_error(s));
+    const std::string code(to_string(result));
+    switch (result) {
+      case RateResult::ok: {
+        const std::optional<Rate> stored = e->rate(rate.from_ledger, rate.to_ledger);
+        if (!stored) return reply(error(500, "internal", "rate vanished"));
+        return reply(ok_json(200, rate_json(*stored)));
+      }
+      case RateResult::from_ledger_not_found:
+        return reply(error(404, code, "no ledger " + std::to_string(rate.from_ledger)));
+      case RateResult::to_ledger_not_found:
+        return reply(error(404, code, "no ledger " + std::to_string(rate.to_ledger)));
+      case RateResult::ledgers_must_be_different:
+        return reply(error(400, code, "a rate is between two different ledgers"));
+      case RateResult::numerator_must_not_be_zero:
+        return reply(error(400, code, "numerator must not be zero", "numerator"));
+      case RateResult::denominator_must_not_be_zero:
+        return reply(error(400, code, "denominator must not be zero", "denominator"));
+      case RateResult::fee_bps_too_high:
+        return reply(error(400, code, "fee_bps is at most 10000", "fee_bps"));
+      case RateResult::from_exchange_account_not_found:
+      case RateResult::from_exchange_account_ledger_mismatch:
+        return reply(error(400, code,
+                           "from_exchange_account must be an account of ledger " +
+                               std::to_string(rate.from_ledger),
+                           "from_exchange_account"));
+      case RateResult::to_exchange_account_not_found:
+      case RateResult::to_exchange_account_ledger_mismatch:
+        return reply(error(
+            400, code,
+            "to_exchange_account must be an account of ledger " + std::to_string(rate.to_ledger),
+            "to_exchange_account"));
+    }
+    reply(error(500, "internal", "unknown rate result"));
+  });
+}
+
+void Api::Impl::exchanges_create(const ApiKey* key, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  Exchange ex;
+  if (!parse_body(req.body, &body, &err) || !map_exchange(body, &ex, &err)) {
+    return reply(error(err));
+  }
+  Engine* e = engine.load();
+  // Every answer is 200 with its result (a refusal, a failed leg): like a transfer's, the
+  // outcome is the exchange's, not the request's. Status errors are the request's.
+  auto run = [e, ex, reply] {
+    e->exchange(ex, [id = ex.id, reply](const Status& s, ExchangeOutcome outcome) {
+      if (!s.is_ok()) return reply(status_error(s));
+      reply(ok_json(200, exchange_outcome_json(id, outcome)));
+    });
+  };
+  if (key->role == Role::admin) return run();
+  // An issuer key must hold both accounts' ledgers (an account that does not exist is left to
+  // the engine's answer: from/to_account_not_found).
+  e->account_ledgers({ex.from_account, ex.to_account},
+                     [key, reply, run](const Status& s, std::vector<LedgerId> ledgers) {
+                       if (!s.is_ok()) return reply(status_error(s));
+                       for (const LedgerId l : ledgers) {
+                         if (l != 0 && !allowed(key, l)) return reply(forbidden_ledger(l));
+                       }
+                       run();
+                     });
+}
+
+void Api::Impl::exchange_get(const ApiKey* key, const Route& r, const Reply& reply) {
+  engine.load()->lookup_exchange(
+      r.id, [key, id = r.id, reply](const Status& s, std::optional<ExchangeInfo> info) {
+        if (!s.is_ok()) return reply(status_error(s));
+        // An issuer key sees the exchanges touching one of its ledgers; others are not found.
+        if (!info || (!allowed(key, info->from_ledger) && !allowed(key, info->to_ledger))) {
+          return reply(error(404, "not_found", "no exchange " + std::to_string(id)));
+        }
+        reply(ok_json(200, exchange_info_json(*info)));
+      });
 }
 
 Status Api::open_stream(const Response& accepted, StreamSink sink,

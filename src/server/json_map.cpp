@@ -192,6 +192,24 @@ bool map_ledger(const json& j, Ledger* out, ApiError* err) {
          f.uint("expiry_days", &out->expiry_days);
 }
 
+bool map_rate(const json& j, Rate* out, ApiError* err) {
+  Fields f(j, -1, err);
+  return f.only({"numerator", "denominator", "fee_bps", "daily_cap", "pair_daily_cap",
+                 "from_exchange_account", "to_exchange_account"}) &&
+         f.uint("numerator", &out->numerator) && f.uint("denominator", &out->denominator) &&
+         f.uint("fee_bps", &out->fee_bps, 10000) && f.uint("daily_cap", &out->member_daily_cap) &&
+         f.uint("pair_daily_cap", &out->pair_daily_cap) &&
+         f.uint("from_exchange_account", &out->from_exchange_account) &&
+         f.uint("to_exchange_account", &out->to_exchange_account);
+}
+
+bool map_exchange(const json& j, Exchange* out, ApiError* err) {
+  Fields f(j, -1, err);
+  return f.only({"id", "from_account", "to_account", "amount"}) && f.uint("id", &out->id) &&
+         f.uint("from_account", &out->from_account) && f.uint("to_account", &out->to_account) &&
+         f.uint("amount", &out->amount);
+}
+
 bool map_accounts(const json& j, std::size_t items_max, std::vector<AccountSpec>* out,
                   ApiError* err) {
   return map_items(j, items_max, out, err, [](Fields& f, AccountSpec* a) {
@@ -451,6 +469,61 @@ json ledger_json(const Ledger& l) {
           {"name", l.name},
           {"expiry_days", l.expiry_days},
           {"timestamp", l.timestamp}};
+}
+
+json rate_json(const Rate& r) {
+  return {{"from_ledger", r.from_ledger},
+          {"to_ledger", r.to_ledger},
+          {"numerator", r.numerator},
+          {"denominator", r.denominator},
+          {"fee_bps", r.fee_bps},
+          {"daily_cap", r.member_daily_cap},
+          {"pair_daily_cap", r.pair_daily_cap},
+          {"from_exchange_account", r.from_exchange_account},
+          {"to_exchange_account", r.to_exchange_account},
+          {"timestamp", r.timestamp}};
+}
+
+json exchange_outcome_json(ExchangeId id, const ExchangeOutcome& o) {
+  json j = {{"id", id},
+            {"result", to_string(o.result)},
+            {"debited", o.debited},
+            {"credited", o.credited},
+            {"fee", o.fee}};
+  if (o.result == ExchangeResult::leg_failed) {
+    j["leg"] = o.leg;
+    j["leg_result"] = to_string(o.leg_result);
+  }
+  return j;
+}
+
+json exchange_info_json(const ExchangeInfo& x) {
+  json j = {{"id", x.request.id},
+            {"from_account", x.request.from_account},
+            {"to_account", x.request.to_account},
+            {"amount", x.request.amount},
+            {"from_ledger", x.from_ledger},
+            {"to_ledger", x.to_ledger},
+            {"from_exchange_account", x.from_exchange_account},
+            {"to_exchange_account", x.to_exchange_account},
+            {"debited", x.debited},
+            {"gross", x.gross},
+            {"fee", x.fee},
+            {"credited", x.credited},
+            {"day", x.day},
+            {"step", to_string(x.step)},
+            {"started_at", x.started_at},
+            {"updated_at", x.updated_at},
+            {"position", x.position}};
+  if (x.step != ExchangeStep::started) {
+    j["commit"] = x.commit;
+    j["result"] = to_string(x.result);
+    if (x.result == ExchangeResult::leg_failed) {
+      j["leg"] = x.leg;
+      j["leg_result"] = to_string(x.leg_result);
+    }
+  }
+  return j;
 }
 
 json account_json(const Account& a) {

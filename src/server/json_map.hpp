@@ -45,6 +45,11 @@ std::string error_body(const ApiError& e);
 [[nodiscard]] bool parse_transfers(std::string_view body, std::size_t items_max,
                                    std::vector<Transfer>* out, ApiError* err);
 
+/// PUT /v1/rates/{from}/{to}: the body (the ledgers come from the path).
+[[nodiscard]] bool map_rate(const nlohmann::json& j, Rate* out, ApiError* err);
+/// POST /v1/exchanges.
+[[nodiscard]] bool map_exchange(const nlohmann::json& j, Exchange* out, ApiError* err);
+
 /// The query string as name -> value (no percent-decoding: every value the API takes is a
 /// number or a cursor). A name not in `allowed`, or given twice, is 400.
 [[nodiscard]] bool parse_query(std::string_view query, std::initializer_list<const char*> allowed,
@@ -64,5 +69,9 @@ nlohmann::json history_transfer_json(const AccountEvent& e);
 nlohmann::json history_balance_json(const AccountEvent& e);
 nlohmann::json event_json(const FeedEvent& e);
 nlohmann::json account_flags_json(std::uint32_t flags);
+nlohmann::json rate_json(const Rate& r);
+/// An exchange's answer: id, result, amounts; the failing leg when result is leg_failed.
+nlohmann::json exchange_outcome_json(ExchangeId id, const ExchangeOutcome& o);
+nlohmann::json exchange_info_json(const ExchangeInfo& x);
 
 }  // namespace pointex::server

@@ -34,6 +34,16 @@ std::string_view to_string(Endpoint e) {
       return "events";
     case Endpoint::events_stream:
       return "events_stream";
+    case Endpoint::rates_list:
+      return "rates_list";
+    case Endpoint::rate_get:
+      return "rate_get";
+    case Endpoint::rate_put:
+      return "rate_put";
+    case Endpoint::exchanges_create:
+      return "exchanges_create";
+    case Endpoint::exchange_get:
+      return "exchange_get";
     case Endpoint::unrouted:
       return "unrouted";
     case Endpoint::count:

@@ -27,6 +27,11 @@ enum class Endpoint : std::uint8_t {
   transfer_get,
   events,
   events_stream,
+  rates_list,
+  rate_get,
+  rate_put,
+  exchanges_create,
+  exchange_get,
   unrouted,
   count,
 };
