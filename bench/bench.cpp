@@ -34,6 +34,7 @@
 #include <random>
 #include <thread>
 
+#include "exchange_load.hpp"
 #include "histogram.hpp"
 #include "http_load.hpp"
 #include "workload.hpp"
@@ -504,6 +505,61 @@ nlohmann::json to_json(const RunResult& r, const Config& cfg) {
           {"conservation", r.conservation_message}};
 }
 
+bool is_exchange(const std::string& workload) {
+  return workload == "exchange" || workload == "w5" || workload == "W5";
+}
+
+/// W5 (bench/exchange_load.hpp): runs, prints its row, returns its JSON; `*good` false when a
+/// check failed.
+nlohmann::json run_exchange(Engine& engine, const Config& cfg, std::uint64_t first_id, bool* good) {
+  const Status s = bench::setup_exchange(engine, cfg.active);
+  if (!s.is_ok()) die("exchange setup", s);
+  bench::ExchangeLoadOptions o;
+  o.accounts = cfg.accounts;
+  o.active = cfg.active;
+  o.clients = cfg.clients;
+  o.duration_s = cfg.duration_s;
+  o.warmup_s = cfg.warmup_s;
+  o.seed = cfg.seed;
+  o.first_id = first_id;
+  const bench::ExchangeLoadResult r = bench::run_exchange_load(engine, o);
+  const double per_s = static_cast<double>(r.exchanges) / r.seconds;
+  fmt::print(stderr, "  exchange: {} ok, {} failed{}{}\n", r.ok, r.failed,
+             r.failed != 0 ? ", first: " : "", r.first_failure);
+  fmt::print(
+      "{:<12} {:>12.0f} {:>9} {:>9} {:>9.2f} {:>9.2f} {:>9.2f} {:>10}   (exchanges/s; "
+      "each is 2 pending legs and 2 posts)\n",
+      "exchange", per_s, r.failed, 0, ms(r.latency.quantile(0.5)), ms(r.latency.quantile(0.99)),
+      ms(r.latency.quantile(0.999)), r.conserved ? "yes" : "NO");
+  if (!r.conserved) fmt::print(stderr, "conservation FAILED: {}\n", r.conservation_message);
+  *good = r.conserved && r.failed == 0;
+  return {{"workload", "exchange"},
+          {"mode", "exchange"},
+          {"batch", 1},
+          {"clients", cfg.clients},
+          {"rate_offered", 0},
+          {"seconds", r.seconds},
+          {"operations", r.exchanges},
+          {"exchanges", r.exchanges},
+          {"exchanges_per_s", per_s},
+          {"transfers", r.exchanges},
+          {"transfers_per_s", per_s},
+          // started, 2 pending legs, decided, 2 posts, completed
+          {"events_per_s", per_s * 7},
+          {"latency_ms",
+           {{"count", r.latency.count()},
+            {"p50", ms(r.latency.quantile(0.5))},
+            {"p99", ms(r.latency.quantile(0.99))},
+            {"p999", ms(r.latency.quantile(0.999))},
+            {"max", ms(r.latency.max())}}},
+          {"results", {{"exchange", {{"ok", r.ok}, {"failed", r.failed}}}}},
+          {"planned_failures", 0},
+          {"outcomes_ok", r.failed == 0},
+          {"outcome_problems", r.first_failure},
+          {"conserved", r.conserved},
+          {"conservation", r.conservation_message}};
+}
+
 /// Fills in what --quick and --mode imply and checks the options against each other. Returns
 /// an error message, empty when they are fine.
 std::string settle(Config& cfg, const CLI::App& app) {
@@ -527,7 +583,12 @@ std::string settle(Config& cfg, const CLI::App& app) {
     return fmt::format("--rate {} with --batch {}: fewer than one batch per --duration", cfg.rate,
                        cfg.batch);
   }
-  if (cfg.workload != "all" && !bench::parse_workload(cfg.workload)) {
+  if (is_exchange(cfg.workload)) {
+    if (cfg.rate > 0 || cfg.mode != "batched" || app.count("--batch") != 0) {
+      return "--workload exchange runs --clients exchanges in flight: no --rate, --mode or --batch";
+    }
+    if (app.count("--clients") == 0) cfg.clients = 64;
+  } else if (cfg.workload != "all" && !bench::parse_workload(cfg.workload)) {
     return "--workload: " + cfg.workload + " is not a workload";
   }
   if (cfg.active == 0) cfg.active = cfg.accounts;
@@ -539,9 +600,10 @@ std::string settle(Config& cfg, const CLI::App& app) {
 
 void add_options(CLI::App& app, Config& cfg) {
   app.add_option("--workload", cfg.workload,
-                 "uniform, hot, earn-redeem, two-phase (or w1..w4), or all")
-      ->check(CLI::IsMember({"uniform", "hot", "earn-redeem", "two-phase", "w1", "w2", "w3", "w4",
-                             "W1", "W2", "W3", "W4", "all"}))
+                 "uniform, hot, earn-redeem, two-phase (or w1..w4), or all (W1-W4); exchange "
+                 "(w5: the alliance exchange, --clients in flight, 64 unless given)")
+      ->check(CLI::IsMember({"uniform", "hot", "earn-redeem", "two-phase", "exchange", "w1", "w2",
+                             "w3", "w4", "w5", "W1", "W2", "W3", "W4", "W5", "all"}))
       ->capture_default_str();
   app.add_option("--accounts", cfg.accounts, "member accounts")
       ->check(CLI::Range(2U, 50'000'000U))
@@ -644,6 +706,10 @@ void print_row(const RunResult& r) {
 }
 
 int run_http(const Config& cfg, bench::HttpLoadOptions http) {
+  if (is_exchange(cfg.workload)) {
+    fmt::print(stderr, "pointex-bench: --workload exchange runs embedded only (not with --http)\n");
+    return 2;
+  }
   http.rate = cfg.rate;
   http.workloads = workloads_of(cfg.workload);
   http.accounts = cfg.accounts;
@@ -742,7 +808,13 @@ int main(int argc, char** argv) {
                            {"runs", nlohmann::json::array()}};
   bool all_good = true;
   print_header();
-  for (const bench::Workload w : workloads_of(cfg.workload)) {
+  if (is_exchange(cfg.workload)) {
+    bool good = false;
+    report["runs"].push_back(run_exchange(*engine, cfg, next_id, &good));
+    all_good = good;
+  }
+  for (const bench::Workload w :
+       is_exchange(cfg.workload) ? std::vector<bench::Workload>{} : workloads_of(cfg.workload)) {
     bench::Generator generator(workload_options(cfg, w), cfg.seed, next_id);
     RunResult r = Driver(*engine, cfg, w, generator).run();
     next_id = generator.next_id();

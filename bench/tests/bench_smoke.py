@@ -4,6 +4,7 @@ figures are there, every result as the workload defines it, conservation held). 
 compared with a speed: performance is never asserted in tests.
 
     bench_smoke.py BENCH --workload W [--mode batched|single|open]
+    bench_smoke.py BENCH --workload exchange --mode exchange    (W5, the alliance exchange)
     bench_smoke.py BENCH --http POINTEXD CONFIG     (every workload against a real pointexd, in
                                                      closed loop, and two-phase in open loop)
 """
@@ -60,7 +61,9 @@ def embedded(args):
         out = os.path.join(tmp, "out.json")
         argv = [args.bench, "--workload", args.workload, "--runs-only", "--verify",
                 "--json", out] + TINY
-        if args.mode == "single":
+        if args.mode == "exchange":
+            argv += ["--clients", "8"]
+        elif args.mode == "single":
             argv += ["--mode", "single", "--clients", "8"]
         elif args.mode == "open":
             argv += ["--rate", "2000", "--batch", "4"]
@@ -78,6 +81,14 @@ def embedded(args):
         if len(data["runs"]) != 1:
             fail("%d runs" % len(data["runs"]))
         run = data["runs"][0]
+        if args.mode == "exchange":
+            if run["workload"] != "exchange" or not run["conserved"]:
+                fail("exchange run: %s" % run)
+            if run["results"]["exchange"]["failed"] != 0 or run["results"]["exchange"]["ok"] == 0:
+                fail("exchange results: %s" % run["results"])
+            if run["latency_ms"]["count"] == 0:
+                fail("no exchange latency recorded")
+            return
         check_run(run, {"w1": "uniform", "w2": "hot", "w3": "earn-redeem",
                         "w4": "two-phase"}.get(args.workload, args.workload))
         expected_mode = {"batched": "batched", "single": "single", "open": "open"}[args.mode]
@@ -141,7 +152,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("bench")
     p.add_argument("--workload", default="uniform")
-    p.add_argument("--mode", default="batched", choices=["batched", "single", "open"])
+    p.add_argument("--mode", default="batched", choices=["batched", "single", "open", "exchange"])
     p.add_argument("--http", nargs=2, metavar=("POINTEXD", "CONFIG"))
     args = p.parse_args()
     if args.http:
