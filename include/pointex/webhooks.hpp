@@ -30,6 +30,8 @@ inline constexpr std::uint32_t bit(FeedEvent::Type type) {
 /// Longest URL and secret of a subscription.
 inline constexpr std::size_t webhook_url_bytes_max = 2048;
 inline constexpr std::size_t webhook_secret_bytes_max = 256;
+/// Shortest secret a client may choose (pointexd generates 64 hex digits when none is given).
+inline constexpr std::size_t webhook_secret_bytes_min = 16;
 /// Most ledgers a subscription is scoped to.
 inline constexpr std::size_t webhook_ledgers_max = 1024;
 /// Most dead letters added or removed by one progress record.
