@@ -19,6 +19,10 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
+/// A cursor moved this far past events the subscription does not take is recorded even with
+/// nothing delivered (bounds what a restart scans again).
+constexpr std::uint64_t skipped_positions_recorded_min = 65536;
+
 std::uint64_t unix_ns() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                         std::chrono::system_clock::now().time_since_epoch())
@@ -316,8 +320,13 @@ void WebhookDispatcher::redeliver_now(Subscription& sub, std::uint64_t position)
 }
 
 bool WebhookDispatcher::flush(Subscription& sub, bool force) {
-  if (sub.cursor == sub.recorded_cursor && sub.new_dead_letters.empty() &&
-      sub.redelivered.empty()) {
+  // Records only what matters: events settled, dead letters, redeliveries, or a long stretch
+  // of others' events skipped (a restart would scan it again). A cursor moved only past the
+  // log's own records (progress events among them) is not worth one: recording it would make
+  // another record to move past, for ever.
+  const bool skipped_far = sub.cursor - sub.recorded_cursor >= skipped_positions_recorded_min;
+  if (sub.unrecorded == 0 && sub.new_dead_letters.empty() && sub.redelivered.empty() &&
+      !skipped_far) {
     return true;
   }
   const bool due = sub.unrecorded >= options_.flush_events_max ||
