@@ -161,15 +161,15 @@ class Receiver {
   };
 
   void accept() {
-    acceptor_->async_accept([this](boost::beast::error_code ec,
-                                   boost::asio::ip::tcp::socket socket) {
-      if (ec) return;
-      ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
-      auto connection = std::make_shared<Connection>(std::move(socket), this);
-      connections_.push_back(connection);
-      connection->read();
-      accept();
-    });
+    acceptor_->async_accept(
+        [this](boost::beast::error_code ec, boost::asio::ip::tcp::socket socket) {
+          if (ec) return;
+          ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
+          auto connection = std::make_shared<Connection>(std::move(socket), this);
+          connections_.push_back(connection);
+          connection->read();
+          accept();
+        });
   }
 
   int record(const boost::beast::http::request<boost::beast::http::string_body>& request) {

@@ -641,7 +641,8 @@ TEST_CASE("Api: subscriptions are validated field by field and unknown fields ar
     CHECK(r.status == 400);
     CHECK(json::parse(r.body)["field"] == field);
   }
-  CHECK(json::parse(f.call("POST", "/v1/subscriptions", "{" + url + R"(,"evnts":[]})").body)["error"] ==
+  CHECK(json::parse(
+            f.call("POST", "/v1/subscriptions", "{" + url + R"(,"evnts":[]})").body)["error"] ==
         "unknown_field");
   CHECK(f.call("POST", "/v1/subscriptions", "[1]").status == 400);
   CHECK(f.call("GET", "/v1/subscriptions?x=1").status == 400);
@@ -682,7 +683,8 @@ TEST_CASE("Api: subscriptions are validated field by field and unknown fields ar
   CHECK(f.call("DELETE", one).status == 404);
 }
 
-TEST_CASE("Api: an issuer key's subscriptions carry its ledgers; it sees only those", "[server][webhooks]") {
+TEST_CASE("Api: an issuer key's subscriptions carry its ledgers; it sees only those",
+          "[server][webhooks]") {
   ApiFixture f;
   f.api->set_engine(f.engine.get());
   two_ledgers(f);

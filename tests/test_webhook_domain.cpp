@@ -27,7 +27,8 @@ WebhookTable given(const std::vector<WebhookProgress>& progress) {
   WebhookTable t;
   apply_webhook_event(t, 10, WebhookCreated{spec(), 77});
   std::uint64_t position = 11;
-  for (const WebhookProgress& p : progress) apply_webhook_event(t, position++, WebhookProgressed{p, 0});
+  for (const WebhookProgress& p : progress)
+    apply_webhook_event(t, position++, WebhookProgressed{p, 0});
   return t;
 }
 
@@ -48,9 +49,10 @@ TEST_CASE("backoff doubles from the base up to the cap, without overflow", "[web
   CHECK(backoff_ms(flat, 5) == 100);
 }
 
-TEST_CASE("after an attempt: 2xx delivered, else retry with backoff until attempts_max, then dead "
-          "letter",
-          "[webhook]") {
+TEST_CASE(
+    "after an attempt: 2xx delivered, else retry with backoff until attempts_max, then dead "
+    "letter",
+    "[webhook]") {
   const RetryPolicy p{3, 100, 1000};
   for (const int ok : {200, 201, 204, 299}) {
     INFO(ok);
@@ -158,8 +160,8 @@ TEST_CASE("webhook URLs: http only, host, port, path", "[webhook]") {
     INFO(bad);
     CHECK_FALSE(parse_http_url(bad, &host, &port, &target));
   }
-  CHECK_FALSE(parse_http_url("http://h/" + std::string(webhook_url_bytes_max, 'p'), &host, &port,
-                             &target));
+  CHECK_FALSE(
+      parse_http_url("http://h/" + std::string(webhook_url_bytes_max, 'p'), &host, &port, &target));
 }
 
 TEST_CASE("a subscription spec is valid with a URL, a secret, known event types, sorted ledgers",

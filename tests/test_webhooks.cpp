@@ -19,8 +19,11 @@ constexpr const char* secret = "webhook-secret-0123456789";
 
 /// Fast retries and frequent progress records, so that the tests run in seconds.
 json fast_webhooks(json more = json::object()) {
-  json hooks = {{"backoff_base_ms", 20}, {"backoff_max_ms", 200}, {"flush_interval_ms", 50},
-                {"poll_interval_ms", 10}, {"timeout_ms", 2000}};
+  json hooks = {{"backoff_base_ms", 20},
+                {"backoff_max_ms", 200},
+                {"flush_interval_ms", 50},
+                {"poll_interval_ms", 10},
+                {"timeout_ms", 2000}};
   hooks.merge_patch(more);
   return {{"webhooks", hooks}};
 }
@@ -40,9 +43,9 @@ void setup(client::HttpClient& c) {
 
 std::uint64_t subscribe(client::HttpClient& c, const std::string& url, const json& events,
                         const char* key = admin_key) {
-  const Answer a = call(c, "POST", "/v1/subscriptions",
-                        json({{"url", url}, {"events", events}, {"secret", secret}}).dump(),
-                        auth(key));
+  const Answer a =
+      call(c, "POST", "/v1/subscriptions",
+           json({{"url", url}, {"events", events}, {"secret", secret}}).dump(), auth(key));
   REQUIRE(a.status == 201);
   return a.body["id"];
 }
@@ -123,8 +126,7 @@ TEST_CASE("webhooks: every event after the subscription is delivered once, signe
   client::HttpClient c("127.0.0.1", d.port());
   setup(c);
   const std::uint64_t id = subscribe(c, rx.url(), {"transfer", "account_created"});
-  const Answer acct =
-      call(c, "POST", "/v1/accounts", R"({"id":2003,"ledger":1,"kind":"member"})");
+  const Answer acct = call(c, "POST", "/v1/accounts", R"({"id":2003,"ledger":1,"kind":"member"})");
   REQUIRE(acct.status == 200);
   std::vector<std::uint64_t> want = transfers(c, 40, 1);
   const std::vector<std::uint64_t> more = transfers(c, 20, 100);
@@ -135,8 +137,7 @@ TEST_CASE("webhooks: every event after the subscription is delivered once, signe
   REQUIRE(got.size() == want.size() + 1);  // 2003's creation, then the transfers
 
   // The bodies are the events of GET /v1/events, byte for byte the same JSON.
-  const Answer page =
-      call(c, "GET", "/v1/events?after=" + std::to_string(id) + "&limit=1000", {});
+  const Answer page = call(c, "GET", "/v1/events?after=" + std::to_string(id) + "&limit=1000", {});
   REQUIRE(page.status == 200);
   std::map<std::uint64_t, json> events;
   for (const json& e : page.body["events"]) events[e["position"]] = e;
@@ -171,7 +172,8 @@ TEST_CASE("webhooks: every event after the subscription is delivered once, signe
       patience));
 }
 
-TEST_CASE("webhooks: an issuer's subscription gets its ledgers' events only", "[daemon][webhooks]") {
+TEST_CASE("webhooks: an issuer's subscription gets its ledgers' events only",
+          "[daemon][webhooks]") {
   TempDir dir;
   Receiver rx;
   Daemon d(dir.path(), fast_webhooks());
@@ -220,9 +222,10 @@ TEST_CASE("webhooks: while the receiver is down deliveries are retried; back, it
   CHECK(metric(c, "pointex_webhook_dead_letters_total", id) == 0);
 }
 
-TEST_CASE("webhooks: dead-lettered after attempts_max; kept across restarts; redelivered on "
-          "request",
-          "[daemon][webhooks]") {
+TEST_CASE(
+    "webhooks: dead-lettered after attempts_max; kept across restarts; redelivered on "
+    "request",
+    "[daemon][webhooks]") {
   TempDir dir;
   Receiver rx;
   Daemon d(dir.path(), fast_webhooks({{"attempts_max", 3}}));
@@ -232,8 +235,11 @@ TEST_CASE("webhooks: dead-lettered after attempts_max; kept across restarts; red
   const std::string path = "/v1/subscriptions/" + std::to_string(id);
   rx.script({500, 502, 404});  // the first event fails three times
   const std::vector<std::uint64_t> want = transfers(c, 3, 1);
-  REQUIRE(rx.wait_until([&](const auto& got) { return all_delivered(got, {want[1], want[2]}); },
-                        patience));
+  REQUIRE(rx.wait_until(
+      [&](const auto& got) {
+        return all_delivered(got, {want[1], want[2]});
+      },
+      patience));
   std::vector<Received> got = rx.received();
   REQUIRE(got.size() == 5);
   for (int i = 0; i < 3; ++i) CHECK(position_of(got[i]) == want[0]);
@@ -315,8 +321,9 @@ TEST_CASE("webhooks: a deleted subscription gets nothing more", "[daemon][webhoo
   CHECK(metric(c, "pointex_webhook_delivered_total", other) == 8);
 }
 
-TEST_CASE("webhooks: SIGKILL of pointexd mid-delivery, restart: every event at least once, in order",
-          "[daemon][webhooks]") {
+TEST_CASE(
+    "webhooks: SIGKILL of pointexd mid-delivery, restart: every event at least once, in order",
+    "[daemon][webhooks]") {
   TempDir dir;
   Receiver rx;
   rx.set_delay(std::chrono::milliseconds(2));  // slow enough to be killed in the middle

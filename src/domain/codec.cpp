@@ -109,8 +109,8 @@ void encode(const WebhookProgressed& e, std::string& out) {
   put_varint(out, p.cursor);
   put_varint(out, p.dead_lettered.size());
   for (const DeadLetter& d : p.dead_lettered) {
-    for (std::uint64_t x : {d.position, std::uint64_t{d.attempts}, std::uint64_t{d.last_status},
-                            d.timestamp}) {
+    for (std::uint64_t x :
+         {d.position, std::uint64_t{d.attempts}, std::uint64_t{d.last_status}, d.timestamp}) {
       put_varint(out, x);
     }
   }

@@ -181,7 +181,8 @@ bool parse_http_url(std::string_view url, std::string* host, std::uint16_t* port
   }
   std::uint32_t port_value = 80;
   if (!p.empty()) {
-    if (p.size() > 5 || !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    if (p.size() > 5 ||
+        !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; }))
       return false;
     port_value = static_cast<std::uint32_t>(std::stoul(std::string(p)));
     if (port_value == 0 || port_value > 65535) return false;
@@ -206,15 +207,13 @@ DeliveryDecision decide_delivery(const RetryPolicy& policy, std::uint32_t attemp
   return {DeliveryStep::retry, backoff_ms(policy, attempts)};
 }
 
-
 }  // namespace pointex::domain
 
 namespace pointex {
 
 std::string_view to_string(WebhookResult result) {
   static constexpr std::array<std::string_view, 6> names = {
-      "ok",      "not_found",      "too_many_webhooks",
-      "invalid", "invalid_cursor", "too_many_dead_letters"};
+      "ok", "not_found", "too_many_webhooks", "invalid", "invalid_cursor", "too_many_dead_letters"};
   const auto i = static_cast<std::size_t>(result);
   return i < names.size() ? names[i] : "unknown";
 }

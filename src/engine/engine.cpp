@@ -17,10 +17,10 @@
 #include "domain/decide.hpp"
 #include "engine/account_loader.hpp"
 #include "engine/engine_impl.hpp"
-#include "engine/webhooks.hpp"
 #include "engine/log.hpp"
 #include "engine/recovery.hpp"
 #include "engine/transfer_batch.hpp"
+#include "engine/webhooks.hpp"
 #include "engine/workflows.hpp"
 
 namespace pointex {

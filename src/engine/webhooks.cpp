@@ -79,7 +79,8 @@ void Webhooks::create(const WebhookSpec& spec, ResultCallback<WebhookOutcome> ca
   {
     std::lock_guard<std::mutex> lock(core_.ledgers_mutex);
     for (LedgerId l : spec.ledgers) {
-      if (core_.ledgers.count(l) == 0) return callback(Status::ok(), refusal(WebhookResult::invalid));
+      if (core_.ledgers.count(l) == 0)
+        return callback(Status::ok(), refusal(WebhookResult::invalid));
     }
   }
   std::lock_guard<std::mutex> lock(mutex_);

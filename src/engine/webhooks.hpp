@@ -37,8 +37,7 @@ class Webhooks {
   bool refused(const ResultCallback<WebhookOutcome>& callback) const;
   /// Appends `event` and applies it to the table (under mutex_, so the table follows the
   /// log's order); `callback` gets `outcome` once durable (the id of a creation filled in).
-  void append(domain::Event event, WebhookOutcome outcome,
-              ResultCallback<WebhookOutcome> callback);
+  void append(domain::Event event, WebhookOutcome outcome, ResultCallback<WebhookOutcome> callback);
 
   Engine::Impl& core_;
   mutable std::mutex mutex_;

@@ -800,9 +800,8 @@ namespace {
 
 bool subscription_visible(const ApiKey* key, const Webhook& w) {
   if (key->role == Role::admin) return true;
-  return !w.spec.ledgers.empty() &&
-         std::all_of(w.spec.ledgers.begin(), w.spec.ledgers.end(),
-                     [key](LedgerId l) { return allowed(key, l); });
+  return !w.spec.ledgers.empty() && std::all_of(w.spec.ledgers.begin(), w.spec.ledgers.end(),
+                                                [key](LedgerId l) { return allowed(key, l); });
 }
 
 Response subscription_refused(const WebhookOutcome& o) {

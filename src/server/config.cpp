@@ -110,11 +110,11 @@ void read_server(const json& s, ServerLimits* o, EngineOptions* engine) {
 /// `webhooks`: delivery, and the engine's bounds on subscriptions.
 void read_webhooks(const json& h, WebhookDelivery* o, EngineOptions* engine) {
   const std::string w = "webhooks";
-  only_known(h, w,
-             {"threads", "attempts_max", "backoff_base_ms", "backoff_max_ms", "timeout_ms",
-              "events_per_read", "scan_events_max", "flush_interval_ms", "flush_events_max",
-              "poll_interval_ms", "redeliveries_queued_max", "subscriptions_max",
-              "dead_letters_max"});
+  only_known(
+      h, w,
+      {"threads", "attempts_max", "backoff_base_ms", "backoff_max_ms", "timeout_ms",
+       "events_per_read", "scan_events_max", "flush_interval_ms", "flush_events_max",
+       "poll_interval_ms", "redeliveries_queued_max", "subscriptions_max", "dead_letters_max"});
   read_uint(h, w, "threads", &o->threads, 1, 64);
   read_uint(h, w, "attempts_max", &o->attempts_max, 1, 1000);
   read_uint(h, w, "backoff_base_ms", &o->backoff_base_ms, 1);
@@ -237,7 +237,8 @@ void read_top(const json& j, Config* c) {
   if (const auto it = j.find("server"); it != j.end()) read_server(*it, &c->server, &c->engine);
   if (const auto it = j.find("api_keys"); it != j.end()) read_keys(*it, c);
   if (const auto it = j.find("payment_providers"); it != j.end()) read_providers(*it, c);
-  if (const auto it = j.find("webhooks"); it != j.end()) read_webhooks(*it, &c->webhooks, &c->engine);
+  if (const auto it = j.find("webhooks"); it != j.end())
+    read_webhooks(*it, &c->webhooks, &c->engine);
 }
 
 }  // namespace

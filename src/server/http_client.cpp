@@ -111,7 +111,8 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
     ec = s.run([&](auto handler) { http::async_write(*s.stream, req, handler); });
     http::response_parser<http::string_body> parser;
     parser.body_limit(1ULL << 30);
-    if (!ec) ec = s.run([&](auto handler) { http::async_read(*s.stream, s.buffer, parser, handler); });
+    if (!ec)
+      ec = s.run([&](auto handler) { http::async_read(*s.stream, s.buffer, parser, handler); });
     if (ec) {
       s.stream.reset();
       if (reused && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||

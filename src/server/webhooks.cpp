@@ -177,8 +177,8 @@ void WebhookDispatcher::run(std::uint32_t thread) {
       std::uint64_t delivered = 0;
       for (auto& [id, sub] : subs) delivered += sub->counters->delivered.load();
       if (delivered != delivered_before) {
-        spdlog::info("webhooks: thread {}: {} subscription(s), {} events delivered in 10 s",
-                     thread, subs.size(), delivered - delivered_before);
+        spdlog::info("webhooks: thread {}: {} subscription(s), {} events delivered in 10 s", thread,
+                     subs.size(), delivered - delivered_before);
       }
       delivered_before = delivered;
       logged_at = SteadyClock::now();
@@ -242,8 +242,8 @@ bool WebhookDispatcher::step(Subscription& sub) {
       return worked;
     }
     if (d.step == domain::DeliveryStep::dead_letter) {
-      sub.new_dead_letters.push_back({event.position, attempt, static_cast<std::uint32_t>(status),
-                                      unix_ns()});
+      sub.new_dead_letters.push_back(
+          {event.position, attempt, static_cast<std::uint32_t>(status), unix_ns()});
       sub.counters->dead_lettered.fetch_add(1);
       spdlog::warn("webhooks: subscription {} position {}: dead-lettered after {} attempts",
                    sub.webhook.id, event.position, attempt);
@@ -264,8 +264,8 @@ bool WebhookDispatcher::step(Subscription& sub) {
 int WebhookDispatcher::post(Subscription& sub, const FeedEvent& event, std::uint32_t attempt) {
   const std::string body = event_json(event).dump();
   if (!sub.http) {
-    sub.http = std::make_unique<client::HttpClient>(
-        sub.host, sub.port, std::chrono::milliseconds(options_.timeout_ms));
+    sub.http = std::make_unique<client::HttpClient>(sub.host, sub.port,
+                                                    std::chrono::milliseconds(options_.timeout_ms));
   }
   const std::string id = std::to_string(sub.webhook.id);
   const std::string position = std::to_string(event.position);
@@ -329,9 +329,9 @@ bool WebhookDispatcher::flush(Subscription& sub, bool force) {
       !skipped_far) {
     return true;
   }
-  const bool due = sub.unrecorded >= options_.flush_events_max ||
-                   SteadyClock::now() - sub.recorded_at >=
-                       std::chrono::milliseconds(options_.flush_interval_ms);
+  const bool due =
+      sub.unrecorded >= options_.flush_events_max ||
+      SteadyClock::now() - sub.recorded_at >= std::chrono::milliseconds(options_.flush_interval_ms);
   if (!force && !due) return true;
   WebhookProgress progress{sub.webhook.id, sub.cursor, sub.new_dead_letters, sub.redelivered};
   WebhookOutcome outcome;

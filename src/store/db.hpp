@@ -43,8 +43,8 @@ struct Db {
 
   /// The read-model families, in the order rebuild drops them.
   std::vector<rocksdb::ColumnFamilyHandle*> read_models() const {
-    return {accounts, transfers, history,   stats,          ledgers,
-            expiries, rates,     processes, open_processes, counters, webhooks};
+    return {accounts, transfers, history,        stats,    ledgers, expiries,
+            rates,    processes, open_processes, counters, webhooks};
   }
 
   static Status open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out);

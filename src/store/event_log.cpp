@@ -55,10 +55,10 @@ rocksdb::ColumnFamilyOptions read_model_options() {
 
 /// The read-model families after `default`, in the order of Db's handles.
 const std::vector<std::string>& read_model_families() {
-  static const std::vector<std::string> names = {
-      "rm_accounts", "rm_transfers", "rm_history",   "rm_stats",          "rm_ledgers",
-      "rm_expiries", "rm_rates",     "rm_processes", "rm_open_processes", "rm_counters",
-      "rm_webhooks"};
+  static const std::vector<std::string> names = {"rm_accounts", "rm_transfers", "rm_history",
+                                                 "rm_stats",    "rm_ledgers",   "rm_expiries",
+                                                 "rm_rates",    "rm_processes", "rm_open_processes",
+                                                 "rm_counters", "rm_webhooks"};
   return names;
 }
 
