@@ -683,7 +683,7 @@ TEST_CASE("Api: subscriptions are validated field by field and unknown fields ar
   CHECK(f.call("DELETE", one).status == 404);
 }
 
-TEST_CASE("Api: an issuer key's subscriptions carry its ledgers; it sees only those",
+TEST_CASE("Api: an issuer key's subscriptions carry its ledgers, and it sees only those",
           "[server][webhooks]") {
   ApiFixture f;
   f.api->set_engine(f.engine.get());
@@ -714,7 +714,7 @@ TEST_CASE("Api: an issuer key's subscriptions carry its ledgers; it sees only th
   CHECK(f.engine->webhooks().size() == 1);
 }
 
-TEST_CASE("Api: subscriptions and their cursors survive a reopen; the limit is kept",
+TEST_CASE("Api: subscriptions, their cursors and dead letters survive a reopen",
           "[server][webhooks]") {
   ApiFixture f;
   f.api->set_engine(f.engine.get());

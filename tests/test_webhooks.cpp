@@ -116,15 +116,24 @@ std::uint64_t metric(client::HttpClient& c, const std::string& name, std::uint64
 
 constexpr auto patience = std::chrono::seconds(20);
 
+/// A receiver, and pointexd (fast webhook settings, merged with `more`) with two ledgers.
+struct Hooked {
+  explicit Hooked(const json& more = json::object())
+      : d(dir.path(), fast_webhooks(more)), c("127.0.0.1", d.port()) {
+    setup(c);
+  }
+  TempDir dir;
+  Receiver rx;
+  Daemon d;
+  client::HttpClient c;
+};
+
 }  // namespace
 
 TEST_CASE("webhooks: every event after the subscription is delivered once, signed, in log order",
           "[daemon][webhooks]") {
-  TempDir dir;
-  Receiver rx;
-  Daemon d(dir.path(), fast_webhooks());
-  client::HttpClient c("127.0.0.1", d.port());
-  setup(c);
+  Hooked h;
+  auto& [dir, rx, d, c] = h;
   const std::uint64_t id = subscribe(c, rx.url(), {"transfer", "account_created"});
   const Answer acct = call(c, "POST", "/v1/accounts", R"({"id":2003,"ledger":1,"kind":"member"})");
   REQUIRE(acct.status == 200);
@@ -174,11 +183,8 @@ TEST_CASE("webhooks: every event after the subscription is delivered once, signe
 
 TEST_CASE("webhooks: an issuer's subscription gets its ledgers' events only",
           "[daemon][webhooks]") {
-  TempDir dir;
-  Receiver rx;
-  Daemon d(dir.path(), fast_webhooks());
-  client::HttpClient c("127.0.0.1", d.port());
-  setup(c);
+  Hooked h;
+  auto& [dir, rx, d, c] = h;
   subscribe(c, rx.url(), {"transfer"}, issuer_key);
   const std::vector<std::uint64_t> all = transfers(c, 30, 1);  // a third on ledger 2
   REQUIRE(rx.wait_until([&](const auto& got) { return got.size() >= 20; }, patience));
@@ -188,13 +194,11 @@ TEST_CASE("webhooks: an issuer's subscription gets its ledgers' events only",
   for (const Received& r : got) CHECK(json::parse(r.body)["transfer"]["ledger"] == 1);
 }
 
-TEST_CASE("webhooks: while the receiver is down deliveries are retried; back, it gets everything",
-          "[daemon][webhooks]") {
-  TempDir dir;
-  Receiver rx;
-  Daemon d(dir.path(), fast_webhooks({{"attempts_max", 1000}}));
-  client::HttpClient c("127.0.0.1", d.port());
-  setup(c);
+TEST_CASE(
+    "webhooks: while the receiver is down deliveries are retried, and back up it gets everything",
+    "[daemon][webhooks]") {
+  Hooked h(json{{"attempts_max", 1000}});
+  auto& [dir, rx, d, c] = h;
   const std::uint64_t id = subscribe(c, rx.url(), {"transfer"});
   std::vector<std::uint64_t> want = transfers(c, 5, 1);
   REQUIRE(rx.wait_until([&](const auto& got) { return all_delivered(got, want); }, patience));
@@ -223,14 +227,10 @@ TEST_CASE("webhooks: while the receiver is down deliveries are retried; back, it
 }
 
 TEST_CASE(
-    "webhooks: dead-lettered after attempts_max; kept across restarts; redelivered on "
-    "request",
+    "webhooks: dead-lettered after attempts_max, kept across restarts, redelivered on request",
     "[daemon][webhooks]") {
-  TempDir dir;
-  Receiver rx;
-  Daemon d(dir.path(), fast_webhooks({{"attempts_max", 3}}));
-  client::HttpClient c("127.0.0.1", d.port());
-  setup(c);
+  Hooked h(json{{"attempts_max", 3}});
+  auto& [dir, rx, d, c] = h;
   const std::uint64_t id = subscribe(c, rx.url(), {"transfer"});
   const std::string path = "/v1/subscriptions/" + std::to_string(id);
   rx.script({500, 502, 404});  // the first event fails three times
@@ -292,11 +292,8 @@ TEST_CASE(
 }
 
 TEST_CASE("webhooks: a deleted subscription gets nothing more", "[daemon][webhooks]") {
-  TempDir dir;
-  Receiver rx;
-  Daemon d(dir.path(), fast_webhooks());
-  client::HttpClient c("127.0.0.1", d.port());
-  setup(c);
+  Hooked h;
+  auto& [dir, rx, d, c] = h;
   const std::uint64_t id = subscribe(c, rx.url(), {"transfer"});
   const std::uint64_t other = subscribe(c, rx.url("/other"), {"transfer"});
   const std::vector<std::uint64_t> first = transfers(c, 3, 1);
@@ -324,12 +321,13 @@ TEST_CASE("webhooks: a deleted subscription gets nothing more", "[daemon][webhoo
 TEST_CASE(
     "webhooks: SIGKILL of pointexd mid-delivery, restart: every event at least once, in order",
     "[daemon][webhooks]") {
-  TempDir dir;
-  Receiver rx;
+  Hooked h(json{{"flush_interval_ms", 100}, {"flush_events_max", 64}});
+  auto& [dir, rx, d, c] = h;
   rx.set_delay(std::chrono::milliseconds(2));  // slow enough to be killed in the middle
-  Daemon d(dir.path(), fast_webhooks({{"flush_interval_ms", 100}, {"flush_events_max", 64}}));
-  client::HttpClient c("127.0.0.1", d.port());
-  setup(c);
+  // Every fifth answer a failure: progress is recorded while an event waits for its retry.
+  std::vector<int> script;
+  for (int i = 1; i <= 2000; ++i) script.push_back(i % 5 == 0 ? 503 : 200);
+  rx.script(script);
   const std::uint64_t id = subscribe(c, rx.url(), {"transfer"});
   std::vector<std::uint64_t> want;
   for (std::uint64_t batch = 0; batch < 6; ++batch) {

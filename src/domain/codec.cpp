@@ -1,6 +1,7 @@
 #include "domain/codec.hpp"
 
 #include "domain/varint.hpp"
+#include "domain/webhook.hpp"
 
 namespace pointex::domain {
 namespace {
@@ -86,11 +87,7 @@ void encode(const WebhookCreated& e, std::string& out) {
   put_u8(out, static_cast<std::uint8_t>(EventType::webhook_created));
   put_u8(out, webhook_created_version);
   put_varint(out, e.timestamp);
-  put_bytes(out, e.spec.url);
-  put_bytes(out, e.spec.secret);
-  put_varint(out, e.spec.events);
-  put_varint(out, e.spec.ledgers.size());
-  for (LedgerId l : e.spec.ledgers) put_varint(out, l);
+  put_webhook_spec(out, e.spec);
 }
 
 void encode(const WebhookDeleted& e, std::string& out) {
@@ -108,12 +105,7 @@ void encode(const WebhookProgressed& e, std::string& out) {
   put_varint(out, p.id);
   put_varint(out, p.cursor);
   put_varint(out, p.dead_lettered.size());
-  for (const DeadLetter& d : p.dead_lettered) {
-    for (std::uint64_t x :
-         {d.position, std::uint64_t{d.attempts}, std::uint64_t{d.last_status}, d.timestamp}) {
-      put_varint(out, x);
-    }
-  }
+  for (const DeadLetter& d : p.dead_lettered) put_dead_letter(out, d);
   put_varint(out, p.redelivered.size());
   for (std::uint64_t position : p.redelivered) put_varint(out, position);
 }
@@ -221,13 +213,7 @@ DecodeError decode_webhook_created(Reader& in, std::uint8_t version, Event* out)
   if (version != 1) return DecodeError::unknown_version;
   WebhookCreated e;
   e.timestamp = in.varint();
-  e.spec.url = in.bytes(webhook_url_bytes_max);
-  e.spec.secret = in.bytes(webhook_secret_bytes_max);
-  e.spec.events = in.bounded<std::uint32_t>(webhook_events::all);
-  const auto n = in.bounded<std::size_t>(webhook_ledgers_max);
-  for (std::size_t i = 0; i < n && in.error() == DecodeError::none; ++i) {
-    e.spec.ledgers.push_back(in.varint());
-  }
+  e.spec = read_webhook_spec(in);
   *out = std::move(e);
   return in.finish();
 }
@@ -250,12 +236,7 @@ DecodeError decode_webhook_progressed(Reader& in, std::uint8_t version, Event* o
   p.cursor = in.varint();
   auto n = in.bounded<std::size_t>(webhook_progress_entries_max);
   for (std::size_t i = 0; i < n && in.error() == DecodeError::none; ++i) {
-    DeadLetter d;
-    d.position = in.varint();
-    d.attempts = in.bounded<std::uint32_t>(UINT32_MAX);
-    d.last_status = in.bounded<std::uint32_t>(UINT32_MAX);
-    d.timestamp = in.varint();
-    p.dead_lettered.push_back(d);
+    p.dead_lettered.push_back(read_dead_letter(in));
   }
   n = in.bounded<std::size_t>(webhook_progress_entries_max);
   for (std::size_t i = 0; i < n && in.error() == DecodeError::none; ++i) {

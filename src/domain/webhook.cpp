@@ -10,22 +10,6 @@ namespace {
 
 constexpr std::uint8_t record_version = 1;
 
-void put_dead_letter(std::string& out, const DeadLetter& d) {
-  for (std::uint64_t x :
-       {d.position, std::uint64_t{d.attempts}, std::uint64_t{d.last_status}, d.timestamp}) {
-    put_varint(out, x);
-  }
-}
-
-DeadLetter read_dead_letter(Reader& in) {
-  DeadLetter d;
-  d.position = in.varint();
-  d.attempts = in.bounded<std::uint32_t>(UINT32_MAX);
-  d.last_status = in.bounded<std::uint32_t>(UINT32_MAX);
-  d.timestamp = in.varint();
-  return d;
-}
-
 void apply_progress(WebhookRecord& record, const WebhookProgress& p) {
   record.webhook.cursor = std::max(record.webhook.cursor, p.cursor);
   for (const DeadLetter& d : p.dead_lettered) record.dead_letters[d.position] = d;
@@ -43,6 +27,42 @@ bool target_char(char c) {
 }
 
 }  // namespace
+
+void put_dead_letter(std::string& out, const DeadLetter& d) {
+  for (std::uint64_t x :
+       {d.position, std::uint64_t{d.attempts}, std::uint64_t{d.last_status}, d.timestamp}) {
+    put_varint(out, x);
+  }
+}
+
+DeadLetter read_dead_letter(Reader& in) {
+  DeadLetter d;
+  d.position = in.varint();
+  d.attempts = in.bounded<std::uint32_t>(UINT32_MAX);
+  d.last_status = in.bounded<std::uint32_t>(UINT32_MAX);
+  d.timestamp = in.varint();
+  return d;
+}
+
+void put_webhook_spec(std::string& out, const WebhookSpec& spec) {
+  put_bytes(out, spec.url);
+  put_bytes(out, spec.secret);
+  put_varint(out, spec.events);
+  put_varint(out, spec.ledgers.size());
+  for (LedgerId l : spec.ledgers) put_varint(out, l);
+}
+
+WebhookSpec read_webhook_spec(Reader& in) {
+  WebhookSpec spec;
+  spec.url = in.bytes(webhook_url_bytes_max);
+  spec.secret = in.bytes(webhook_secret_bytes_max);
+  spec.events = in.bounded<std::uint32_t>(webhook_events::all);
+  const auto n = in.bounded<std::size_t>(webhook_ledgers_max);
+  for (std::size_t i = 0; i < n && in.error() == DecodeError::none; ++i) {
+    spec.ledgers.push_back(in.varint());
+  }
+  return spec;
+}
 
 bool WebhookRecord::operator==(const WebhookRecord& o) const {
   const Webhook& a = webhook;
@@ -109,11 +129,7 @@ std::string encode_webhook_record(const WebhookRecord& record) {
   put_varint(out, w.id);
   put_varint(out, w.timestamp);
   put_varint(out, w.cursor);
-  put_bytes(out, w.spec.url);
-  put_bytes(out, w.spec.secret);
-  put_varint(out, w.spec.events);
-  put_varint(out, w.spec.ledgers.size());
-  for (LedgerId l : w.spec.ledgers) put_varint(out, l);
+  put_webhook_spec(out, w.spec);
   put_varint(out, record.dead_letters.size());
   for (const auto& [position, d] : record.dead_letters) put_dead_letter(out, d);
   return out;
@@ -127,13 +143,7 @@ DecodeError decode_webhook_record(std::string_view bytes, WebhookRecord* record)
   w.id = in.varint();
   w.timestamp = in.varint();
   w.cursor = in.varint();
-  w.spec.url = in.bytes(webhook_url_bytes_max);
-  w.spec.secret = in.bytes(webhook_secret_bytes_max);
-  w.spec.events = in.bounded<std::uint32_t>(webhook_events::all);
-  const auto ledgers = in.bounded<std::size_t>(webhook_ledgers_max);
-  for (std::size_t i = 0; i < ledgers && in.error() == DecodeError::none; ++i) {
-    w.spec.ledgers.push_back(in.varint());
-  }
+  w.spec = read_webhook_spec(in);
   const std::uint64_t n = in.varint();
   for (std::uint64_t i = 0; i < n && in.error() == DecodeError::none; ++i) {
     const DeadLetter d = read_dead_letter(in);

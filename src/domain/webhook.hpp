@@ -41,6 +41,13 @@ WebhookResult check_progress(const WebhookRecord& record, const WebhookProgress&
 /// sorted and unique, at most webhook_ledgers_max.
 bool valid_spec(const WebhookSpec& spec);
 
+/// The encodings a subscription's event and its read-model record share.
+class Reader;
+void put_webhook_spec(std::string& out, const WebhookSpec& spec);
+WebhookSpec read_webhook_spec(Reader& in);
+void put_dead_letter(std::string& out, const DeadLetter& letter);
+DeadLetter read_dead_letter(Reader& in);
+
 /// The read-model encoding of a record (strict decoding, like events).
 std::string encode_webhook_record(const WebhookRecord& record);
 [[nodiscard]] DecodeError decode_webhook_record(std::string_view bytes, WebhookRecord* record);
