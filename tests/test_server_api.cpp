@@ -742,6 +742,19 @@ TEST_CASE("Api: subscriptions, their cursors and dead letters survive a reopen",
   CHECK(letters["dead_letters"] ==
         json::parse(R"([{"position":)" + std::to_string(position) +
                     R"(,"attempts":8,"last_status":500,"timestamp":1}])"));
+  // The read model equals the fold of the log, also after a rebuild from the log alone.
+  f.api->set_engine(nullptr);
+  f.engine.reset();
+  VerifyReport report;
+  REQUIRE(Engine::verify(f.options.data_dir, &report).is_ok());
+  CHECK(report.ok);
+  REQUIRE(Engine::rebuild_read_models(f.options.data_dir).is_ok());
+  REQUIRE(Engine::verify(f.options.data_dir, &report).is_ok());
+  CHECK(report.ok);
+  REQUIRE(Engine::open(f.options, &f.engine).is_ok());
+  f.api->set_engine(f.engine.get());
+  REQUIRE(f.engine->webhook(id).has_value());
+  CHECK(f.engine->webhook(id)->dead_letters == 1);
   // Without delivery running (no dispatcher here), a redelivery cannot be queued.
   CHECK(f.call("POST", "/v1/subscriptions/" + std::to_string(id) + "/dead_letters/" +
                            std::to_string(position) + "/retry")
