@@ -57,6 +57,18 @@ bool same(const ProcessStepped& a, const ProcessStepped& b) {
   return a.kind == b.kind && a.id == b.id && a.step == b.step && a.data == b.data &&
          a.timestamp == b.timestamp;
 }
+bool same(const WebhookCreated& a, const WebhookCreated& b) {
+  return a.spec == b.spec && a.timestamp == b.timestamp;
+}
+bool same(const WebhookDeleted& a, const WebhookDeleted& b) {
+  return a.id == b.id && a.timestamp == b.timestamp;
+}
+bool same(const WebhookProgressed& a, const WebhookProgressed& b) {
+  const WebhookProgress& x = a.progress;
+  const WebhookProgress& y = b.progress;
+  return x.id == y.id && x.cursor == y.cursor && x.dead_lettered == y.dead_lettered &&
+         x.redelivered == y.redelivered && a.timestamp == b.timestamp;
+}
 bool same(const Event& a, const Event& b) {
   if (a.index() != b.index()) return false;
   return std::visit(
@@ -93,6 +105,16 @@ std::string describe(const Event& e) {
           os << "ProcessStepped{kind=" << static_cast<int>(x.kind) << " id=" << x.id
              << " step=" << static_cast<int>(x.step) << " data=" << x.data.size()
              << " bytes ts=" << x.timestamp << "}";
+        } else if constexpr (std::is_same_v<T, WebhookCreated>) {
+          os << "WebhookCreated{url=" << x.spec.url << " secret=" << x.spec.secret.size()
+             << " bytes events=" << x.spec.events << " ledgers=" << x.spec.ledgers.size()
+             << " ts=" << x.timestamp << "}";
+        } else if constexpr (std::is_same_v<T, WebhookDeleted>) {
+          os << "WebhookDeleted{id=" << x.id << " ts=" << x.timestamp << "}";
+        } else if constexpr (std::is_same_v<T, WebhookProgressed>) {
+          os << "WebhookProgressed{id=" << x.progress.id << " cursor=" << x.progress.cursor
+             << " dead=" << x.progress.dead_lettered.size()
+             << " redelivered=" << x.progress.redelivered.size() << " ts=" << x.timestamp << "}";
         } else {
           const Transfer& r = x.request;
           os << "TransferEvent{kind=" << static_cast<int>(x.kind) << " request={id=" << r.id
@@ -349,6 +371,40 @@ std::vector<std::pair<std::string, Event>> schema2_golden_events() {
           {"process_stepped_empty_data", empty}};
 }
 
+/// Schema 3 added the webhook events; their golden set (tests/fixtures/events_schema3.hex).
+std::vector<std::pair<std::string, Event>> schema3_golden_events() {
+  WebhookCreated created;
+  created.spec.url = "http://127.0.0.1:9000/hooks";
+  created.spec.secret = "s3cret-s3cret-s3cret";
+  created.spec.events = webhook_events::transfer | webhook_events::account_closed;
+  created.spec.ledgers = {1, 2};
+  created.timestamp = 1'700'000'000'000'000'020ULL;
+  WebhookCreated every;
+  every.spec.url = "http://[::1]:65535/" + std::string(1000, 'p');
+  every.spec.secret = std::string(webhook_secret_bytes_max, '\xff');
+  every.spec.events = webhook_events::all;
+  every.timestamp = UINT64_MAX;
+  WebhookDeleted deleted;
+  deleted.id = 12;
+  deleted.timestamp = 1'700'000'000'000'000'021ULL;
+  WebhookProgressed progressed;
+  progressed.progress.id = 12;
+  progressed.progress.cursor = 40;
+  progressed.progress.dead_lettered = {{20, 8, 503, 1'700'000'000'000'000'000ULL},
+                                       {33, 8, 0, 1'700'000'000'000'000'001ULL}};
+  progressed.progress.redelivered = {5};
+  progressed.timestamp = 1'700'000'000'000'000'022ULL;
+  WebhookProgressed cursor_only;
+  cursor_only.progress.id = UINT64_MAX;
+  cursor_only.progress.cursor = UINT64_MAX;
+  cursor_only.timestamp = 1;
+  return {{"webhook_created", created},
+          {"webhook_created_extreme_values", every},
+          {"webhook_deleted", deleted},
+          {"webhook_progressed", progressed},
+          {"webhook_progressed_cursor_only", cursor_only}};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hand-made bytes for the strictness tests.
 
@@ -471,6 +527,7 @@ TEST_CASE("every event type and transfer kind survives encode then decode", "[co
   events.emplace_back("zero closed", AccountClosed{});
   events.emplace_back("zero transfer", TransferEvent{});
   for (auto& e : schema2_golden_events()) events.push_back(e);
+  for (auto& e : schema3_golden_events()) events.push_back(e);
   ProcessStepped longest_step;
   longest_step.data = std::string(process_data_bytes_max, '\xff');
   events.emplace_back("longest step data", longest_step);
@@ -658,7 +715,7 @@ TEST_CASE("decoding: bytes after the event are trailing_bytes", "[codec][strict]
 }
 
 TEST_CASE("decoding: an unknown type or a newer version is refused", "[codec][strict]") {
-  for (const std::uint8_t type : {0, 7, 8, 0x7F, 0x80, 0xFF}) {
+  for (const std::uint8_t type : {0, 10, 11, 0x7F, 0x80, 0xFF}) {
     INFO("type " << static_cast<int>(type));
     std::string bytes = encode(single_event());
     bytes[0] = static_cast<char>(type);
@@ -667,6 +724,7 @@ TEST_CASE("decoding: an unknown type or a newer version is refused", "[codec][st
   }
   std::vector<std::pair<std::string, Event>> all = golden_events();
   for (auto& e : schema2_golden_events()) all.push_back(e);
+  for (auto& e : schema3_golden_events()) all.push_back(e);
   for (const auto& [name, event] : all) {
     for (const std::uint8_t version : {0, 2, 3, 0xFF}) {
       INFO(name << " version " << static_cast<int>(version));
@@ -896,4 +954,12 @@ TEST_CASE("golden fixtures of schema 2's new types decode to the expected events
           "[codec][golden]") {
   check_golden(std::string(POINTEX_FIXTURES_DIR) + "/events_schema2.hex", schema2_golden_events(),
                rate_set_version == 1 && process_stepped_version == 1);
+}
+
+TEST_CASE("golden fixtures of schema 3's webhook types decode to the expected events",
+          "[codec][golden]") {
+  STATIC_REQUIRE(event_schema == 3);
+  check_golden(std::string(POINTEX_FIXTURES_DIR) + "/events_schema3.hex", schema3_golden_events(),
+               webhook_created_version == 1 && webhook_deleted_version == 1 &&
+                   webhook_progressed_version == 1);
 }

@@ -743,3 +743,155 @@ TEST_CASE("Api: exchange rates and exchanges, with validation, auth and retries"
     CHECK(json::parse(f.call("GET", "/v1/accounts/100").body)["debits_pending"] == 0);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Webhook subscriptions (docs/webhooks.md): validation, auth, issuer scoping, durability.
+
+TEST_CASE("Api: subscriptions are validated field by field and unknown fields are refused",
+          "[server][webhooks]") {
+  ApiFixture f;
+  f.api->set_engine(f.engine.get());
+  two_ledgers(f);
+  const std::string url = R"("url":"http://127.0.0.1:9/hooks")";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"{" + url + "}", "events"},
+      {R"({"events":["transfer"]})", "url"},
+      {R"({"url":"https://x/","events":["transfer"]})", "url"},
+      {R"({"url":"127.0.0.1:9","events":["transfer"]})", "url"},
+      {R"({"url":7,"events":["transfer"]})", "url"},
+      {"{" + url + R"(,"events":[]})", "events"},
+      {"{" + url + R"(,"events":["transfers"]})", "events"},
+      {"{" + url + R"(,"events":"transfer"})", "events"},
+      {"{" + url + R"(,"events":[3]})", "events"},
+      {"{" + url + R"(,"events":["transfer"],"secret":"short"})", "secret"},
+      {"{" + url + R"(,"events":["transfer"],"secret":7})", "secret"},
+      {"{" + url + R"(,"events":["transfer"],"secret":")" + std::string(257, 's') + "\"}",
+       "secret"},
+      {"{" + url + R"(,"events":["transfer"],"ledgers":[1]})", "ledgers"},
+      {"{" + url + R"(,"events":["transfer"],"after":0})", "after"},
+  };
+  for (const auto& [body, field] : bad) {
+    INFO(body);
+    const Response r = f.call("POST", "/v1/subscriptions", body);
+    CHECK(r.status == 400);
+    CHECK(json::parse(r.body)["field"] == field);
+  }
+  CHECK(json::parse(
+            f.call("POST", "/v1/subscriptions", "{" + url + R"(,"evnts":[]})").body)["error"] ==
+        "unknown_field");
+  CHECK(f.call("POST", "/v1/subscriptions", "[1]").status == 400);
+  CHECK(f.call("GET", "/v1/subscriptions?x=1").status == 400);
+  CHECK(f.call("GET", "/v1/subscriptions/1/dead_letters?limit=0").status == 400);
+  CHECK(f.call("GET", "/v1/subscriptions/1/dead_letters?limit=1001").status == 400);
+  CHECK(f.call("PUT", "/v1/subscriptions").status == 405);
+  CHECK(f.call("PUT", "/v1/subscriptions/1").allow == "GET, DELETE");
+  CHECK(f.call("GET", "/v1/subscriptions/1/dead_letters/2/retry").allow == "POST");
+  CHECK(f.call("POST", "/v1/subscriptions/1/dead_letters/x/retry").status == 404);
+  CHECK(f.call("GET", "/v1/subscriptions", {}, nullptr).status == 401);
+  CHECK(f.engine->webhooks().empty());  // nothing applied by any of them
+
+  // Accepted: the answer carries the id and the secret (generated when absent: 64 hex).
+  Response r = f.call("POST", "/v1/subscriptions",
+                      "{" + url + R"(,"events":["transfer","account_closed","transfer"]})");
+  REQUIRE(r.status == 201);
+  json made = json::parse(r.body);
+  CHECK(made["events"] == json({"account_closed", "transfer"}));
+  CHECK(made["secret"].get<std::string>().size() == 64);
+  CHECK(made["ledgers"] == json::array());
+  CHECK(made["cursor"] == made["id"]);  // events after its creation
+  CHECK(made["dead_letters"] == 0);
+  r = f.call("POST", "/v1/subscriptions",
+             "{" + url + R"(,"events":["ledger_created"],"secret":"0123456789abcdef"})");
+  REQUIRE(r.status == 201);
+  CHECK(json::parse(r.body)["secret"] == "0123456789abcdef");
+  // The secret is not shown again.
+  const json listed = json::parse(f.call("GET", "/v1/subscriptions").body);
+  REQUIRE(listed["subscriptions"].size() == 2);
+  CHECK_FALSE(listed["subscriptions"][0].contains("secret"));
+  const std::string one = "/v1/subscriptions/" + std::to_string(made["id"].get<std::uint64_t>());
+  CHECK(json::parse(f.call("GET", one).body)["url"] == "http://127.0.0.1:9/hooks");
+  CHECK(f.call("GET", one + "/dead_letters").body == R"({"dead_letters":[],"next":null})");
+  CHECK(f.call("POST", one + "/dead_letters/5/retry").status == 404);  // no such dead letter
+  CHECK(f.call("GET", "/v1/subscriptions/999999").status == 404);
+  CHECK(f.call("DELETE", one).status == 200);
+  CHECK(f.call("GET", one).status == 404);
+  CHECK(f.call("DELETE", one).status == 404);
+}
+
+TEST_CASE("Api: an issuer key's subscriptions carry its ledgers, and it sees only those",
+          "[server][webhooks]") {
+  ApiFixture f;
+  f.api->set_engine(f.engine.get());
+  two_ledgers(f);
+  const std::string body = R"({"url":"http://127.0.0.1:9/","events":["transfer"]})";
+  const Response admin = f.call("POST", "/v1/subscriptions", body);
+  REQUIRE(admin.status == 201);
+  const Response issuer = f.call("POST", "/v1/subscriptions", body, issuer_key);
+  REQUIRE(issuer.status == 201);
+  const json mine = json::parse(issuer.body);
+  CHECK(mine["ledgers"] == json({1}));
+  const std::string admin_path =
+      "/v1/subscriptions/" + std::to_string(json::parse(admin.body)["id"].get<std::uint64_t>());
+  const std::string issuer_path =
+      "/v1/subscriptions/" + std::to_string(mine["id"].get<std::uint64_t>());
+
+  const json seen = json::parse(f.call("GET", "/v1/subscriptions", {}, issuer_key).body);
+  REQUIRE(seen["subscriptions"].size() == 1);
+  CHECK(seen["subscriptions"][0]["id"] == mine["id"]);
+  CHECK(json::parse(f.call("GET", "/v1/subscriptions").body)["subscriptions"].size() == 2);
+  // The admin's subscription (every ledger) is not the issuer's: 404 as if absent.
+  CHECK(f.call("GET", admin_path, {}, issuer_key).status == 404);
+  CHECK(f.call("GET", admin_path + "/dead_letters", {}, issuer_key).status == 404);
+  CHECK(f.call("DELETE", admin_path, {}, issuer_key).status == 404);
+  CHECK(f.engine->webhook(json::parse(admin.body)["id"]).has_value());
+  CHECK(f.call("GET", issuer_path, {}, issuer_key).status == 200);
+  CHECK(f.call("DELETE", issuer_path, {}, issuer_key).status == 200);
+  CHECK(f.engine->webhooks().size() == 1);
+}
+
+TEST_CASE("Api: subscriptions, their cursors and dead letters survive a reopen",
+          "[server][webhooks]") {
+  ApiFixture f;
+  f.api->set_engine(f.engine.get());
+  two_ledgers(f);
+  const Response r =
+      f.call("POST", "/v1/subscriptions", R"({"url":"http://127.0.0.1:9/","events":["transfer"]})");
+  REQUIRE(r.status == 201);
+  const WebhookId id = json::parse(r.body)["id"];
+  const Response t = f.call("POST", "/v1/transfers", transfer_body(1, 10, 11, 1));
+  const std::uint64_t position = json::parse(t.body)[0]["position"];
+  REQUIRE(f.call("GET", "/v1/accounts/11?min_position=" + std::to_string(position)).status == 200);
+  std::promise<WebhookOutcome> done;
+  f.engine->record_webhook_progress({id, position, {{position, 8, 500, 1}}, {}},
+                                    [&](const Status& s, WebhookOutcome o) {
+                                      REQUIRE(s.is_ok());
+                                      done.set_value(o);
+                                    });
+  CHECK(done.get_future().get().result == WebhookResult::ok);
+  f.reopen();
+  const json back = json::parse(f.call("GET", "/v1/subscriptions/" + std::to_string(id)).body);
+  CHECK(back["cursor"] == position);
+  CHECK(back["dead_letters"] == 1);
+  const json letters =
+      json::parse(f.call("GET", "/v1/subscriptions/" + std::to_string(id) + "/dead_letters").body);
+  CHECK(letters["dead_letters"] ==
+        json::parse(R"([{"position":)" + std::to_string(position) +
+                    R"(,"attempts":8,"last_status":500,"timestamp":1}])"));
+  // The read model equals the fold of the log, also after a rebuild from the log alone.
+  f.api->set_engine(nullptr);
+  f.engine.reset();
+  VerifyReport report;
+  REQUIRE(Engine::verify(f.options.data_dir, &report).is_ok());
+  CHECK(report.ok);
+  REQUIRE(Engine::rebuild_read_models(f.options.data_dir).is_ok());
+  REQUIRE(Engine::verify(f.options.data_dir, &report).is_ok());
+  CHECK(report.ok);
+  REQUIRE(Engine::open(f.options, &f.engine).is_ok());
+  f.api->set_engine(f.engine.get());
+  REQUIRE(f.engine->webhook(id).has_value());
+  CHECK(f.engine->webhook(id)->dead_letters == 1);
+  // Without delivery running (no dispatcher here), a redelivery cannot be queued.
+  CHECK(f.call("POST", "/v1/subscriptions/" + std::to_string(id) + "/dead_letters/" +
+                           std::to_string(position) + "/retry")
+            .status == 503);
+}

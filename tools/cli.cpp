@@ -67,6 +67,23 @@ nlohmann::json to_json(std::uint64_t position, const domain::Event& event) {
   } else if (const auto* p = std::get_if<domain::ProcessStepped>(&event)) {
     j["type"] = "process_stepped";
     j["process"] = {{"kind", static_cast<int>(p->kind)}, {"id", p->id}, {"step", p->step}};
+  } else if (const auto* w = std::get_if<domain::WebhookCreated>(&event)) {
+    j["type"] = "webhook_created";  // the secret stays out of the dump
+    j["webhook"] = {{"id", position},
+                    {"url", w->spec.url},
+                    {"events", w->spec.events},
+                    {"ledgers", w->spec.ledgers}};
+  } else if (const auto* d = std::get_if<domain::WebhookDeleted>(&event)) {
+    j["type"] = "webhook_deleted";
+    j["webhook"] = {{"id", d->id}};
+  } else if (const auto* g = std::get_if<domain::WebhookProgressed>(&event)) {
+    j["type"] = "webhook_progressed";
+    nlohmann::json dead = nlohmann::json::array();
+    for (const DeadLetter& x : g->progress.dead_lettered) dead.push_back(x.position);
+    j["webhook"] = {{"id", g->progress.id},
+                    {"cursor", g->progress.cursor},
+                    {"dead_lettered", dead},
+                    {"redelivered", g->progress.redelivered}};
   } else {
     const auto& t = std::get<domain::TransferEvent>(event);
     j["type"] = "transfer";

@@ -119,6 +119,10 @@ int main(int argc, char** argv) {
   }
   const EngineStats stats = engine->stats();
   api->set_engine(engine.get());
+  // Webhook delivery: threads of its own, off the engine's and the server's.
+  auto webhooks = std::make_unique<WebhookDispatcher>(*engine, config.webhooks);
+  webhooks->start();
+  api->set_webhooks(webhooks.get());
   spdlog::info(
       "ready: {} ledgers, {} accounts, {} events recovered in {} ms (open took {} ms)",
       stats.ledgers, stats.accounts, stats.recovered_events, stats.recovery_ms,
@@ -142,6 +146,9 @@ int main(int argc, char** argv) {
   // Normally nothing is left by now. If the drain timed out, answers still to come are posted
   // to the stopped (still alive) io_context and dropped with it at the end.
   server->stop();  // joins the I/O threads
+  api->set_webhooks(nullptr);
+  webhooks->stop();  // the attempt under way finishes; progress is recorded
+  webhooks.reset();
   const auto t1 = std::chrono::steady_clock::now();
   engine.reset();  // waits for in-flight engine work (its callbacks use the Api), flushes, closes
   spdlog::info(

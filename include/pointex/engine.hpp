@@ -13,6 +13,7 @@
 
 #include "pointex/status.hpp"
 #include "pointex/types.hpp"
+#include "pointex/webhooks.hpp"
 
 namespace pointex {
 
@@ -99,6 +100,15 @@ struct EngineOptions {
 
   /// Most events handed to a feed callback at once. Default: 4096.
   std::uint32_t feed_batch_events_max = 4096;
+
+  /// Webhook subscriptions that may exist at once (each is in memory with its dead letters).
+  /// Past it, creating one answers WebhookResult::too_many_webhooks. Default: 1024.
+  std::uint32_t webhooks_max = 1024;
+
+  /// Dead letters a subscription keeps. Past it, recording another answers
+  /// too_many_dead_letters (pointexd then holds that subscription's delivery until an
+  /// operator redelivers or deletes: memory stays bounded). Default: 10000.
+  std::uint32_t webhook_dead_letters_max = 10000;
 
   /// Clock used for timestamps and timeouts, in Unix nanoseconds. Tests may replace it.
   /// Default: the system clock.
@@ -386,6 +396,31 @@ class Engine {
   /// steps the read models do not have yet.
   void lookup_exchange(ExchangeId id, ResultCallback<std::optional<ExchangeInfo>> callback);
   [[nodiscard]] Status lookup_exchange(ExchangeId id, std::optional<ExchangeInfo>* exchange);
+
+  // -------------------------------------------------------------------------------------------
+  // Webhook subscriptions (include/pointex/webhooks.hpp, docs/webhooks.md). The engine stores
+  // them as events; delivering is the host's job. Callbacks run once the event is durable (on
+  // the log's writer thread: they must not block), or at once on the caller's thread when
+  // nothing is written (a refusal, a stopped engine). Status is not ok only when the engine
+  // stopped or its log failed.
+
+  /// Creates a subscription (its id: the position of its event; its cursor starts there, so
+  /// events after the creation are delivered). Checks: valid_spec rules (`invalid`), its
+  /// ledgers exist (`invalid`), fewer than webhooks_max exist (`too_many_webhooks`).
+  void create_webhook(const WebhookSpec& spec, ResultCallback<WebhookOutcome> callback);
+  /// Deletes a subscription and its dead letters (`not_found` if none).
+  void delete_webhook(WebhookId id, ResultCallback<WebhookOutcome> callback);
+  /// Records delivery progress (domain::check_progress says what is refused). The cursor may
+  /// not pass the position the read models include.
+  void record_webhook_progress(const WebhookProgress& progress,
+                               ResultCallback<WebhookOutcome> callback);
+  /// The subscriptions as appended (current: including events not yet durable), by id.
+  std::vector<Webhook> webhooks() const;
+  std::optional<Webhook> webhook(WebhookId id) const;
+  /// Dead letters of a subscription after `after_position`, oldest first, at most `limit`;
+  /// false when there is no such subscription.
+  bool webhook_dead_letters(WebhookId id, std::uint64_t after_position, std::uint32_t limit,
+                            DeadLetterPage* page) const;
 
   /// Offline (the data dir must not be open): drops every read model and rebuilds it by
   /// replaying the event log, logging progress.

@@ -1,6 +1,7 @@
 #include "domain/codec.hpp"
 
 #include "domain/varint.hpp"
+#include "domain/webhook.hpp"
 
 namespace pointex::domain {
 namespace {
@@ -80,6 +81,33 @@ void encode(const ProcessStepped& e, std::string& out) {
   put_varint(out, e.id);
   put_u8(out, e.step);
   put_bytes(out, e.data);
+}
+
+void encode(const WebhookCreated& e, std::string& out) {
+  put_u8(out, static_cast<std::uint8_t>(EventType::webhook_created));
+  put_u8(out, webhook_created_version);
+  put_varint(out, e.timestamp);
+  put_webhook_spec(out, e.spec);
+}
+
+void encode(const WebhookDeleted& e, std::string& out) {
+  put_u8(out, static_cast<std::uint8_t>(EventType::webhook_deleted));
+  put_u8(out, webhook_deleted_version);
+  put_varint(out, e.timestamp);
+  put_varint(out, e.id);
+}
+
+void encode(const WebhookProgressed& e, std::string& out) {
+  const WebhookProgress& p = e.progress;
+  put_u8(out, static_cast<std::uint8_t>(EventType::webhook_progressed));
+  put_u8(out, webhook_progressed_version);
+  put_varint(out, e.timestamp);
+  put_varint(out, p.id);
+  put_varint(out, p.cursor);
+  put_varint(out, p.dead_lettered.size());
+  for (const DeadLetter& d : p.dead_lettered) put_dead_letter(out, d);
+  put_varint(out, p.redelivered.size());
+  for (std::uint64_t position : p.redelivered) put_varint(out, position);
 }
 
 DecodeError decode_ledger_created(Reader& in, std::uint8_t version, Event* out) {
@@ -181,6 +209,43 @@ DecodeError decode_process_stepped(Reader& in, std::uint8_t version, Event* out)
   return in.finish();
 }
 
+DecodeError decode_webhook_created(Reader& in, std::uint8_t version, Event* out) {
+  if (version != 1) return DecodeError::unknown_version;
+  WebhookCreated e;
+  e.timestamp = in.varint();
+  e.spec = read_webhook_spec(in);
+  *out = std::move(e);
+  return in.finish();
+}
+
+DecodeError decode_webhook_deleted(Reader& in, std::uint8_t version, Event* out) {
+  if (version != 1) return DecodeError::unknown_version;
+  WebhookDeleted e;
+  e.timestamp = in.varint();
+  e.id = in.varint();
+  *out = e;
+  return in.finish();
+}
+
+DecodeError decode_webhook_progressed(Reader& in, std::uint8_t version, Event* out) {
+  if (version != 1) return DecodeError::unknown_version;
+  WebhookProgressed e;
+  WebhookProgress& p = e.progress;
+  e.timestamp = in.varint();
+  p.id = in.varint();
+  p.cursor = in.varint();
+  auto n = in.bounded<std::size_t>(webhook_progress_entries_max);
+  for (std::size_t i = 0; i < n && in.error() == DecodeError::none; ++i) {
+    p.dead_lettered.push_back(read_dead_letter(in));
+  }
+  n = in.bounded<std::size_t>(webhook_progress_entries_max);
+  for (std::size_t i = 0; i < n && in.error() == DecodeError::none; ++i) {
+    p.redelivered.push_back(in.varint());
+  }
+  *out = std::move(e);
+  return in.finish();
+}
+
 }  // namespace
 
 void encode_event(const Event& event, std::string& out) {
@@ -205,6 +270,12 @@ DecodeError decode_event(std::string_view bytes, Event* event) {
       return decode_rate_set(in, version, event);
     case EventType::process_stepped:
       return decode_process_stepped(in, version, event);
+    case EventType::webhook_created:
+      return decode_webhook_created(in, version, event);
+    case EventType::webhook_deleted:
+      return decode_webhook_deleted(in, version, event);
+    case EventType::webhook_progressed:
+      return decode_webhook_progressed(in, version, event);
   }
   return DecodeError::unknown_type;
 }

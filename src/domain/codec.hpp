@@ -19,6 +19,9 @@ enum class EventType : std::uint8_t {
   transfer = 4,
   rate_set = 5,
   process_stepped = 6,
+  webhook_created = 7,
+  webhook_deleted = 8,
+  webhook_progressed = 9,
 };
 
 /// The event schema generation of this build: raised whenever any type gets a new version.
@@ -26,7 +29,8 @@ enum class EventType : std::uint8_t {
 /// refuses to open it, also when recovery would not decode the newer events themselves (they
 /// may lie before the read models' checkpoint).
 /// 2: rate_set and process_stepped (new types; older builds would not decode them).
-inline constexpr std::uint32_t event_schema = 2;
+/// 3: webhook_created, webhook_deleted and webhook_progressed (new types).
+inline constexpr std::uint32_t event_schema = 3;
 
 /// The newest schema version of each type: what encode_event writes.
 inline constexpr std::uint8_t ledger_created_version = 1;
@@ -35,6 +39,9 @@ inline constexpr std::uint8_t account_closed_version = 1;
 inline constexpr std::uint8_t transfer_version = 1;
 inline constexpr std::uint8_t rate_set_version = 1;
 inline constexpr std::uint8_t process_stepped_version = 1;
+inline constexpr std::uint8_t webhook_created_version = 1;
+inline constexpr std::uint8_t webhook_deleted_version = 1;
+inline constexpr std::uint8_t webhook_progressed_version = 1;
 
 /// Longest `data` of a process step.
 inline constexpr std::size_t process_data_bytes_max = 4096;

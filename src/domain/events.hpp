@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "pointex/types.hpp"
+#include "pointex/webhooks.hpp"
 
 namespace pointex::domain {
 
@@ -76,13 +77,41 @@ struct ProcessStepped {
   std::uint64_t timestamp = 0;
 };
 
+/// A webhook subscription was created; its id is this event's position (docs/webhooks.md).
+struct WebhookCreated {
+  WebhookSpec spec;
+  std::uint64_t timestamp = 0;
+};
+
+/// A webhook subscription was deleted: nothing more is delivered to it.
+struct WebhookDeleted {
+  WebhookId id = 0;
+  std::uint64_t timestamp = 0;
+};
+
+/// Delivery progress of a subscription: its new cursor, events dead-lettered, dead letters
+/// redelivered. Recorded in batches by the delivery side (at-least-once: a crash before it
+/// redelivers what came after the previous one).
+struct WebhookProgressed {
+  WebhookProgress progress;
+  std::uint64_t timestamp = 0;
+};
+
 using Event = std::variant<LedgerCreated, AccountCreated, AccountClosed, TransferEvent, RateSet,
-                           ProcessStepped>;
+                           ProcessStepped, WebhookCreated, WebhookDeleted, WebhookProgressed>;
+
+/// Whether an event is about webhook subscriptions (not in the feed).
+inline bool is_webhook_event(const Event& event) {
+  return std::holds_alternative<WebhookCreated>(event) ||
+         std::holds_alternative<WebhookDeleted>(event) ||
+         std::holds_alternative<WebhookProgressed>(event);
+}
 
 /// Whether the feed (subscriptions, read_events) carries this event: ledgers, accounts and
-/// transfers do; rates and process steps are not in the feed (the legs' transfers are).
+/// transfers do; rates, process steps (the legs' transfers are) and webhook records are not.
 inline bool in_feed(const Event& event) {
-  return !std::holds_alternative<RateSet>(event) && !std::holds_alternative<ProcessStepped>(event);
+  return !std::holds_alternative<RateSet>(event) &&
+         !std::holds_alternative<ProcessStepped>(event) && !is_webhook_event(event);
 }
 
 std::uint64_t event_timestamp(const Event& event);

@@ -10,6 +10,7 @@
 #include "domain/decide.hpp"
 #include "domain/exchange.hpp"
 #include "domain/process.hpp"
+#include "domain/webhook.hpp"
 #include "engine/log.hpp"
 #include "engine/projector.hpp"
 #include "pointex/engine.hpp"
@@ -52,6 +53,8 @@ class Auditor {
       fold_process_step(position, *p);
     } else if (const auto* r = std::get_if<domain::RateSet>(&event)) {
       rates_[{r->rate.from_ledger, r->rate.to_ledger}] = r->rate;
+    } else if (domain::is_webhook_event(event)) {
+      domain::apply_webhook_event(webhooks_, position, event);
     } else {
       const auto& t = std::get<domain::TransferEvent>(event);
       const auto debit = accounts_.find(t.debit_account);
@@ -191,6 +194,8 @@ class Auditor {
     }
     s = check_workflow_read_models(rm);
     if (!s.is_ok()) return s;
+    s = check_webhook_read_models(rm);
+    if (!s.is_ok()) return s;
     std::set<std::pair<AccountId, TransferId>> open_timeouts;
     for (const auto& [id, state] : accounts_) {
       for (const auto& [tid, r] : state.transfers) {
@@ -226,6 +231,15 @@ class Auditor {
         }
       }
     }
+    return Status::ok();
+  }
+
+  /// Webhook subscriptions (definitions, cursors, dead letters) equal the log's fold.
+  Status check_webhook_read_models(const store::ReadModel& rm) {
+    domain::WebhookTable stored;
+    const Status s = rm.webhooks(&stored);
+    if (!s.is_ok()) return s;
+    if (stored != webhooks_) problem("webhooks: read model differs from the log");
     return Status::ok();
   }
 
@@ -297,6 +311,7 @@ class Auditor {
   std::unordered_map<AccountId, domain::AccountState> accounts_;
   std::uint64_t last_position_ = 0;
   std::map<std::pair<LedgerId, LedgerId>, Rate> rates_;
+  domain::WebhookTable webhooks_;
   std::map<std::pair<domain::ProcessKind, std::uint64_t>, domain::ProcessRecord> processes_;
   domain::CounterTable counters_;
   domain::CounterWindow counter_window_;

@@ -20,6 +20,7 @@
 #include "engine/log.hpp"
 #include "engine/recovery.hpp"
 #include "engine/transfer_batch.hpp"
+#include "engine/webhooks.hpp"
 #include "engine/workflows.hpp"
 
 namespace pointex {
@@ -199,6 +200,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   std::uint64_t next_position = 1;
   std::uint64_t last_timestamp = 0;
   impl->workflows = std::make_unique<engine::Workflows>(*impl);
+  impl->webhooks = std::make_unique<engine::Webhooks>(*impl);
   s = engine::recover(*impl, &next_position, &last_timestamp);
   if (!s.is_ok()) return s;
   impl->projector = std::make_unique<engine::Projector>(*impl->read_model, *impl->log);
@@ -278,6 +280,7 @@ Engine::~Engine() {
   core.system.reset();
   core.journal.reset();
   core.workflows.reset();  // after the journal: its chunks call back into the workflows
+  core.webhooks.reset();
   core.feed.reset();
   core.projector.reset();
   core.reads.reset();

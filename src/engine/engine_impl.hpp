@@ -29,6 +29,7 @@
 namespace pointex {
 namespace engine {
 class Workflows;
+class Webhooks;
 }  // namespace engine
 
 struct Engine::Impl {
@@ -79,6 +80,9 @@ struct Engine::Impl {
   /// Durable processes: rates and exchanges (engine/workflows.hpp). Created before recovery,
   /// which replays their steps into it; started once the actors run.
   std::unique_ptr<engine::Workflows> workflows;
+  /// Webhook subscriptions (engine/webhooks.hpp): created before recovery, which replays
+  /// their events into it.
+  std::unique_ptr<engine::Webhooks> webhooks;
   /// submit_transfers; `workflow`: submitted by the workflows (reserved ids and codes allowed,
   /// not bounded by inflight_transfers_max).
   void submit(std::vector<Transfer> transfers, TransferCallback callback, bool workflow);

@@ -211,6 +211,8 @@ Status Projector::apply(std::uint64_t position, std::string_view bytes) {
     writer_->put_rate(rate->rate);
   } else if (const auto* step = std::get_if<domain::ProcessStepped>(&event)) {
     s = apply_process_step(position, *step);
+  } else if (domain::is_webhook_event(event)) {
+    s = apply_webhook(position, event);
   }
   applied_position_ = position;
   if (s.is_ok() && feed_ != nullptr && feed_->wanted() && domain::in_feed(event)) {

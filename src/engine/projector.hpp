@@ -23,6 +23,7 @@
 
 #include "domain/events.hpp"
 #include "domain/process.hpp"
+#include "domain/webhook.hpp"
 #include "pointex/engine.hpp"
 #include "pointex/status.hpp"
 #include "store/event_log.hpp"
@@ -107,6 +108,8 @@ class Projector {
   /// A process step: its record, the open-process index and its counters
   /// (projector_workflows.cpp).
   [[nodiscard]] Status apply_process_step(std::uint64_t position, const domain::ProcessStepped& e);
+  /// A webhook event: the subscription's record (projector_webhooks.cpp).
+  [[nodiscard]] Status apply_webhook(std::uint64_t position, const domain::Event& e);
   /// Writes the counters changed since the last flush (part of flush()).
   void flush_processes();
   [[nodiscard]] Status account(AccountId id, Cached** out);
@@ -145,6 +148,10 @@ class Projector {
   /// The days whose counters are kept (advanced by every process step).
   domain::CounterWindow counter_window_;
   std::vector<domain::CounterKey> dirty_counters_;
+  /// Webhook subscriptions, read from the read models at the first webhook event (a few:
+  /// bounded by EngineOptions::webhooks_max), then kept here.
+  domain::WebhookTable webhooks_;
+  bool webhooks_loaded_ = false;
   std::unique_ptr<store::ReadModel::Writer> writer_;
   std::uint64_t applied_position_ = 0;
   std::uint64_t account_count_ = 0;

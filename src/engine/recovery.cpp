@@ -12,6 +12,7 @@
 #include "domain/decide.hpp"
 #include "engine/account_loader.hpp"
 #include "engine/log.hpp"
+#include "engine/webhooks.hpp"
 #include "engine/workflows.hpp"
 
 namespace pointex::engine {
@@ -134,6 +135,18 @@ class Recovery {
     const Status s = core_.workflows->recover(position, e);
     return s.is_ok() ? s : at(position, s.message());
   }
+  Status apply_event(std::uint64_t position, const domain::WebhookCreated& e) {
+    core_.webhooks->recover(position, domain::Event(e));
+    return Status::ok();
+  }
+  Status apply_event(std::uint64_t position, const domain::WebhookDeleted& e) {
+    core_.webhooks->recover(position, domain::Event(e));
+    return Status::ok();
+  }
+  Status apply_event(std::uint64_t position, const domain::WebhookProgressed& e) {
+    core_.webhooks->recover(position, domain::Event(e));
+    return Status::ok();
+  }
   static Status at(std::uint64_t position, const std::string& what) {
     return Status::corruption("event at position " + std::to_string(position) + ": " + what);
   }
@@ -204,6 +217,8 @@ Status recover(Engine::Impl& core, std::uint64_t* next_position, std::uint64_t* 
     core.ledger_codes[l.code] = l.id;
   }
   s = core.workflows->load(*core.read_model, core.now());  // rates, open processes, caps
+  if (!s.is_ok()) return s;
+  s = core.webhooks->load(*core.read_model);
   if (!s.is_ok()) return s;
   std::uint64_t accounts = 0;
   s = core.read_model->account_count(&accounts);

@@ -105,7 +105,7 @@ Response forbidden_ledger(LedgerId ledger) {
 struct Route {
   Endpoint endpoint = Endpoint::unrouted;
   std::uint64_t id = 0;
-  /// The second id of a path that has two (/v1/rates/{from}/{to}).
+  /// A second id in the path (/v1/rates/{from}/{to}, a dead letter's position).
   std::uint64_t id2 = 0;
   std::string_view query;
   /// Non-empty when the path exists but not with this method.
@@ -116,13 +116,31 @@ bool method_fits(std::string_view method, std::initializer_list<std::string_view
   return std::find(methods.begin(), methods.end(), method) != methods.end();
 }
 
+/// /v1/subscriptions... (docs/webhooks.md).
+template <class Set>
+void route_subscriptions(std::string_view method, const std::array<std::string_view, 7>& seg,
+                         std::size_t n, bool has_id, const Set& set, Route* r) {
+  if (n == 2) {
+    set(method == "POST" ? Endpoint::subscriptions_create : Endpoint::subscriptions_list,
+        {"GET", "POST"}, "GET, POST");
+  } else if (n == 3 && has_id) {
+    set(method == "DELETE" ? Endpoint::subscription_delete : Endpoint::subscription_get,
+        {"GET", "DELETE"}, "GET, DELETE");
+  } else if (n == 4 && has_id && seg[3] == "dead_letters") {
+    set(Endpoint::dead_letters_list, {"GET"}, "GET");
+  } else if (n == 6 && has_id && seg[3] == "dead_letters" && parse_id(seg[4], &r->id2) &&
+             seg[5] == "retry") {
+    set(Endpoint::dead_letter_retry, {"POST"}, "POST");
+  }
+}
+
 Route route(std::string_view method, std::string_view target) {
   Route r;
   const auto q = target.find('?');
   std::string_view path = target.substr(0, q);
   if (q != std::string_view::npos) r.query = target.substr(q + 1);
-  // No path the API serves has more than 4 segments: a 5th means no route.
-  std::array<std::string_view, 5> seg;
+  // No path the API serves has more than 6 segments: a 7th means no route.
+  std::array<std::string_view, 7> seg;
   std::size_t n = 0;
   if (path.empty() || path.front() != '/') return r;
   path.remove_prefix(1);
@@ -194,6 +212,8 @@ Route route(std::string_view method, std::string_view target) {
     } else if (n == 3 && seg[2] == "stream") {
       set(Endpoint::events_stream, {"GET"}, "GET");
     }
+  } else if (what == "subscriptions") {
+    route_subscriptions(method, seg, n, has_id, set, &r);
   }
   return r;
 }
@@ -284,6 +304,17 @@ struct Api::Impl {
   void rate_put(const Route& r, const Request& req, const Reply& reply);
   void exchanges_create(const ApiKey* key, const Request& req, const Reply& reply);
   void exchange_get(const ApiKey* key, const Route& r, const Reply& reply);
+  // Webhook subscriptions (docs/webhooks.md).
+  std::atomic<WebhookDispatcher*> webhooks{nullptr};
+  void subscriptions_create(const ApiKey* key, const Request& req, const Reply& reply);
+  void subscriptions_list(const ApiKey* key, const Route& r, const Reply& reply);
+  /// The subscription of the path if this key may see it, else answers 404 and nullopt.
+  std::optional<Webhook> visible_subscription(const ApiKey* key, const Route& r,
+                                              const Reply& reply);
+  void subscription_get(const ApiKey* key, const Route& r, const Reply& reply);
+  void subscription_delete(const ApiKey* key, const Route& r, const Reply& reply);
+  void dead_letters_list(const ApiKey* key, const Route& r, const Reply& reply);
+  void dead_letter_retry(const ApiKey* key, const Route& r, const Reply& reply);
 };
 
 Api::Api(Config config, Metrics* metrics)
@@ -293,6 +324,10 @@ Api::~Api() = default;
 
 void Api::set_engine(Engine* engine) {
   impl_->engine.store(engine);
+}
+
+void Api::set_webhooks(WebhookDispatcher* webhooks) {
+  impl_->webhooks.store(webhooks);
 }
 
 void Api::begin_shutdown() {
@@ -408,6 +443,9 @@ void Api::handle(Request request, Reply reply) {
     Response res;
     res.content_type = "text/plain; version=0.0.4";
     res.body = metrics->render(stats ? &*stats : nullptr);
+    if (WebhookDispatcher* hooks = impl_->webhooks.load(); hooks != nullptr && stats) {
+      res.body += hooks->render_metrics(stats->committed_position);
+    }
     done(std::move(res));
     return;
   }
@@ -462,6 +500,18 @@ void Api::Impl::dispatch(const Route& r, const ApiKey* key, Request& req, const 
       return exchanges_create(key, req, reply);
     case Endpoint::exchange_get:
       return exchange_get(key, r, reply);
+    case Endpoint::subscriptions_create:
+      return subscriptions_create(key, req, reply);
+    case Endpoint::subscriptions_list:
+      return subscriptions_list(key, r, reply);
+    case Endpoint::subscription_get:
+      return subscription_get(key, r, reply);
+    case Endpoint::subscription_delete:
+      return subscription_delete(key, r, reply);
+    case Endpoint::dead_letters_list:
+      return dead_letters_list(key, r, reply);
+    case Endpoint::dead_letter_retry:
+      return dead_letter_retry(key, r, reply);
     default:
       break;
   }
@@ -880,6 +930,143 @@ Status Api::open_stream(const Response& accepted, StreamSink sink,
         if (frames.size() > 0) *open = sink(fmt::to_string(frames));
       },
       subscription);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook subscriptions (docs/webhooks.md). Admin keys see every subscription; an issuer key's
+// subscriptions carry its ledgers (their events only), and it sees those within its ledgers.
+
+namespace {
+
+bool subscription_visible(const ApiKey* key, const Webhook& w) {
+  if (key->role == Role::admin) return true;
+  return !w.spec.ledgers.empty() && std::all_of(w.spec.ledgers.begin(), w.spec.ledgers.end(),
+                                                [key](LedgerId l) { return allowed(key, l); });
+}
+
+Response subscription_refused(const WebhookOutcome& o) {
+  switch (o.result) {
+    case WebhookResult::not_found:
+      return error(404, "not_found", "no such subscription");
+    case WebhookResult::too_many_webhooks:
+      return error(409, "too_many_subscriptions",
+                   "the most subscriptions exist already (webhooks.subscriptions_max)");
+    default:
+      return error(400, "invalid_subscription",
+                   std::string("refused: ") + std::string(to_string(o.result)) +
+                       " (a ledger of this key may not exist yet)");
+  }
+}
+
+}  // namespace
+
+void Api::Impl::subscriptions_create(const ApiKey* key, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  WebhookSpec spec;
+  bool secret_given = false;
+  if (!parse_body(req.body, &body, &err) || !map_subscription(body, &spec, &secret_given, &err)) {
+    return reply(error(err));
+  }
+  if (!secret_given) spec.secret = generate_webhook_secret();
+  if (key->role != Role::admin) {
+    if (key->ledgers.empty()) return reply(error(403, "forbidden", "this key has no ledgers"));
+    spec.ledgers = key->ledgers;  // its events only, as GET /v1/events shows it
+  }
+  engine.load()->create_webhook(spec, [reply](const Status& s, WebhookOutcome o) {
+    if (!s.is_ok()) return reply(status_error(s));
+    if (o.result != WebhookResult::ok) return reply(subscription_refused(o));
+    spdlog::info("webhooks: subscription {} created for {}", o.webhook.id, o.webhook.spec.url);
+    reply(ok_json(201, subscription_json(o.webhook, true)));
+  });
+}
+
+void Api::Impl::subscriptions_list(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  if (!parse_query(r.query, {}, &q, &err)) return reply(error(err));
+  json items = json::array();
+  for (const Webhook& w : engine.load()->webhooks()) {
+    if (subscription_visible(key, w)) items.push_back(subscription_json(w, false));
+  }
+  reply(ok_json(200, {{"subscriptions", std::move(items)}}));
+}
+
+std::optional<Webhook> Api::Impl::visible_subscription(const ApiKey* key, const Route& r,
+                                                       const Reply& reply) {
+  std::optional<Webhook> w = engine.load()->webhook(r.id);
+  if (!w || !subscription_visible(key, *w)) {
+    // Another issuer's subscription is not named: the same 404 as none.
+    reply(error(404, "not_found", "no subscription " + std::to_string(r.id)));
+    return std::nullopt;
+  }
+  return w;
+}
+
+void Api::Impl::subscription_get(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  if (!parse_query(r.query, {}, &q, &err)) return reply(error(err));
+  if (std::optional<Webhook> w = visible_subscription(key, r, reply)) {
+    reply(ok_json(200, subscription_json(*w, false)));
+  }
+}
+
+void Api::Impl::subscription_delete(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  if (!parse_query(r.query, {}, &q, &err)) return reply(error(err));
+  if (!visible_subscription(key, r, reply)) return;
+  engine.load()->delete_webhook(r.id, [reply](const Status& s, WebhookOutcome o) {
+    if (!s.is_ok()) return reply(status_error(s));
+    if (o.result != WebhookResult::ok) return reply(subscription_refused(o));
+    spdlog::info("webhooks: subscription {} deleted", o.webhook.id);
+    json j = subscription_json(o.webhook, false);
+    j["deleted"] = true;
+    reply(ok_json(200, j));
+  });
+}
+
+void Api::Impl::dead_letters_list(const ApiKey* key, const Route& r, const Reply& reply) {
+  Engine* e = engine.load();
+  std::map<std::string, std::string> q;
+  ApiError err;
+  std::uint64_t after = 0;
+  std::uint64_t limit = 100;
+  if (!parse_query(r.query, {"after", "limit"}, &q, &err) ||
+      !query_uint(q, "after", 0, UINT64_MAX, &after, &err) ||
+      !query_uint(q, "limit", 1, e->options().history_page_max, &limit, &err)) {
+    return reply(error(err));
+  }
+  if (!visible_subscription(key, r, reply)) return;
+  DeadLetterPage page;
+  if (!e->webhook_dead_letters(r.id, after, static_cast<std::uint32_t>(limit), &page)) {
+    return reply(error(404, "not_found", "no subscription " + std::to_string(r.id)));
+  }
+  json items = json::array();
+  for (const DeadLetter& d : page.dead_letters) items.push_back(dead_letter_json(d));
+  json next = page.next_after_position == 0 ? json(nullptr) : json(page.next_after_position);
+  reply(ok_json(200, {{"dead_letters", std::move(items)}, {"next", std::move(next)}}));
+}
+
+void Api::Impl::dead_letter_retry(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  if (!parse_query(r.query, {}, &q, &err)) return reply(error(err));
+  if (!visible_subscription(key, r, reply)) return;
+  DeadLetterPage page;
+  if (r.id2 == 0 || !engine.load()->webhook_dead_letters(r.id, r.id2 - 1, 1, &page) ||
+      page.dead_letters.empty() || page.dead_letters[0].position != r.id2) {
+    return reply(error(404, "not_found", "no dead letter at position " + std::to_string(r.id2)));
+  }
+  WebhookDispatcher* hooks = webhooks.load();
+  if (hooks == nullptr) {
+    return reply(error(503, "webhooks_disabled", "webhook delivery is not running"));
+  }
+  if (!hooks->redeliver(r.id, r.id2)) {
+    return reply(error(429, "overloaded", "too many redeliveries queued; retry later"));
+  }
+  reply(ok_json(202, {{"status", "queued"}, {"subscription", r.id}, {"position", r.id2}}));
 }
 
 }  // namespace pointex::server

@@ -19,6 +19,7 @@
 
 #include "server/config.hpp"
 #include "server/metrics.hpp"
+#include "server/webhooks.hpp"
 
 namespace pointex::server {
 
@@ -68,6 +69,8 @@ class Api {
   /// The engine is open: /healthz answers ok and /v1 requests are served. The engine must
   /// outlive every request and stream (see begin_shutdown).
   void set_engine(Engine* engine);
+  /// Webhook delivery (redeliveries and its /metrics lines); null: redelivery answers 503.
+  void set_webhooks(WebhookDispatcher* webhooks);
   /// From now on /v1 requests answer 503 shutting_down; requests already taken finish.
   void begin_shutdown();
   /// Requests taken and not yet answered.

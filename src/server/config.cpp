@@ -107,6 +107,32 @@ void read_server(const json& s, ServerLimits* o, EngineOptions* engine) {
   read_uint(s, w, "stream_buffer_bytes_max", &o->stream_buffer_bytes_max, 1024);
 }
 
+/// `webhooks`: delivery, and the engine's bounds on subscriptions.
+void read_webhooks(const json& h, WebhookDelivery* o, EngineOptions* engine) {
+  const std::string w = "webhooks";
+  only_known(
+      h, w,
+      {"threads", "attempts_max", "backoff_base_ms", "backoff_max_ms", "timeout_ms",
+       "events_per_read", "scan_events_max", "flush_interval_ms", "flush_events_max",
+       "poll_interval_ms", "redeliveries_queued_max", "subscriptions_max", "dead_letters_max"});
+  read_uint(h, w, "threads", &o->threads, 1, 64);
+  read_uint(h, w, "attempts_max", &o->attempts_max, 1, 1000);
+  read_uint(h, w, "backoff_base_ms", &o->backoff_base_ms, 1);
+  read_uint(h, w, "backoff_max_ms", &o->backoff_max_ms, 1);
+  if (o->backoff_max_ms < o->backoff_base_ms) {
+    fail("webhooks.backoff_max_ms", "must be at least backoff_base_ms");
+  }
+  read_uint(h, w, "timeout_ms", &o->timeout_ms, 1);
+  read_uint(h, w, "events_per_read", &o->events_per_read, 1, engine->history_page_max);
+  read_uint(h, w, "scan_events_max", &o->scan_events_max, 1);
+  read_uint(h, w, "flush_interval_ms", &o->flush_interval_ms, 1);
+  read_uint(h, w, "flush_events_max", &o->flush_events_max, 1);
+  read_uint(h, w, "poll_interval_ms", &o->poll_interval_ms, 1, 60'000);
+  read_uint(h, w, "redeliveries_queued_max", &o->redeliveries_queued_max, 1);
+  read_uint(h, w, "subscriptions_max", &engine->webhooks_max, 1);
+  read_uint(h, w, "dead_letters_max", &engine->webhook_dead_letters_max, 1);
+}
+
 ApiKey read_key(const json& k, const std::string& w) {
   only_known(k, w, {"key", "role", "ledgers"});
   ApiKey key;
@@ -182,7 +208,7 @@ void read_providers(const json& providers, Config* c) {
 void read_top(const json& j, Config* c) {
   only_known(j, "",
              {"listen", "data_dir", "durability", "threads", "log_level", "engine", "server",
-              "api_keys", "payment_providers"});
+              "api_keys", "payment_providers", "webhooks"});
   read_string(j, "", "listen", &c->listen);
   std::string host;
   std::uint16_t port = 0;
@@ -211,6 +237,8 @@ void read_top(const json& j, Config* c) {
   if (const auto it = j.find("server"); it != j.end()) read_server(*it, &c->server, &c->engine);
   if (const auto it = j.find("api_keys"); it != j.end()) read_keys(*it, c);
   if (const auto it = j.find("payment_providers"); it != j.end()) read_providers(*it, c);
+  if (const auto it = j.find("webhooks"); it != j.end())
+    read_webhooks(*it, &c->webhooks, &c->engine);
 }
 
 }  // namespace

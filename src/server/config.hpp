@@ -46,6 +46,36 @@ struct ServerLimits {
   std::uint64_t stream_buffer_bytes_max = 4U << 20;
 };
 
+/// Webhook delivery (src/server/webhooks.hpp, docs/webhooks.md).
+struct WebhookDelivery {
+  /// Delivery threads; subscription `id` is served by thread `id % threads`. Each sends one
+  /// request at a time (a slow receiver delays the other subscriptions of its thread).
+  /// Default: 1.
+  std::uint32_t threads = 1;
+  /// Attempts per event (the first included) before it is dead-lettered. Default: 8.
+  std::uint32_t attempts_max = 8;
+  /// Wait after the first failed attempt, doubled after each further one up to
+  /// backoff_max_ms. Default: 500 ms, 60 s.
+  std::uint32_t backoff_base_ms = 500;
+  std::uint32_t backoff_max_ms = 60'000;
+  /// Time to connect, send and get an answer; past it the attempt failed. Default: 5000 ms.
+  std::uint32_t timeout_ms = 5000;
+  /// Events read from the log per subscription at once (also the most delivered per
+  /// subscription before the thread turns to the next one). Default: 100.
+  std::uint32_t events_per_read = 100;
+  /// Events (of other ledgers or types) a subscription's read looks at, at most. Default: 100k.
+  std::uint32_t scan_events_max = 100'000;
+  /// Progress (cursor, dead letters) is recorded in the log at least this often while there
+  /// is some, and after flush_events_max events; a crash redelivers at most what came after
+  /// the last record. Default: 1000 ms, 256.
+  std::uint32_t flush_interval_ms = 1000;
+  std::uint32_t flush_events_max = 256;
+  /// An idle thread looks for new events (and subscriptions) this often. Default: 50 ms.
+  std::uint32_t poll_interval_ms = 50;
+  /// Redelivery requests of dead letters queued; past it 429. Default: 1024.
+  std::uint32_t redeliveries_queued_max = 1024;
+};
+
 struct Config {
   std::string listen = "127.0.0.1:8420";
   std::string log_level = "info";
@@ -54,6 +84,7 @@ struct Config {
   ServerLimits server;
   std::vector<ApiKey> api_keys;
   std::vector<PaymentProvider> payment_providers;
+  WebhookDelivery webhooks;
 
   Config() { engine.data_dir = "./data"; }
 };

@@ -55,9 +55,21 @@ struct HttpClient::Impl {
     if (ec) return ec;
     stream.emplace(ioc);
     stream->expires_after(timeout);
-    stream->connect(endpoints, ec);
+    ec = run([&](auto handler) { stream->async_connect(endpoints, handler); });
     if (ec) stream.reset();
     return ec;
+  }
+
+  /// Runs one asynchronous operation to its end on this thread. The stream's timeout
+  /// (expires_after) applies to asynchronous operations only: a blocking read from a server
+  /// that never answers would wait for ever.
+  template <class Start>
+  beast::error_code run(Start start) {
+    beast::error_code result = net::error::would_block;
+    start([&result](beast::error_code ec, auto&&...) { result = ec; });
+    ioc.restart();
+    ioc.run();
+    return result;
   }
 };
 
@@ -96,10 +108,11 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
       return result;
     }
     s.stream->expires_after(s.timeout);
-    http::write(*s.stream, req, ec);
+    ec = s.run([&](auto handler) { http::async_write(*s.stream, req, handler); });
     http::response_parser<http::string_body> parser;
     parser.body_limit(1ULL << 30);
-    if (!ec) http::read(*s.stream, s.buffer, parser, ec);
+    if (!ec)
+      ec = s.run([&](auto handler) { http::async_read(*s.stream, s.buffer, parser, handler); });
     if (ec) {
       s.stream.reset();
       if (reused && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||

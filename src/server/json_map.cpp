@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "domain/webhook.hpp"
+
 namespace pointex::server {
 
 using nlohmann::json;
@@ -611,6 +613,66 @@ json event_json(const FeedEvent& e) {
     }
   }
   return j;
+}
+
+bool map_subscription(const json& j, WebhookSpec* out, bool* secret_given, ApiError* err) {
+  Fields f(j, -1, err);
+  WebhookSpec spec;
+  if (!f.only({"url", "events", "secret"}) ||
+      !f.string("url", &spec.url, webhook_url_bytes_max, true) ||
+      !f.string("secret", &spec.secret, webhook_secret_bytes_max, false)) {
+    return false;
+  }
+  std::string host;
+  std::uint16_t port = 0;
+  std::string target;
+  if (!domain::parse_http_url(spec.url, &host, &port, &target)) {
+    return f.fail("url", "invalid_field", "expected http://host[:port][/path] (no https)");
+  }
+  *secret_given = f.has("secret");
+  if (*secret_given && spec.secret.size() < webhook_secret_bytes_min) {
+    return f.fail("secret", "invalid_field",
+                  "at least " + std::to_string(webhook_secret_bytes_min) + " bytes");
+  }
+  if (!f.has("events")) return f.fail("events", "missing_field", "required");
+  const auto event_bit = [](const std::string& name) -> std::uint32_t {
+    for (std::uint8_t t = 0; t <= static_cast<std::uint8_t>(FeedEvent::Type::transfer); ++t) {
+      const auto type = static_cast<FeedEvent::Type>(t);
+      if (to_string(type) == name) return webhook_events::bit(type);
+    }
+    return 0;
+  };
+  if (!f.flags("events", &spec.events, event_bit)) return false;
+  if (spec.events == 0) {
+    return f.fail("events", "invalid_field",
+                  "at least one of ledger_created, account_created, account_closed, transfer");
+  }
+  *out = std::move(spec);
+  return true;
+}
+
+json subscription_json(const Webhook& w, bool with_secret) {
+  json events = json::array();
+  for (std::uint8_t t = 0; t <= static_cast<std::uint8_t>(FeedEvent::Type::transfer); ++t) {
+    const auto type = static_cast<FeedEvent::Type>(t);
+    if ((w.spec.events & webhook_events::bit(type)) != 0) events.push_back(to_string(type));
+  }
+  json j = {{"id", w.id},
+            {"url", w.spec.url},
+            {"events", std::move(events)},
+            {"ledgers", w.spec.ledgers},
+            {"timestamp", w.timestamp},
+            {"cursor", w.cursor},
+            {"dead_letters", w.dead_letters}};
+  if (with_secret) j["secret"] = w.spec.secret;
+  return j;
+}
+
+json dead_letter_json(const DeadLetter& d) {
+  return {{"position", d.position},
+          {"attempts", d.attempts},
+          {"last_status", d.last_status},
+          {"timestamp", d.timestamp}};
 }
 
 }  // namespace pointex::server

@@ -74,4 +74,14 @@ nlohmann::json rate_json(const Rate& r);
 nlohmann::json exchange_outcome_json(ExchangeId id, const ExchangeOutcome& o);
 nlohmann::json exchange_info_json(const ExchangeInfo& x);
 
+/// POST /v1/subscriptions: `{"url","events":[types],"secret"?}` (docs/webhooks.md). The url
+/// must be http://host[:port][/path]; events non-empty, each a feed event type (repeats are
+/// one); secret 16 to webhook_secret_bytes_max bytes, or absent (`*secret_given` false: the
+/// caller generates one). `out->ledgers` is left to the caller (the key's scope).
+[[nodiscard]] bool map_subscription(const nlohmann::json& j, WebhookSpec* out, bool* secret_given,
+                                    ApiError* err);
+/// A subscription; its secret only when `with_secret` (the answer to its creation).
+nlohmann::json subscription_json(const Webhook& w, bool with_secret);
+nlohmann::json dead_letter_json(const DeadLetter& d);
+
 }  // namespace pointex::server

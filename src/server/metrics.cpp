@@ -44,6 +44,18 @@ std::string_view to_string(Endpoint e) {
       return "exchanges_create";
     case Endpoint::exchange_get:
       return "exchange_get";
+    case Endpoint::subscriptions_create:
+      return "subscriptions_create";
+    case Endpoint::subscriptions_list:
+      return "subscriptions_list";
+    case Endpoint::subscription_get:
+      return "subscription_get";
+    case Endpoint::subscription_delete:
+      return "subscription_delete";
+    case Endpoint::dead_letters_list:
+      return "dead_letters_list";
+    case Endpoint::dead_letter_retry:
+      return "dead_letter_retry";
     case Endpoint::unrouted:
       return "unrouted";
     case Endpoint::count:

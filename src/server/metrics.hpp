@@ -32,6 +32,12 @@ enum class Endpoint : std::uint8_t {
   rate_put,
   exchanges_create,
   exchange_get,
+  subscriptions_create,
+  subscriptions_list,
+  subscription_get,
+  subscription_delete,
+  dead_letters_list,
+  dead_letter_retry,
   unrouted,
   count,
 };
@@ -39,7 +45,7 @@ std::string_view to_string(Endpoint e);
 
 class Metrics {
  public:
-  static constexpr std::array<int, 14> statuses = {200, 201, 400, 401, 403, 404, 405,
+  static constexpr std::array<int, 15> statuses = {200, 201, 202, 400, 401, 403, 404, 405,
                                                    409, 413, 415, 429, 500, 503, 0};
   /// Latency bucket upper bounds in seconds (then +Inf).
   static constexpr std::array<double, 16> latency_buckets_s = {

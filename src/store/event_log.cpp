@@ -55,9 +55,10 @@ rocksdb::ColumnFamilyOptions read_model_options() {
 
 /// The read-model families after `default`, in the order of Db's handles.
 const std::vector<std::string>& read_model_families() {
-  static const std::vector<std::string> names = {
-      "rm_accounts", "rm_transfers", "rm_history",   "rm_stats",          "rm_ledgers",
-      "rm_expiries", "rm_rates",     "rm_processes", "rm_open_processes", "rm_counters"};
+  static const std::vector<std::string> names = {"rm_accounts", "rm_transfers", "rm_history",
+                                                 "rm_stats",    "rm_ledgers",   "rm_expiries",
+                                                 "rm_rates",    "rm_processes", "rm_open_processes",
+                                                 "rm_counters", "rm_webhooks"};
   return names;
 }
 
@@ -183,6 +184,7 @@ Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::sha
     db->processes = db->handles[8];
     db->open_processes = db->handles[9];
     db->counters = db->handles[10];
+    db->webhooks = db->handles[11];
   }
 
   std::string format;

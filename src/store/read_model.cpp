@@ -409,6 +409,13 @@ void ReadModel::Writer::delete_counters_before(std::uint32_t day) {
   (void)impl_->batch.DeleteRange(impl_->db->counters, counter_key({0, 0, 0, 0}),
                                  counter_key({day, 0, 0, 0}));
 }
+void ReadModel::Writer::put_webhook(const domain::WebhookRecord& record) {
+  (void)impl_->batch.Put(impl_->db->webhooks, key1(record.webhook.id),
+                         domain::encode_webhook_record(record));
+}
+void ReadModel::Writer::delete_webhook(WebhookId id) {
+  (void)impl_->batch.Delete(impl_->db->webhooks, key1(id));
+}
 void ReadModel::Writer::set_checkpoint(std::uint64_t position) {
   (void)impl_->batch.Put(impl_->db->meta, checkpoint_key, key1(position));
 }
@@ -717,6 +724,24 @@ Status ReadModel::counter(const domain::CounterKey& key, std::uint64_t* value) c
   if (v.size() != 8) return Status::corruption("bad counter");
   *value = get_be64(v.data());
   return Status::ok();
+}
+
+Status ReadModel::webhooks(domain::WebhookTable* out) const {
+  out->clear();
+  rocksdb::ReadOptions all;
+  all.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(all, db_->webhooks));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    domain::WebhookRecord record;
+    const rocksdb::Slice v = it->value();
+    if (domain::decode_webhook_record(std::string_view(v.data(), v.size()), &record) !=
+        domain::DecodeError::none) {
+      return Status::corruption("bad webhook record");
+    }
+    const WebhookId id = record.webhook.id;
+    (*out)[id] = std::move(record);
+  }
+  return from_rocks(it->status(), "reading webhooks");
 }
 
 Status ReadModel::drop_all() {

@@ -15,9 +15,11 @@
 ///   rm_processes     kind(1) + id(8)              -> a durable process: its steps
 ///   rm_open_processes kind(1) + id(8)             -> "": processes not completed (resumed at open)
 ///   rm_counters      day(4) + scope(1) + a(8) + b(8) -> a daily counter (exchange caps)
+///   rm_webhooks      id(8)                        -> a webhook subscription: definition,
+///                                                    cursor, dead letters
 ///   default          "checkpoint"                 -> position(8): every event up to it is in
 ///                    "accounts"                   -> number of accounts, at the checkpoint
-///                    "format"                     -> "pointex-read-models-4"
+///                    "format"                     -> "pointex-read-models-5"
 /// They live in their own RocksDB database, `<data_dir>/read-models`, with its own write
 /// queue, so projecting never delays the event log's commits.
 /// Every update is written in one WriteBatch together with the new checkpoint, without a
@@ -35,6 +37,7 @@
 
 #include "domain/events.hpp"
 #include "domain/process.hpp"
+#include "domain/webhook.hpp"
 #include "pointex/status.hpp"
 #include "pointex/types.hpp"
 
@@ -114,6 +117,8 @@ class ReadModel {
     void put_counter(const domain::CounterKey& key, std::uint64_t value);
     /// Deletes the counters of every day before `day` (domain::CounterWindow).
     void delete_counters_before(std::uint32_t day);
+    void put_webhook(const domain::WebhookRecord& record);
+    void delete_webhook(WebhookId id);
     void set_checkpoint(std::uint64_t position);
     std::size_t size() const;
 
@@ -173,6 +178,9 @@ class ReadModel {
       std::uint32_t from_day,
       const std::function<void(const domain::CounterKey&, std::uint64_t)>& fn) const;
   [[nodiscard]] Status counter(const domain::CounterKey& key, std::uint64_t* value) const;
+
+  /// Every webhook subscription at the checkpoint.
+  [[nodiscard]] Status webhooks(domain::WebhookTable* out) const;
 
   /// Deletes every read model and the checkpoint (rebuild starts from there).
   [[nodiscard]] Status drop_all();
