@@ -45,6 +45,7 @@ using bench::bench_ledger;
 using bench::first_member;
 using bench::issuer_id;
 using bench::member_funding;
+using bench::ms;
 using bench::OpKind;
 
 namespace {
@@ -466,10 +467,6 @@ std::string fresh_data_dir() {
   return tmpl;
 }
 
-double ms(std::uint64_t ns) {
-  return static_cast<double>(ns) / 1e6;
-}
-
 nlohmann::json to_json(const RunResult& r, const Config& cfg) {
   nlohmann::json results = nlohmann::json::object();
   r.tally.for_each([&](OpKind kind, TransferResult result, std::uint64_t n) {
@@ -487,12 +484,7 @@ nlohmann::json to_json(const RunResult& r, const Config& cfg) {
           {"completions", r.completions},
           {"transfers_per_s", static_cast<double>(r.transfers) / seconds},
           {"events_per_s", static_cast<double>(r.transfers + r.completions) / seconds},
-          {"latency_ms",
-           {{"count", r.latency.count()},
-            {"p50", ms(r.latency.quantile(0.5))},
-            {"p99", ms(r.latency.quantile(0.99))},
-            {"p999", ms(r.latency.quantile(0.999))},
-            {"max", ms(r.latency.max())}}},
+          {"latency_ms", bench::latency_json(r.latency)},
           {"results", results},
           {"planned_failures", r.planned_failures},
           {"outcomes_ok", r.outcome_problems.empty()},
@@ -546,12 +538,7 @@ nlohmann::json run_exchange(Engine& engine, const Config& cfg, std::uint64_t fir
           {"transfers_per_s", per_s},
           // started, 2 pending legs, decided, 2 posts, completed
           {"events_per_s", per_s * 7},
-          {"latency_ms",
-           {{"count", r.latency.count()},
-            {"p50", ms(r.latency.quantile(0.5))},
-            {"p99", ms(r.latency.quantile(0.99))},
-            {"p999", ms(r.latency.quantile(0.999))},
-            {"max", ms(r.latency.max())}}},
+          {"latency_ms", bench::latency_json(r.latency)},
           {"results", {{"exchange", {{"ok", r.ok}, {"failed", r.failed}}}}},
           {"planned_failures", 0},
           {"outcomes_ok", r.failed == 0},

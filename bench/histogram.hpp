@@ -3,6 +3,7 @@
 /// (better than 2%), so p99 and p999 are exact to two significant digits at any magnitude.
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 namespace pointex::bench {
@@ -25,5 +26,19 @@ class Histogram {
   std::uint64_t count_ = 0;
   std::uint64_t max_ = 0;
 };
+
+/// Nanoseconds as milliseconds.
+inline double ms(std::uint64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
+
+/// `{"count","p50","p99","p999","max"}` in ms: every run's `latency_ms` in the JSON reports.
+inline nlohmann::json latency_json(const Histogram& h) {
+  return {{"count", h.count()},
+          {"p50", ms(h.quantile(0.5))},
+          {"p99", ms(h.quantile(0.99))},
+          {"p999", ms(h.quantile(0.999))},
+          {"max", ms(h.max())}};
+}
 
 }  // namespace pointex::bench

@@ -401,10 +401,6 @@ bool setup(const HttpLoadOptions& o, const std::string& host, std::uint16_t port
   return true;
 }
 
-double ms(std::uint64_t ns) {
-  return static_cast<double>(ns) / 1e6;
-}
-
 }  // namespace
 
 int run_http_load(const HttpLoadOptions& o) {
@@ -497,12 +493,7 @@ int run_http_load(const HttpLoadOptions& o) {
          {"outcome_problems", problems},
          {"conserved", c.ok},
          {"conservation", c.message},
-         {"latency_ms",
-          {{"count", f.latency.count()},
-           {"p50", ms(f.latency.quantile(0.5))},
-           {"p99", ms(f.latency.quantile(0.99))},
-           {"p999", ms(f.latency.quantile(0.999))},
-           {"max", ms(f.latency.max())}}}});
+         {"latency_ms", latency_json(f.latency)}});
   }
   report["ok"] = clean;
   if (!o.json_path.empty()) {
