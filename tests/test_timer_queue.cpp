@@ -32,7 +32,8 @@ TEST_CASE("timers: fire in due order, only once due", "[timers]") {
   CHECK(q.empty());
 }
 
-TEST_CASE("timers: ties at one time fire by process id; the same timer twice is one", "[timers]") {
+TEST_CASE("timers: ties at one time fire by process id, and the same timer twice is one",
+          "[timers]") {
   TimerQueue q;
   REQUIRE(q.arm({50, exchange, 9}));
   REQUIRE(q.arm({50, exchange, 4}));
