@@ -1,10 +1,10 @@
 // The engine facade's rates and exchanges: they forward to the process manager
-// (engine/workflows.cpp).
+// (engine/exchange_flow.cpp, hosted by engine/workflows.cpp).
 
 #include <future>
 
 #include "engine/engine_impl.hpp"
-#include "engine/workflows.hpp"
+#include "engine/exchange_flow.hpp"
 #include "pointex/engine.hpp"
 
 namespace pointex {
@@ -29,19 +29,19 @@ Status Engine::set_rate(const Rate& rate, RateResult* result) {
 }
 
 void Engine::set_rate(const Rate& rate, ResultCallback<RateResult> callback) {
-  impl_->workflows->set_rate(rate, std::move(callback));
+  impl_->workflows->exchanges().set_rate(rate, std::move(callback));
 }
 
 std::optional<Rate> Engine::rate(LedgerId from_ledger, LedgerId to_ledger) const {
-  return impl_->workflows->rate(from_ledger, to_ledger);
+  return impl_->workflows->exchanges().rate(from_ledger, to_ledger);
 }
 
 std::vector<Rate> Engine::rates() const {
-  return impl_->workflows->rates();
+  return impl_->workflows->exchanges().rates();
 }
 
 void Engine::exchange(const Exchange& exchange, ResultCallback<ExchangeOutcome> callback) {
-  impl_->workflows->exchange(exchange, std::move(callback));
+  impl_->workflows->exchanges().exchange(exchange, std::move(callback));
 }
 
 Status Engine::exchange(const Exchange& request, ExchangeOutcome* outcome) {
@@ -50,7 +50,7 @@ Status Engine::exchange(const Exchange& request, ExchangeOutcome* outcome) {
 }
 
 void Engine::lookup_exchange(ExchangeId id, ResultCallback<std::optional<ExchangeInfo>> callback) {
-  impl_->workflows->lookup_exchange(id, std::move(callback));
+  impl_->workflows->exchanges().lookup_exchange(id, std::move(callback));
 }
 
 Status Engine::lookup_exchange(ExchangeId id, std::optional<ExchangeInfo>* exchange) {
