@@ -37,6 +37,7 @@
 #include "exchange_load.hpp"
 #include "histogram.hpp"
 #include "http_load.hpp"
+#include "order_load.hpp"
 #include "workload.hpp"
 
 using namespace pointex;
@@ -88,6 +89,10 @@ struct Config {
   double earn_share = 0.7;
   double redeem_fail_share = 0.1;
   double post_share = 0.5;
+  /// W6: the simulated provider's result latency, failed share and seed (0: --seed).
+  std::uint32_t payment_latency_ms = 10;
+  double payment_failure_rate = 0.1;
+  std::uint64_t payment_seed = 0;
 };
 
 struct QueryResult {
@@ -497,6 +502,15 @@ nlohmann::json to_json(const RunResult& r, const Config& cfg) {
           {"conservation", r.conservation_message}};
 }
 
+/// The row of a workload of processes (W5, W6): operations/s, failures, latency, conservation;
+/// `note` says what one operation is.
+void print_process_row(const char* workload, double per_s, std::uint64_t failed,
+                       const bench::Histogram& latency, bool conserved, const char* note) {
+  fmt::print("{:<12} {:>12.0f} {:>9} {:>9} {:>9.2f} {:>9.2f} {:>9.2f} {:>10}   ({})\n", workload,
+             per_s, failed, 0, ms(latency.quantile(0.5)), ms(latency.quantile(0.99)),
+             ms(latency.quantile(0.999)), conserved ? "yes" : "NO", note);
+}
+
 bool is_exchange(const std::string& workload) {
   return workload == "exchange" || workload == "w5" || workload == "W5";
 }
@@ -518,11 +532,8 @@ nlohmann::json run_exchange(Engine& engine, const Config& cfg, std::uint64_t fir
   const double per_s = static_cast<double>(r.exchanges) / r.seconds;
   fmt::print(stderr, "  exchange: {} ok, {} failed{}{}\n", r.ok, r.failed,
              r.failed != 0 ? ", first: " : "", r.first_failure);
-  fmt::print(
-      "{:<12} {:>12.0f} {:>9} {:>9} {:>9.2f} {:>9.2f} {:>9.2f} {:>10}   (exchanges/s; "
-      "each is 2 pending legs and 2 posts)\n",
-      "exchange", per_s, r.failed, 0, ms(r.latency.quantile(0.5)), ms(r.latency.quantile(0.99)),
-      ms(r.latency.quantile(0.999)), r.conserved ? "yes" : "NO");
+  print_process_row("exchange", per_s, r.failed, r.latency, r.conserved,
+                    "exchanges/s; each is 2 pending legs and 2 posts");
   if (!r.conserved) fmt::print(stderr, "conservation FAILED: {}\n", r.conservation_message);
   *good = r.conserved && r.failed == 0;
   return {{"workload", "exchange"},
@@ -545,6 +556,69 @@ nlohmann::json run_exchange(Engine& engine, const Config& cfg, std::uint64_t fir
           {"outcome_problems", r.first_failure},
           {"conserved", r.conserved},
           {"conservation", r.conservation_message}};
+}
+
+bool is_orders(const std::string& workload) {
+  return workload == "orders" || workload == "w6" || workload == "W6";
+}
+
+bench::OrderLoadOptions order_options(const Config& cfg, std::uint64_t first_id) {
+  bench::OrderLoadOptions o;
+  o.accounts = cfg.accounts;
+  o.active = cfg.active;
+  o.clients = cfg.clients;
+  o.duration_s = cfg.duration_s;
+  o.warmup_s = cfg.warmup_s;
+  o.seed = cfg.seed;
+  o.latency_ms = cfg.payment_latency_ms;
+  o.failure_rate = cfg.payment_failure_rate;
+  o.payment_seed = cfg.payment_seed != 0 ? cfg.payment_seed : cfg.seed;
+  o.first_id = first_id;
+  return o;
+}
+
+/// W6 (bench/order_load.hpp), embedded or over HTTP: prints its row, returns its JSON; `*good`
+/// false when a check failed.
+nlohmann::json report_orders(const bench::OrderLoadResult& r, const Config& cfg, const char* mode,
+                             bool* good) {
+  const double per_s = static_cast<double>(r.created) / r.seconds;
+  const double completed_per_s = static_cast<double>(r.completed) / r.seconds;
+  fmt::print(stderr,
+             "  orders: {} created, {} refused{}{}; {} paid by the provider's rule; "
+             "{:.0f} completed/s in the window; drained in {:.2f} s\n",
+             r.awaiting, r.refused, r.refused != 0 ? ", first: " : "", r.first_refusal,
+             r.expected_paid, completed_per_s, r.drain_s);
+  print_process_row("orders", per_s, r.refused, r.latency, r.conserved,
+                    "orders created/s; each: reserve, payment, then post or void");
+  if (!r.conserved) fmt::print(stderr, "conservation FAILED: {}\n", r.conservation_message);
+  *good = r.conserved && r.refused == 0 && r.awaiting > 0;
+  return {
+      {"workload", "orders"},
+      {"mode", mode},
+      {"batch", 1},
+      {"clients", cfg.clients},
+      {"rate_offered", 0},
+      {"seconds", r.seconds},
+      {"operations", r.created},
+      {"orders", r.created},
+      {"orders_per_s", per_s},
+      {"completed_per_s", completed_per_s},
+      {"drain_s", r.drain_s},
+      {"transfers", r.created},
+      {"transfers_per_s", per_s},
+      // started, reservation, reserved, payment_created, decided, post/void, completed
+      {"events_per_s", per_s * 7},
+      {"latency_ms", bench::latency_json(r.latency)},
+      {"results",
+       {{"order",
+         {{"created", r.awaiting}, {"refused", r.refused}, {"paid_by_rule", r.expected_paid}}}}},
+      {"payment",
+       {{"latency_ms", cfg.payment_latency_ms}, {"failure_rate", cfg.payment_failure_rate}}},
+      {"planned_failures", 0},
+      {"outcomes_ok", r.refused == 0},
+      {"outcome_problems", r.first_refusal},
+      {"conserved", r.conserved},
+      {"conservation", r.conservation_message}};
 }
 
 /// Fills in what --quick and --mode imply and checks the options against each other. Returns
@@ -570,9 +644,10 @@ std::string settle(Config& cfg, const CLI::App& app) {
     return fmt::format("--rate {} with --batch {}: fewer than one batch per --duration", cfg.rate,
                        cfg.batch);
   }
-  if (is_exchange(cfg.workload)) {
+  if (is_exchange(cfg.workload) || is_orders(cfg.workload)) {
     if (cfg.rate > 0 || cfg.mode != "batched" || app.count("--batch") != 0) {
-      return "--workload exchange runs --clients exchanges in flight: no --rate, --mode or --batch";
+      return "--workload " + cfg.workload +
+             " runs --clients operations in flight: no --rate, --mode or --batch";
     }
     if (app.count("--clients") == 0) cfg.clients = 64;
   } else if (cfg.workload != "all" && !bench::parse_workload(cfg.workload)) {
@@ -588,9 +663,11 @@ std::string settle(Config& cfg, const CLI::App& app) {
 void add_options(CLI::App& app, Config& cfg) {
   app.add_option("--workload", cfg.workload,
                  "uniform, hot, earn-redeem, two-phase (or w1..w4), or all (W1-W4); exchange "
-                 "(w5: the alliance exchange, --clients in flight, 64 unless given)")
-      ->check(CLI::IsMember({"uniform", "hot", "earn-redeem", "two-phase", "exchange", "w1", "w2",
-                             "w3", "w4", "w5", "W1", "W2", "W3", "W4", "W5", "all"}))
+                 "(w5: the alliance exchange, --clients in flight, 64 unless given); orders (w6: "
+                 "points + cash orders with the simulated provider, likewise)")
+      ->check(
+          CLI::IsMember({"uniform", "hot", "earn-redeem", "two-phase", "exchange", "orders", "w1",
+                         "w2", "w3", "w4", "w5", "w6", "W1", "W2", "W3", "W4", "W5", "W6", "all"}))
       ->capture_default_str();
   app.add_option("--accounts", cfg.accounts, "member accounts")
       ->check(CLI::Range(2U, 50'000'000U))
@@ -661,6 +738,18 @@ void add_options(CLI::App& app, Config& cfg) {
                  "rest are voided)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  app.add_option("--payment-latency-ms", cfg.payment_latency_ms,
+                 "W6: the simulated provider's time from a payment to its result")
+      ->check(CLI::Range(0U, 60'000U))
+      ->capture_default_str();
+  app.add_option("--payment-failure-rate", cfg.payment_failure_rate,
+                 "W6: share of payments the simulated provider fails (over HTTP: as pointexd's "
+                 "provider `sim` is configured)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--payment-seed", cfg.payment_seed,
+                 "W6: the simulated provider's seed (0: --seed; over HTTP: as pointexd's `sim`)")
+      ->capture_default_str();
 }
 
 std::vector<bench::Workload> workloads_of(const std::string& name) {
@@ -696,6 +785,27 @@ int run_http(const Config& cfg, bench::HttpLoadOptions http) {
   if (is_exchange(cfg.workload)) {
     fmt::print(stderr, "pointex-bench: --workload exchange runs embedded only (not with --http)\n");
     return 2;
+  }
+  if (is_orders(cfg.workload)) {
+    bench::OrderLoadOptions o = order_options(cfg, 0);
+    o.clients = http.connections;
+    o.address = http.address;
+    o.key = http.key;
+    // Order ids must be new on every run against the same data dir: start from the clock.
+    o.first_id = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+    fmt::print(stderr, "W6 orders over HTTP on {} ({} connections)\n", o.address, o.clients);
+    const bench::OrderLoadResult r = bench::run_order_load_http(o);
+    bool good = false;
+    Config shown = cfg;
+    shown.clients = http.connections;
+    nlohmann::json report = {
+        {"config", {{"http", http.address}, {"accounts", cfg.accounts}}},
+        {"runs", nlohmann::json::array({report_orders(r, shown, "http", &good)})}};
+    report["ok"] = good;
+    if (!cfg.json_path.empty()) std::ofstream(cfg.json_path) << report.dump(2) << "\n";
+    return good ? 0 : 1;
   }
   http.rate = cfg.rate;
   http.workloads = workloads_of(cfg.workload);
@@ -740,6 +850,8 @@ int main(int argc, char** argv) {
   if (temporary) cfg.data_dir = fresh_data_dir();
   EngineOptions options;
   options.data_dir = cfg.data_dir;
+  // W6's simulated provider `sim` (idle unless orders run).
+  options.payment_providers = {bench::bench_provider(order_options(cfg, 0))};
   options.durability = cfg.durability == "sync" ? Durability::sync : Durability::async;
   options.threads = cfg.threads;
   if (cfg.projection_lag_max >= 0) {
@@ -800,8 +912,17 @@ int main(int argc, char** argv) {
     report["runs"].push_back(run_exchange(*engine, cfg, next_id, &good));
     all_good = good;
   }
+  if (is_orders(cfg.workload)) {
+    s = bench::setup_orders(*engine);
+    if (!s.is_ok()) die("orders setup", s);
+    bool good = false;
+    const bench::OrderLoadResult r = bench::run_order_load(*engine, order_options(cfg, next_id));
+    report["runs"].push_back(report_orders(r, cfg, "orders", &good));
+    all_good = good;
+  }
+  const bool special = is_exchange(cfg.workload) || is_orders(cfg.workload);
   for (const bench::Workload w :
-       is_exchange(cfg.workload) ? std::vector<bench::Workload>{} : workloads_of(cfg.workload)) {
+       special ? std::vector<bench::Workload>{} : workloads_of(cfg.workload)) {
     bench::Generator generator(workload_options(cfg, w), cfg.seed, next_id);
     RunResult r = Driver(*engine, cfg, w, generator).run();
     next_id = generator.next_id();

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "account_sums.hpp"
 #include "workload.hpp"
 
 namespace pointex::bench {
@@ -103,35 +104,6 @@ class Driver {
   std::uint32_t inflight_ = 0;
   ExchangeLoadResult result_;
 };
-
-/// Sum of balances and pending amounts of `ids` (all must exist).
-struct Sums {
-  std::int64_t balance = 0;
-  std::uint64_t pending = 0;
-  bool all_found = true;
-};
-Sums sums_of(Engine& engine, const std::vector<AccountId>& ids) {
-  Sums s;
-  for (std::size_t i = 0; i < ids.size(); i += 8190) {
-    const std::vector<AccountId> part(
-        ids.begin() + static_cast<std::ptrdiff_t>(i),
-        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), i + 8190)));
-    std::vector<std::optional<Account>> accounts;
-    if (!engine.lookup_accounts(part, &accounts).is_ok()) {
-      s.all_found = false;
-      return s;
-    }
-    for (const auto& a : accounts) {
-      if (!a) {
-        s.all_found = false;
-        continue;
-      }
-      s.balance += a->balance();
-      s.pending += a->debits_pending + a->credits_pending;
-    }
-  }
-  return s;
-}
 
 }  // namespace
 

@@ -284,18 +284,14 @@ class Load {
   Figures figures_;
 };
 
-struct Conservation {
-  bool ok = false;
-  std::string message;
-};
+}  // namespace
 
-/// Reads the issuer and every member back (GET, waiting for `min_position`): the balances sum
-/// to zero, no member is below zero, nothing is pending. REQUIRES: the bench ledger holds only
-/// the bench's accounts (a data dir used with the same --accounts).
-Conservation check_conservation(const HttpLoadOptions& o, const std::string& host,
-                                std::uint16_t port, std::uint64_t min_position) {
+Conservation check_conservation_http(const HttpLoadOptions& o, const std::string& host,
+                                     std::uint16_t port, std::uint64_t min_position,
+                                     const std::vector<AccountId>& extra) {
   std::vector<std::uint64_t> ids{issuer_id};
   for (std::uint32_t i = 0; i < o.accounts; ++i) ids.push_back(first_member + i);
+  ids.insert(ids.end(), extra.begin(), extra.end());
   std::atomic<std::int64_t> sum{0};
   std::atomic<std::uint64_t> negative{0};
   std::atomic<std::uint64_t> pending{0};
@@ -332,6 +328,8 @@ Conservation check_conservation(const HttpLoadOptions& o, const std::string& hos
   return c;
 }
 
+namespace {
+
 /// POSTs `items` and checks that every item answered `ok` or `exists` (a re-run of setup);
 /// a ledger answers the ledger itself (200 or 201), not items.
 bool post_all(client::HttpClient& c, const client::Headers& h, const std::string& target,
@@ -355,9 +353,11 @@ bool post_all(client::HttpClient& c, const client::Headers& h, const std::string
   return true;
 }
 
+}  // namespace
+
 /// Idempotent: a second run finds everything `exists`. Every account exists before any
 /// funding transfer names it.
-bool setup(const HttpLoadOptions& o, const std::string& host, std::uint16_t port) {
+bool setup_http(const HttpLoadOptions& o, const std::string& host, std::uint16_t port) {
   client::HttpClient c(host, port, std::chrono::seconds(120));
   const client::Headers h = {{"Authorization", "Bearer " + o.key}};
   // A daemon that just started answers 503 not_ready until it has recovered.
@@ -401,8 +401,6 @@ bool setup(const HttpLoadOptions& o, const std::string& host, std::uint16_t port
   return true;
 }
 
-}  // namespace
-
 int run_http_load(const HttpLoadOptions& o) {
   std::string host;
   std::uint16_t port = 0;
@@ -423,7 +421,7 @@ int run_http_load(const HttpLoadOptions& o) {
     return 2;
   }
   fmt::print(stderr, "setting up {} accounts over HTTP on {}\n", o.accounts, o.address);
-  if (!setup(o, host, port)) return 2;
+  if (!setup_http(o, host, port)) return 2;
   // Transfer ids must be new on every run against the same data dir: start from the clock.
   std::uint64_t first_id =
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -452,7 +450,7 @@ int run_http_load(const HttpLoadOptions& o) {
     first_id = load.next_id();
     const std::string problems = f.tally.check(f.planned_failures);
     fmt::print(stderr, "  {}: results: {}; checking conservation\n", f.workload, f.tally.summary());
-    const Conservation c = check_conservation(o, host, port, f.max_position);
+    const Conservation c = check_conservation_http(o, host, port, f.max_position);
     const double tps = static_cast<double>(f.transfers) / o.duration_s;
     fmt::print("{:<12} {:>12.0f} {:>10.0f} {:>9} {:>9} {:>9.2f} {:>9.2f} {:>9.2f} {:>7} {:>10}\n",
                f.workload, tps, static_cast<double>(f.requests) / o.duration_s, f.tally.failures(),

@@ -45,4 +45,20 @@ struct HttpLoadOptions {
 /// could not run.
 int run_http_load(const HttpLoadOptions& options);
 
+/// Sets up (idempotently) the bench ledger, its issuer and `accounts` funded members over HTTP,
+/// after waiting for pointexd's /healthz. False (said on stderr) when it could not.
+[[nodiscard]] bool setup_http(const HttpLoadOptions& options, const std::string& host,
+                              std::uint16_t port);
+
+struct Conservation {
+  bool ok = false;
+  std::string message;
+};
+/// Reads the issuer, every member and the `extra` accounts back (GET, waiting for
+/// `min_position`): the balances sum to zero, no member is below zero, nothing is pending.
+/// REQUIRES: the bench ledger holds only these accounts.
+Conservation check_conservation_http(const HttpLoadOptions& options, const std::string& host,
+                                     std::uint16_t port, std::uint64_t min_position,
+                                     const std::vector<AccountId>& extra = {});
+
 }  // namespace pointex::bench

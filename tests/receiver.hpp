@@ -1,8 +1,9 @@
 #pragma once
 // A small HTTP server for tests that receive from PointEx (webhooks, payment providers,
 // check-backs): it records every request with its headers and body, answers scripted status
-// codes, and can be stopped and started again on the same port (a receiver that goes down and
-// comes back). One Boost.Beast io_context on its own thread; keep-alive connections.
+// codes (and, if asked, a JSON body made from the request), and can be stopped and started again
+// on the same port (a receiver that goes down and comes back). One Boost.Beast io_context on
+// its own thread; keep-alive connections.
 
 #include <fcntl.h>
 
@@ -106,6 +107,12 @@ class Receiver {
     default_status_ = status;
   }
 
+  /// Answers carry the body `body(request)` as application/json (default: "status N" as text).
+  void set_body(std::function<std::string(const Received&)> body) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    body_ = std::move(body);
+  }
+
   /// Each answer waits this long first (a slow receiver).
   void set_delay(std::chrono::milliseconds delay) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -142,13 +149,15 @@ class Receiver {
           });
     }
     void answer() {
-      const int status = owner->record(request);
+      std::string body;
+      const int status = owner->record(request, &body);
       response = {};
       response.version(request.version());
       response.result(static_cast<unsigned>(status));
       response.keep_alive(request.keep_alive());
-      response.set(boost::beast::http::field::content_type, "text/plain");
-      response.body() = "status " + std::to_string(status);
+      response.set(boost::beast::http::field::content_type,
+                   body.empty() ? "text/plain" : "application/json");
+      response.body() = body.empty() ? "status " + std::to_string(status) : body;
       response.prepare_payload();
       boost::beast::http::async_write(
           socket, response, [self = shared_from_this()](boost::beast::error_code ec, std::size_t) {
@@ -172,7 +181,8 @@ class Receiver {
         });
   }
 
-  int record(const boost::beast::http::request<boost::beast::http::string_body>& request) {
+  int record(const boost::beast::http::request<boost::beast::http::string_body>& request,
+             std::string* body) {
     Received r;
     r.method = std::string(request.method_string());
     r.target = std::string(request.target());
@@ -195,6 +205,7 @@ class Receiver {
       r.status = script_.front();
       script_.pop_front();
     }
+    if (body_) *body = body_(r);
     received_.push_back(r);
     changed_.notify_all();
     return r.status;
@@ -212,6 +223,7 @@ class Receiver {
   std::deque<int> script_;
   int default_status_ = 200;
   std::chrono::milliseconds delay_{0};
+  std::function<std::string(const Received&)> body_;
   std::vector<Received> received_;
 };
 

@@ -9,10 +9,12 @@
 #include "domain/decide.hpp"
 #include "domain/exchange.hpp"
 #include "domain/process.hpp"
+#include "hex.hpp"
 #include "pointex/types.hpp"
 
 using namespace pointex;
 using namespace pointex::domain;
+using pointex::test::hex;
 
 namespace {
 
@@ -44,16 +46,6 @@ ExchangeStarted started_of(ExchangeId id, std::uint64_t amount, std::uint32_t da
 
 ProcessStepped step(ExchangeId id, std::uint8_t n, std::string data, std::uint64_t ts = 5) {
   return {ProcessKind::exchange, id, n, std::move(data), ts};
-}
-
-std::string hex(const std::string& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    out.push_back(digits[static_cast<unsigned char>(c) >> 4]);
-    out.push_back(digits[static_cast<unsigned char>(c) & 0xF]);
-  }
-  return out;
 }
 
 }  // namespace

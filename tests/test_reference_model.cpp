@@ -234,7 +234,9 @@ class Model {
   /// A client may not use the ids and the code of the engine's workflows.
   static TransferResult check_reserved(const Transfer& t) {
     if (t.id >= pointex::workflow_transfer_id_min) return TransferResult::id_reserved;
-    if (t.code == pointex::exchange_transfer_code) return TransferResult::code_reserved;
+    if (t.code == pointex::exchange_transfer_code || t.code == pointex::order_transfer_code) {
+      return TransferResult::code_reserved;
+    }
     return TransferResult::ok;
   }
 
@@ -919,7 +921,7 @@ class Generator {
         t.id |= pointex::workflow_transfer_id_min;
         break;
       case 15:
-        t.code = pointex::exchange_transfer_code;
+        t.code = t.id % 2 == 0 ? pointex::exchange_transfer_code : pointex::order_transfer_code;
         break;
       default:
         t.credit_account = pick(all_);

@@ -4,11 +4,13 @@
 #include <catch2/catch.hpp>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "server/api.hpp"
 #include "server/config.hpp"
 #include "server/hmac.hpp"
 #include "server/json_map.hpp"
+#include "server/payment_http.hpp"
 #include "support.hpp"
 
 using namespace pointex;
@@ -186,7 +188,8 @@ TEST_CASE("config: defaults, overrides, precise errors", "[server]") {
     {"listen":"0.0.0.0:9000","durability":"async","server":{"body_bytes_max":1024},
      "engine":{"projection_lag_max":0,"live_actors_max":1000,"account_idle_s":60},
      "api_keys":[{"key":"0123456789abcdef","role":"issuer","ledgers":[3,1,3]}],
-     "payment_providers":[{"name":"acme","secret":"0123456789abcdef"}]})",
+     "payment_providers":[{"name":"acme","type":"http","secret":"0123456789abcdef",
+                           "url":"http://127.0.0.1:9/pay"}]})",
                        &c, &err));
   CHECK(c.listen == "0.0.0.0:9000");
   CHECK(c.engine.durability == Durability::async);
@@ -224,7 +227,9 @@ TEST_CASE("config: defaults, overrides, precise errors", "[server]") {
             "api_keys[0].ledgers: an issuer key needs at least one ledger"},
         Bad{R"({"api_keys":[{"key":"short","role":"admin"}]})",
             "api_keys[0].key: must be at least 16 characters"},
-        Bad{R"({"payment_providers":[{"name":"x"}]})", "payment_providers[0].secret: required"},
+        Bad{R"({"payment_providers":[{"name":"x"}]})", "payment_providers[0].type: required"},
+        Bad{R"({"payment_providers":[{"name":"x","type":"http","url":"http://h/p"}]})",
+            "payment_providers[0].secret: required"},
         Bad{"{", "not valid JSON"}}) {
     Config d;
     INFO(b.text);
@@ -238,7 +243,8 @@ namespace {
 /// An Api on a real engine, called without sockets.
 struct ApiFixture {
   explicit ApiFixture(std::uint32_t requests_max = 4096, std::uint32_t transfers_max = 1U << 20,
-                      std::uint32_t read_wait_ms = 300) {
+                      std::uint32_t read_wait_ms = 300,
+                      const std::function<void(Config&)>& adjust = {}) {
     Config c;
     c.server.inflight_requests_max = requests_max;
     c.engine.inflight_transfers_max = transfers_max;
@@ -249,6 +255,7 @@ struct ApiFixture {
     c.engine.read_threads = 2;
     c.engine.read_wait_ms_max = read_wait_ms;
     c.api_keys = {{admin_key, Role::admin, {}}, {issuer_key, Role::issuer, {1}}};
+    if (adjust) adjust(c);
     REQUIRE(Engine::open(c.engine, &engine).is_ok());
     options = c.engine;
     api = std::make_unique<Api>(c, &metrics);
@@ -894,4 +901,321 @@ TEST_CASE("Api: subscriptions, their cursors and dead letters survive a reopen",
   CHECK(f.call("POST", "/v1/subscriptions/" + std::to_string(id) + "/dead_letters/" +
                            std::to_string(position) + "/retry")
             .status == 503);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Points + cash orders and payment callbacks.
+
+TEST_CASE("config: payment providers, field by field", "[server]") {
+  Config c;
+  std::string err;
+  REQUIRE(parse_config(R"({"payment_providers":[
+      {"name":"acme","type":"http","secret":"0123456789abcdef","url":"http://127.0.0.1:9000/pay",
+       "timeout_ms":100,"attempts_max":5},
+      {"name":"sim","type":"simulated","latency_ms":0,"failure_rate":0.25,"seed":7}],
+      "engine":{"order_timeout_s_default":30,"order_timeout_s_max":60}})",
+                       &c, &err));
+  REQUIRE(c.payment_providers.size() == 2);
+  CHECK(c.payment_providers[0].type == PaymentProviderConfig::Type::http);
+  CHECK(c.payment_providers[0].attempts_max == 5);
+  CHECK(c.payment_providers[0].callback_url.empty());  // pointexd's own address by default
+  CHECK(c.payment_providers[1].type == PaymentProviderConfig::Type::simulated);
+  CHECK(c.payment_providers[1].failure_rate == 0.25);
+  CHECK(c.payment_providers[1].secret.empty());
+  CHECK(c.engine.order_timeout_s_default == 30);
+  CHECK(c.engine.order_timeout_s_max == 60);
+  struct Bad {
+    const char* text;
+    const char* error;
+  };
+  for (const Bad& b : {
+           Bad{R"([{"name":"Acme","type":"simulated"}])", "payment_providers[0].name: 1-64"},
+           Bad{R"([{"name":"a","type":"card"}])", "payment_providers[0].type: must be http or"},
+           Bad{R"([{"name":"a","type":"http","secret":"0123456789abcdef"}])",
+               "payment_providers[0].url: required"},
+           Bad{R"([{"name":"a","type":"http","secret":"0123456789abcdef","url":"ftp://x"}])",
+               "payment_providers[0].url: expected http://host"},
+           Bad{R"([{"name":"a","type":"http","secret":"short","url":"http://x"}])",
+               "payment_providers[0].secret: must be at least 16"},
+           Bad{R"([{"name":"a","type":"http","secret":"0123456789abcdef","url":"http://x",
+                    "latency_ms":5}])",
+               "payment_providers[0].latency_ms: only for type simulated"},
+           Bad{R"([{"name":"a","type":"simulated","url":"http://x"}])",
+               "payment_providers[0].url: only for type http"},
+           Bad{R"([{"name":"a","type":"simulated","failure_rate":1.5}])",
+               "payment_providers[0].failure_rate: expected a number from 0 to 1"},
+           Bad{R"([{"name":"a","type":"simulated","failure_rate":"x"}])",
+               "payment_providers[0].failure_rate: expected a number"},
+           Bad{R"([{"name":"a","type":"http","secret":"0123456789abcdef","url":"http://x",
+                    "attempts_max":0}])",
+               "payment_providers[0].attempts_max: must be between 1"},
+           Bad{R"([{"name":"a","type":"simulated"},{"name":"a","type":"simulated"}])",
+               "payment_providers[1].name: duplicate provider"},
+           Bad{R"([{"name":"a","type":"simulated","colour":1}])",
+               "payment_providers[0].colour: unknown field"},
+       }) {
+    Config d;
+    const std::string text = std::string(R"({"payment_providers":)") + b.text + "}";
+    INFO(text);
+    CHECK_FALSE(parse_config(text, &d, &err));
+    CHECK(err.rfind(b.error, 0) == 0);
+  }
+  Config d;
+  CHECK_FALSE(parse_config(R"({"engine":{"order_timeout_s_max":10,"order_timeout_s_default":11}})",
+                           &d, &err));
+  CHECK(err.rfind("engine.order_timeout_s_default: must be between 1 and 10", 0) == 0);
+}
+
+TEST_CASE("order bodies: fields checked, cash as an object, unknown fields refused", "[server]") {
+  const auto order_of = [](const std::string& body, Order* o, ApiError* err) {
+    json j;
+    return parse_body(body, &j, err) && map_order(j, o, err);
+  };
+  Order o;
+  ApiError err;
+  REQUIRE(order_of(R"({"id":1,"member_account":2,"merchant_account":3,"points":4,
+                       "cash":{"amount":5,"currency":"EUR"},"timeout_s":6,"provider":"p"})",
+                   &o, &err));
+  CHECK(o.cash == Cash{5, "EUR"});
+  CHECK(o.timeout_s == 6);
+  CHECK(o.provider == "p");
+  o = Order{};
+  REQUIRE(order_of(R"({"id":1,"member_account":2,"merchant_account":3,"points":4})", &o, &err));
+  CHECK(o.cash.amount == 0);
+  CHECK_FALSE(order_of(R"({"id":1,"cash":{"amount":"5"}})", &o, &err));
+  CHECK(err.field == "cash.amount");
+  CHECK(err.message.rfind("cash.amount: expected an unsigned integer", 0) == 0);
+  CHECK_FALSE(order_of(R"({"id":1,"cash":5})", &o, &err));
+  CHECK(err.field == "cash");
+  CHECK(err.error == "invalid_field");
+  CHECK_FALSE(order_of(R"({"id":1,"cash":{"amount":5,"currency":"EUR","tip":1}})", &o, &err));
+  CHECK(err.field == "cash.tip");
+  CHECK(err.error == "unknown_field");
+  CHECK_FALSE(order_of(R"({"id":1,"timeout_s":4294967296})", &o, &err));
+  CHECK(err.field == "timeout_s");
+  CHECK_FALSE(order_of(R"({"id":1,"price":3})", &o, &err));
+  CHECK(err.error == "unknown_field");
+  std::string payment_id;
+  PaymentStatus status{};
+  json j = json::parse(R"({"payment_id":"po-1-2","status":"failed"})");
+  REQUIRE(map_payment_result(j, &payment_id, &status, &err));
+  CHECK(status == PaymentStatus::failed);
+  j = json::parse(R"({"payment_id":"po-1-2","status":"paid"})");
+  CHECK_FALSE(map_payment_result(j, &payment_id, &status, &err));
+  CHECK(err.field == "status");
+  j = json::parse(R"({"status":"failed"})");
+  CHECK_FALSE(map_payment_result(j, &payment_id, &status, &err));
+  CHECK(err.error == "missing_field");
+}
+
+namespace {
+
+constexpr const char* sim_secret = "sim-secret-0123456789";
+
+/// An Api whose engine has a simulated provider `sim` that never reports by itself (its
+/// results come through the callback, signed with sim_secret), and ledger 1 with a member 11
+/// holding 1000 points and a shop 12.
+struct OrderApi : ApiFixture {
+  OrderApi()
+      : ApiFixture(4096, 1U << 20, 300, [](Config& c) {
+          PaymentProviderConfig sim;
+          sim.name = "sim";
+          sim.type = PaymentProviderConfig::Type::simulated;
+          sim.secret = sim_secret;
+          sim.latency_ms = 3'600'000;  // an hour: results come from the test
+          c.payment_providers = {sim};
+          c.engine.payment_providers = make_payment_providers(c.payment_providers, "127.0.0.1:1");
+        }) {
+    api->set_engine(engine.get());
+    REQUIRE(call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Mall"})").status == 201);
+    REQUIRE(call("POST", "/v1/ledgers", R"({"id":2,"code":"AIR","name":"Air"})").status == 201);
+    REQUIRE(call("POST", "/v1/accounts",
+                 R"([{"id":10,"ledger":1,"kind":"issuer"},{"id":11,"ledger":1,"kind":"member"},
+                     {"id":12,"ledger":1,"kind":"member"},{"id":21,"ledger":2,"kind":"member"}])")
+                .status == 200);
+    REQUIRE(call("POST", "/v1/transfers",
+                 R"({"id":1,"debit_account":10,"credit_account":11,"amount":1000,"ledger":1,
+                     "code":1})")
+                .status == 200);
+  }
+  Response callback(const std::string& body, const std::string& signature,
+                    const std::string& provider = "sim") {
+    Request r;
+    r.method = "POST";
+    r.target = "/v1/payments/" + provider + "/callback";
+    r.content_type = "application/json";
+    r.content_length = body.size();
+    r.body = body;
+    r.signature = signature;
+    std::promise<Response> p;
+    auto f = p.get_future();
+    api->handle(std::move(r), [&p](Response res) { p.set_value(std::move(res)); });
+    return f.get();
+  }
+  Response signed_callback(const std::string& payment_id, const char* status) {
+    const std::string body = json{{"payment_id", payment_id}, {"status", status}}.dump();
+    return callback(body, client::hmac_sha256_hex(sim_secret, body));
+  }
+  json order_now(std::uint64_t id) {
+    const Response r = call("GET", "/v1/orders/" + std::to_string(id));
+    REQUIRE(r.status == 200);
+    return json::parse(r.body);
+  }
+  /// Waits for the order's points to be posted or voided (a result answers once decided).
+  json completed(std::uint64_t id) {
+    for (int i = 0; i < 500; ++i) {
+      const json j = order_now(id);
+      if (j["step"] == "completed") return j;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL("order " << id << " did not complete");
+    return {};
+  }
+};
+
+std::string order_body(std::uint64_t id, std::uint64_t points = 300, std::uint64_t cash = 500) {
+  return json{{"id", id},
+              {"member_account", 11},
+              {"merchant_account", 12},
+              {"points", points},
+              {"cash", {{"amount", cash}, {"currency", "EUR"}}}}
+      .dump();
+}
+
+}  // namespace
+
+TEST_CASE("Api: orders over HTTP, and payment callbacks authenticated by signature alone",
+          "[server]") {
+  OrderApi f;
+  Response r = f.call("POST", "/v1/orders", order_body(1));
+  REQUIRE(r.status == 200);
+  json j = json::parse(r.body);
+  CHECK(j["result"] == "ok");
+  CHECK(j["status"] == "awaiting_payment");
+  CHECK(j["payment"]["provider"] == "sim");
+  const std::string payment_id = j["payment"]["payment_id"];
+  CHECK(j["payment"]["reference"] == "sim-" + payment_id);
+  CHECK(j["steps"].size() == 3);
+  // The same body again: the same order; another body: 409.
+  r = f.call("POST", "/v1/orders", order_body(1));
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["result"] == "exists");
+  r = f.call("POST", "/v1/orders", order_body(1, 301));
+  CHECK(r.status == 409);
+  CHECK(json::parse(r.body)["error"] == "exists_with_different_fields");
+
+  // The callback: refused without a valid signature, and nothing is recorded.
+  const std::string body = json{{"payment_id", payment_id}, {"status", "succeeded"}}.dump();
+  CHECK(f.callback(body, "").status == 401);
+  CHECK(f.callback(body, client::hmac_sha256_hex("another-secret-0123456789", body)).status == 401);
+  const std::string changed = json{{"payment_id", payment_id}, {"status", "failed"}}.dump();
+  CHECK(f.callback(changed, client::hmac_sha256_hex(sim_secret, body)).status == 401);
+  CHECK(f.callback(body, "not hex at all").status == 401);
+  CHECK(f.order_now(1)["status"] == "awaiting_payment");
+  CHECK(f.order_now(1)["steps"].size() == 3);
+  // An unknown provider is 404 before any signature; an unknown payment 404 after it.
+  CHECK(f.callback(body, client::hmac_sha256_hex(sim_secret, body), "nobody").status == 404);
+  r = f.signed_callback("po-999-1", "succeeded");
+  CHECK(r.status == 404);
+  CHECK(json::parse(r.body)["error"] == "payment_not_found");
+  // Signed but malformed: 400.
+  const std::string bad = R"({"payment_id":"x","status":"paid"})";
+  CHECK(f.callback(bad, client::hmac_sha256_hex(sim_secret, bad)).status == 400);
+  // Signed and well-formed: applied once, then replays.
+  r = f.signed_callback(payment_id, "succeeded");
+  CHECK(r.status == 200);
+  j = json::parse(r.body);
+  CHECK(j["result"] == "applied");
+  CHECK(j["order_id"] == 1);
+  j = f.completed(1);
+  CHECK(j["status"] == "completed");
+  CHECK(j["payment"]["status"] == "succeeded");
+  r = f.signed_callback(payment_id, "succeeded");
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["result"] == "replayed");
+  // A cancel after the success is refused.
+  r = f.call("POST", "/v1/orders/1/cancel");
+  CHECK(r.status == 409);
+  CHECK(json::parse(r.body)["error"] == "already_completed");
+  CHECK(json::parse(f.call("GET", "/v1/accounts/12?min_position=1").body)["balance"] == 300);
+
+  // Cancel before the payment, then its success comes late: 200, recorded, refund due.
+  r = f.call("POST", "/v1/orders", order_body(2));
+  const std::string second = json::parse(r.body)["payment"]["payment_id"];
+  r = f.call("POST", "/v1/orders/2/cancel");
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["status"] == "cancelled");
+  r = f.signed_callback(second, "succeeded");
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["result"] == "late");
+  j = f.order_now(2);
+  CHECK(j["refund_due"] == true);
+  CHECK(j["steps"].back()["step"] == "late_result");
+  CHECK(j["steps"].back()["status"] == "succeeded");
+  CHECK(f.call("POST", "/v1/orders/3/cancel").status == 404);
+  CHECK(f.call("GET", "/v1/orders/3").status == 404);
+  CHECK(f.call("GET", "/v1/orders/1?x=1").status == 400);
+
+  // Metrics count what the callbacks did.
+  const std::string metrics = f.call("GET", "/metrics", {}, nullptr).body;
+  CHECK(metrics.find("pointex_payment_callbacks_total{result=\"bad_signature\"} 4") !=
+        std::string::npos);
+  CHECK(metrics.find("pointex_payment_callbacks_total{result=\"applied\"} 1") != std::string::npos);
+  CHECK(metrics.find("pointex_payment_callbacks_total{result=\"payment_not_found\"} 1") !=
+        std::string::npos);
+  CHECK(metrics.find("pointex_payment_results_late_total 1") != std::string::npos);
+}
+
+TEST_CASE("Api: order refusals, failures and issuer keys", "[server]") {
+  OrderApi f;
+  const auto post = [&](const json& body, const char* key = admin_key) {
+    return f.call("POST", "/v1/orders", body.dump(), key);
+  };
+  json body = json::parse(order_body(5));
+  Response r = post(body);
+  REQUIRE(r.status == 200);
+  struct Case {
+    const char* field;
+    json value;
+    int status;
+    const char* error;
+  };
+  for (const Case& c :
+       {Case{"id", 0, 400, "id_must_not_be_zero"},
+        Case{"points", 0, 400, "points_must_not_be_zero"},
+        Case{"member_account", 77, 404, "member_account_not_found"},
+        Case{"merchant_account", 21, 400, "ledger_mismatch"},
+        Case{"timeout_s", 100'000, 400, "timeout_too_long"},
+        Case{"provider", "nobody", 404, "provider_not_found"},
+        Case{"cash", {{"amount", 5}, {"currency", "eu"}}, 400, "currency_invalid"},
+        Case{"points", -1, 400, "invalid_field"}, Case{"colour", "red", 400, "unknown_field"}}) {
+    json b = json::parse(order_body(6));
+    b[c.field] = c.value;
+    INFO(b.dump());
+    r = post(b);
+    CHECK(r.status == c.status);
+    CHECK(json::parse(r.body)["error"] == c.error);
+  }
+  // Without enough points the order fails at once: 200, status failed, the reason.
+  r = post(json::parse(order_body(7, 5000)));
+  CHECK(r.status == 200);
+  json j = json::parse(r.body);
+  CHECK(j["status"] == "failed");
+  CHECK(j["reason"] == "exceeds_credits");
+  CHECK(j["failure"] == "reservation_refused");
+  // Cash 0: completed at once, no payment.
+  body = json::parse(order_body(8, 100, 0));
+  body.erase("cash");
+  r = post(body);
+  j = json::parse(r.body);
+  CHECK(j["status"] == "completed");
+  CHECK_FALSE(j.contains("payment"));
+  // An issuer key orders on its ledger and sees those orders; an account of another ledger
+  // is refused whole.
+  CHECK(post(json::parse(order_body(9)), issuer_key).status == 200);
+  CHECK(f.call("GET", "/v1/orders/9", {}, issuer_key).status == 200);
+  body = json::parse(order_body(10));
+  body["member_account"] = 21;
+  CHECK(post(body, issuer_key).status == 403);
+  CHECK(f.call("GET", "/v1/orders/10").status == 404);
 }

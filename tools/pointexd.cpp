@@ -21,6 +21,7 @@
 #include "server/api.hpp"
 #include "server/config.hpp"
 #include "server/http_server.hpp"
+#include "server/payment_http.hpp"
 
 using namespace pointex;
 using namespace pointex::server;
@@ -110,6 +111,10 @@ int main(int argc, char** argv) {
     std::rename(tmp.c_str(), port_file.c_str());
   }
 
+  // Payment providers: an http one's default callback_url is this daemon's bound address.
+  const std::string bound = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                            std::to_string(server->port());
+  config.engine.payment_providers = make_payment_providers(config.payment_providers, bound);
   std::unique_ptr<Engine> engine;
   const auto t0 = std::chrono::steady_clock::now();
   const Status s = Engine::open(config.engine, &engine);

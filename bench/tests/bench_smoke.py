@@ -5,8 +5,10 @@ compared with a speed: performance is never asserted in tests.
 
     bench_smoke.py BENCH --workload W [--mode batched|single|open]
     bench_smoke.py BENCH --workload exchange --mode exchange    (W5, the alliance exchange)
+    bench_smoke.py BENCH --workload orders --mode orders        (W6, orders, simulated provider)
     bench_smoke.py BENCH --http POINTEXD CONFIG     (every workload against a real pointexd, in
                                                      closed loop, and two-phase in open loop)
+    bench_smoke.py BENCH --http POINTEXD CONFIG --workload orders   (W6 against pointexd)
 """
 
 import argparse
@@ -56,12 +58,28 @@ def check_run(run, workload):
             fail("%d pending transfers, %d posted or voided" % (pendings, finished))
 
 
+def check_orders(run, mode):
+    """W6: every creation awaited its payment, the merchant got exactly the paid orders'
+    points, and nothing was left open or pending."""
+    if run["workload"] != "orders" or run["mode"] != mode:
+        fail("orders run: %s" % run)
+    if not run["conserved"]:
+        fail("conservation: %s" % run.get("conservation"))
+    results = run["results"]["order"]
+    if results["refused"] != 0 or results["created"] == 0:
+        fail("order results: %s" % results)
+    if not 0 < results["paid_by_rule"] < results["created"]:
+        fail("with failure_rate 0.1 some but not all payments succeed: %s" % results)
+    if run["latency_ms"]["count"] == 0:
+        fail("no order latency recorded")
+
+
 def embedded(args):
     with tempfile.TemporaryDirectory(prefix="bench-smoke-") as tmp:
         out = os.path.join(tmp, "out.json")
         argv = [args.bench, "--workload", args.workload, "--runs-only", "--verify",
                 "--json", out] + TINY
-        if args.mode == "exchange":
+        if args.mode in ("exchange", "orders"):
             argv += ["--clients", "8"]
         elif args.mode == "single":
             argv += ["--mode", "single", "--clients", "8"]
@@ -88,6 +106,9 @@ def embedded(args):
                 fail("exchange results: %s" % run["results"])
             if run["latency_ms"]["count"] == 0:
                 fail("no exchange latency recorded")
+            return
+        if args.mode == "orders":
+            check_orders(run, "orders")
             return
         check_run(run, {"w1": "uniform", "w2": "hot", "w3": "earn-redeem",
                         "w4": "two-phase"}.get(args.workload, args.workload))
@@ -121,6 +142,8 @@ def http(args):
                      ["uniform", "hot", "earn-redeem", "two-phase"], "http"),
                     (["--batch", "2", "--workload", "two-phase", "--rate", "400", "--accounts",
                       "200", "--duration", "1", "--warmup", "0.2"], ["two-phase"], "http-open")]
+            if args.workload == "orders":
+                runs = [(["--workload", "orders"] + TINY, ["orders"], "http")]
             for extra, workloads, mode in runs:
                 out = os.path.join(tmp, "out.json")
                 argv = base + extra + ["--json", out]
@@ -132,6 +155,9 @@ def http(args):
                 if not data.get("ok") or len(data["runs"]) != len(workloads):
                     fail("JSON: ok %s, %d runs" % (data.get("ok"), len(data["runs"])))
                 for run, w in zip(data["runs"], workloads):
+                    if w == "orders":
+                        check_orders(run, mode)
+                        continue
                     check_run(run, w)
                     if run["errors"] != 0:
                         fail("%s: %d request errors" % (w, run["errors"]))
@@ -152,7 +178,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("bench")
     p.add_argument("--workload", default="uniform")
-    p.add_argument("--mode", default="batched", choices=["batched", "single", "open", "exchange"])
+    p.add_argument("--mode", default="batched",
+                   choices=["batched", "single", "open", "exchange", "orders"])
     p.add_argument("--http", nargs=2, metavar=("POINTEXD", "CONFIG"))
     args = p.parse_args()
     if args.http:

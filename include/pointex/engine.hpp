@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "pointex/orders.hpp"
+#include "pointex/payments.hpp"
 #include "pointex/status.hpp"
 #include "pointex/types.hpp"
 #include "pointex/webhooks.hpp"
@@ -110,6 +112,16 @@ struct EngineOptions {
   /// operator redelivers or deletes: memory stays bounded). Default: 10000.
   std::uint32_t webhook_dead_letters_max = 10000;
 
+  /// Payment providers of points + cash orders (docs/workflows.md, "Payments"), with unique
+  /// valid names. The first is the default of an order that names none. Empty: orders with
+  /// cash are refused (provider_not_found). Default: none.
+  std::vector<std::shared_ptr<PaymentProvider>> payment_providers;
+
+  /// Seconds an order waits for its payment when it gives no timeout_s, and the most it may
+  /// give (order_timeout_s_max >= order_timeout_s_default >= 1). Default: 900 s, 86400 s.
+  std::uint32_t order_timeout_s_default = 900;
+  std::uint32_t order_timeout_s_max = 86'400;
+
   /// Clock used for timestamps and timeouts, in Unix nanoseconds. Tests may replace it.
   /// Default: the system clock.
   std::function<std::uint64_t()> clock_ns;
@@ -142,8 +154,12 @@ struct EngineStats {
   std::uint64_t accounts_passivated = 0;
   /// Asynchronous reads queued or waiting for their min_position.
   std::uint64_t async_reads = 0;
-  /// Durable processes (exchanges) started and not completed yet.
+  /// Durable processes (exchanges, orders) started and not completed yet.
   std::uint64_t open_processes = 0;
+  /// Payment results since the engine opened that named no payment of any order (logged),
+  /// and those that came late (recorded on their order; a late success needs a refund).
+  std::uint64_t payment_results_unknown = 0;
+  std::uint64_t payment_results_late = 0;
   /// A write to the event log failed: the engine stopped (fail-stop) and refuses commands;
   /// reopen the data dir.
   bool log_failed = false;
@@ -220,6 +236,9 @@ struct VerifyReport {
   /// Exchanges in the log, and those not completed (the next open resumes them).
   std::uint64_t exchanges = 0;
   std::uint64_t open_exchanges = 0;
+  /// Orders in the log, and those not completed (the next open resumes them).
+  std::uint64_t orders = 0;
+  std::uint64_t open_orders = 0;
   std::vector<std::string> problems;
 };
 
@@ -396,6 +415,41 @@ class Engine {
   /// steps the read models do not have yet.
   void lookup_exchange(ExchangeId id, ResultCallback<std::optional<ExchangeInfo>> callback);
   [[nodiscard]] Status lookup_exchange(ExchangeId id, std::optional<ExchangeInfo>* exchange);
+
+  // Points + cash orders (docs/workflows.md, "Orders").
+
+  /// Starts an order: the member's points are reserved (a pending transfer member -> merchant
+  /// with order_transfer_code), then the provider is asked for the cash part. The callback
+  /// runs (on the flows thread; it must not block) once the payment is created (status
+  /// awaiting_payment) or the order is over (completed at once for cash 0; failed when the
+  /// points could not be reserved, e.g. exceeds_credits, or the payment could not be created).
+  /// Later the payment's result posts the points (completed) or voids them (failed); so do
+  /// the deadline (expired) and cancel_order (cancelled). Every step is durable before it is
+  /// acted on; an order interrupted by a crash goes on at the next open. Idempotent by id:
+  /// the same order again answers `exists` and its state (waiting, like the first caller, if
+  /// it is under way); another body with the id answers exists_with_different_fields.
+  /// Refusals before it starts (OrderResult 3-12) store nothing. Status is not ok when the
+  /// engine stops, its log failed (io_error) or too many processes are open (overloaded).
+  void create_order(const Order& order, ResultCallback<OrderOutcome> callback);
+  [[nodiscard]] Status create_order(const Order& order, OrderOutcome* outcome);
+  /// Cancels an order whose payment has not succeeded: its points are voided (status
+  /// cancelled). Answers once the void is done: ok, exists (cancelled before), not_found,
+  /// already_completed (paid: nothing changes), already_finished (failed or expired).
+  void cancel_order(OrderId id, ResultCallback<OrderOutcome> callback);
+  [[nodiscard]] Status cancel_order(OrderId id, OrderOutcome* outcome);
+  /// The order with this id, its state and its steps' times (nullopt: none).
+  void lookup_order(OrderId id, ResultCallback<std::optional<OrderInfo>> callback);
+  [[nodiscard]] Status lookup_order(OrderId id, std::optional<OrderInfo>* order);
+  /// A payment's result from its provider (an HTTP callback, or a provider's sink).
+  /// Idempotent: answers once what it did is durable: applied (the order is decided: points
+  /// posted, or voided for a failure), replayed (decided on this result before), late (the
+  /// order was decided otherwise: recorded on it as a late_result step; nothing moves; a late
+  /// success needs a refund of the cash), provider_not_found, payment_not_found (logged and
+  /// counted in EngineStats::payment_results_unknown; nothing recorded).
+  void payment_result(const std::string& provider, const std::string& payment_id,
+                      PaymentStatus status, ResultCallback<PaymentResultAnswer> callback);
+  [[nodiscard]] Status payment_result(const std::string& provider, const std::string& payment_id,
+                                      PaymentStatus status, PaymentResultAnswer* answer);
 
   // -------------------------------------------------------------------------------------------
   // Webhook subscriptions (include/pointex/webhooks.hpp, docs/webhooks.md). The engine stores

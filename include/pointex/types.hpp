@@ -56,8 +56,8 @@ enum class TransferResult : std::uint32_t {
   debit_account_must_not_be_zero = 28,
   unknown_flags = 29,
   /// The transfer's code, or the code of the pending transfer a post or void names, is
-  /// reserved for the engine's workflows (exchange_transfer_code): a client may not make or
-  /// resolve such a transfer.
+  /// reserved for the engine's workflows (exchange_transfer_code, order_transfer_code): a
+  /// client may not make or resolve such a transfer.
   code_reserved = 30,
   /// Ids from workflow_transfer_id_min up are reserved for the transfers the engine's
   /// workflows make.
@@ -136,6 +136,15 @@ inline constexpr std::uint16_t expiry_transfer_code = 65535;
 /// voids). Reserved: a client transfer with this code, or a client post or void of a pending
 /// transfer with it, fails with `code_reserved`, so only the exchange resolves its legs.
 inline constexpr std::uint16_t exchange_transfer_code = 65534;
+
+/// Transfer code of a points + cash order's reservation (member -> merchant, pending) and of its
+/// post or void (include/pointex/orders.hpp). Reserved like exchange_transfer_code.
+inline constexpr std::uint16_t order_transfer_code = 65533;
+
+/// Whether a transfer code is reserved for the engine's workflows (code_reserved for clients).
+inline constexpr bool workflow_transfer_code(std::uint16_t code) {
+  return code == exchange_transfer_code || code == order_transfer_code;
+}
 
 /// Transfer ids from here up are reserved for the transfers the engine's workflows make (the
 /// posts and voids of an exchange's legs: id = workflow_transfer_id_min | exchange id). A client

@@ -200,7 +200,7 @@ DecodeError decode_process_stepped(Reader& in, std::uint8_t version, Event* out)
   ProcessStepped e;
   e.timestamp = in.varint();
   const std::uint8_t kind = in.u8();
-  if (kind != static_cast<std::uint8_t>(ProcessKind::exchange)) in.fail(DecodeError::invalid_field);
+  if (!process_kind_known(kind)) in.fail(DecodeError::invalid_field);
   e.kind = static_cast<ProcessKind>(kind);
   e.id = in.varint();
   e.step = in.u8();

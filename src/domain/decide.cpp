@@ -87,7 +87,7 @@ DebitDecision decide_resolution(const AccountState& debit, const Transfer& t, Tr
   if (!p.committed) return wait_for(t.pending_id);
   if (p.event.kind != TransferKind::pending) return reject(TransferResult::not_a_pending_transfer);
   // Only the workflow that made it resolves a leg (else one leg could move without the other).
-  if (!workflow && p.event.code == exchange_transfer_code) {
+  if (!workflow && workflow_transfer_code(p.event.code)) {
     return reject(TransferResult::code_reserved);
   }
   if (p.busy_with != 0) return wait_for(p.busy_with);
@@ -223,7 +223,7 @@ TransferResult check_accounts(const Transfer& t, const AccountSpec* debit,
 
 TransferResult check_client_transfer(const Transfer& t) {
   if (t.id >= workflow_transfer_id_min) return TransferResult::id_reserved;
-  if (t.code == exchange_transfer_code) return TransferResult::code_reserved;
+  if (workflow_transfer_code(t.code)) return TransferResult::code_reserved;
   return TransferResult::ok;
 }
 

@@ -53,14 +53,14 @@ struct DebitDecision {
 };
 
 /// Step 1, for transfers from clients only (the end of step 1): ids from
-/// workflow_transfer_id_min up (`id_reserved`) and exchange_transfer_code (`code_reserved`) are
-/// the engine's workflows'.
+/// workflow_transfer_id_min up (`id_reserved`) and the codes of workflow_transfer_code()
+/// (`code_reserved`) are the engine's workflows'.
 TransferResult check_client_transfer(const Transfer& transfer);
 
 /// Step 3. `credit_closed` is what the account directory knows of the credit account (the
 /// credit actor checks again authoritatively). `now_ns` decides expiry and sets expires_at.
 /// `workflow`: the engine's workflows submitted it; only they may post or void a pending
-/// transfer with exchange_transfer_code (a client gets `code_reserved`).
+/// transfer with a workflow_transfer_code() (a client gets `code_reserved`).
 DebitDecision decide_debit(const AccountState& debit, const Transfer& transfer, bool credit_closed,
                            std::uint64_t now_ns, bool workflow = false);
 

@@ -62,10 +62,18 @@ struct RateSet {
   Rate rate;  // rate.timestamp is the event's timestamp
 };
 
-/// The kinds of durable processes (sagas, docs/workflows.md). Stable numbers: stored.
+/// The kinds of durable processes (sagas, docs/workflows.md). Stable numbers: stored. 3 and up
+/// are kept for the workflows still to come (rebates, check-backs).
 enum class ProcessKind : std::uint8_t {
   exchange = 1,
+  /// A points + cash order (src/domain/order.hpp).
+  order = 2,
 };
+/// Whether a stored kind byte names a kind this build knows.
+inline bool process_kind_known(std::uint8_t kind) {
+  return kind >= static_cast<std::uint8_t>(ProcessKind::exchange) &&
+         kind <= static_cast<std::uint8_t>(ProcessKind::order);
+}
 
 /// One step of a durable process, generic over its kind: `data` is the kind's own encoding of
 /// the step (src/domain/exchange.hpp for exchanges). A process is the fold of its steps.

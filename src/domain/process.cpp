@@ -5,12 +5,13 @@
 
 #include "domain/assert.hpp"
 #include "domain/exchange.hpp"
+#include "domain/order.hpp"
 #include "domain/varint.hpp"
 
 namespace pointex::domain {
 namespace {
 
-/// Most steps a stored process may have (an exchange has three).
+/// Most steps a stored process may have (an exchange has three, an order at most seven).
 constexpr std::uint64_t process_steps_max = 64;
 
 std::vector<CounterDelta> exchange_counter_deltas(const ProcessRecord& before,
@@ -59,7 +60,7 @@ std::string encode_process_record(const ProcessRecord& record) {
 DecodeError decode_process_record(std::string_view bytes, ProcessRecord* record) {
   Reader in(bytes);
   const std::uint8_t kind = in.u8();
-  if (kind != static_cast<std::uint8_t>(ProcessKind::exchange)) in.fail(DecodeError::invalid_field);
+  if (!process_kind_known(kind)) in.fail(DecodeError::invalid_field);
   record->kind = static_cast<ProcessKind>(kind);
   record->id = in.varint();
   const std::uint64_t n = in.bounded<std::uint64_t>(process_steps_max);
@@ -79,6 +80,8 @@ bool process_finished(const ProcessRecord& record) {
   switch (record.kind) {
     case ProcessKind::exchange:
       return !record.steps.empty() && record.steps.back().step == step_completed;
+    case ProcessKind::order:
+      return order_finished(record);
   }
   return false;
 }
@@ -88,6 +91,8 @@ std::vector<CounterDelta> step_counter_deltas(const ProcessRecord& before,
   switch (step.kind) {
     case ProcessKind::exchange:
       return exchange_counter_deltas(before, step);
+    case ProcessKind::order:
+      return {};  // orders have no caps
   }
   return {};
 }

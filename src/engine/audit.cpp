@@ -9,6 +9,7 @@
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
 #include "domain/exchange.hpp"
+#include "domain/order.hpp"
 #include "domain/process.hpp"
 #include "domain/webhook.hpp"
 #include "engine/log.hpp"
@@ -82,6 +83,7 @@ class Auditor {
   /// The legs of every exchange agree with its steps: never one posted without the other.
   void check_exchanges() {
     for (const auto& [key, record] : processes_) {
+      if (key.first != domain::ProcessKind::exchange) continue;
       const std::string name = "exchange " + std::to_string(key.second);
       domain::ExchangeState st;
       if (domain::fold_exchange(record, &st) != domain::DecodeError::none) {
@@ -112,8 +114,42 @@ class Auditor {
     }
   }
 
+  /// The reservation of every order agrees with its steps: posted only once it was decided
+  /// paid; completed orders hold nothing pending; a reservation only after `started`.
+  void check_orders() {
+    for (const auto& [key, record] : processes_) {
+      if (key.first != domain::ProcessKind::order) continue;
+      const std::string name = "order " + std::to_string(key.second);
+      domain::OrderState st;
+      if (domain::fold_order(record, &st) != domain::DecodeError::none) {
+        problem(name + ": its steps cannot be folded");
+        continue;
+      }
+      ++report_.orders;
+      if (!st.completed) ++report_.open_orders;
+      const Transfer reservation = domain::order_reservation(st.started);
+      std::optional<TransferState> state;
+      if (const auto a = accounts_.find(reservation.debit_account); a != accounts_.end()) {
+        const auto t = a->second.transfers.find(reservation.id);
+        if (t != a->second.transfers.end() && t->second.event.request == reservation) {
+          state = t->second.state;
+        }
+      }
+      const bool paid = st.decided && st.decision.status == OrderStatus::completed;
+      if (state == TransferState::posted && !paid) problem(name + ": points posted, not paid");
+      if (st.completed && paid && state != TransferState::posted) {
+        problem(name + ": completed paid but its points are not posted");
+      }
+      if (st.completed && !paid && state && state != TransferState::voided) {
+        problem(name + ": finished unpaid but its points are not voided");
+      }
+      if (st.reserved && !state) problem(name + ": reserved but there is no reservation");
+    }
+  }
+
   void check_invariants() {
     check_exchanges();
+    check_orders();
     struct Sums {
       std::int64_t balance = 0;
       std::uint64_t debits_pending = 0;
@@ -255,23 +291,24 @@ class Auditor {
                    it->second.timestamp == r.timestamp;
     }
     if (!same_rates) problem("rates: read model differs from the log");
-    std::set<std::uint64_t> open_in_log;
+    std::set<std::pair<domain::ProcessKind, std::uint64_t>> open_in_log;
     for (const auto& [key, record] : processes_) {
       std::optional<domain::ProcessRecord> stored;
       s = rm.process(key.first, key.second, &stored);
       if (!s.is_ok()) return s;
       if (!stored ||
           domain::encode_process_record(*stored) != domain::encode_process_record(record)) {
-        problem("exchange " + std::to_string(key.second) + ": read model differs from the log");
+        problem("process " + std::to_string(static_cast<int>(key.first)) + ":" +
+                std::to_string(key.second) + ": read model differs from the log");
       }
-      if (!domain::process_finished(record)) open_in_log.insert(key.second);
+      if (!domain::process_finished(record)) open_in_log.insert(key);
     }
     std::vector<domain::ProcessRecord> open;
     s = rm.open_processes(&open);
     if (!s.is_ok()) return s;
-    std::set<std::uint64_t> open_in_rm;
-    for (const domain::ProcessRecord& r : open) open_in_rm.insert(r.id);
-    if (open_in_rm != open_in_log) problem("open exchanges: read model differs from the log");
+    std::set<std::pair<domain::ProcessKind, std::uint64_t>> open_in_rm;
+    for (const domain::ProcessRecord& r : open) open_in_rm.insert({r.kind, r.id});
+    if (open_in_rm != open_in_log) problem("open processes: read model differs from the log");
     domain::CounterTable stored_counters;
     s = rm.counters(0,
                     [&](const domain::CounterKey& k, std::uint64_t v) { stored_counters[k] = v; });

@@ -18,6 +18,7 @@
 #include "engine/account_loader.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/log.hpp"
+#include "engine/order_flow.hpp"
 #include "engine/recovery.hpp"
 #include "engine/transfer_batch.hpp"
 #include "engine/webhooks.hpp"
@@ -82,7 +83,7 @@ Status validate_options(const EngineOptions& o) {
     return Status::invalid_argument("read_wait_ms_max must be at most " +
                                     std::to_string(read_wait_ms_limit));
   }
-  return Status::ok();
+  return engine::OrderFlow::validate_options(o);
 }
 
 /// A ledger's creation (or, for an `exists` answer, a barrier behind the original).
@@ -648,6 +649,8 @@ EngineStats Engine::stats() const {
   s.inflight_transfers = core.inflight.load();
   s.live_account_actors = core.live_actors.load();
   s.open_processes = core.workflows->open_processes();
+  s.payment_results_unknown = core.workflows->orders().unknown_results();
+  s.payment_results_late = core.workflows->orders().late_results();
   return s;
 }
 

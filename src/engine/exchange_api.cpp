@@ -1,28 +1,14 @@
 // The engine facade's rates and exchanges: they forward to the process manager
 // (engine/exchange_flow.cpp, hosted by engine/workflows.cpp).
 
-#include <future>
-
+#include "engine/blocking.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/exchange_flow.hpp"
 #include "pointex/engine.hpp"
 
 namespace pointex {
-namespace {
 
-/// Runs an asynchronous call and waits for its answer.
-template <class Result, class Call>
-Status blocking(Result* result, Call call) {
-  std::promise<Status> done;
-  std::future<Status> f = done.get_future();
-  call([&](const Status& s, Result r) {
-    *result = std::move(r);
-    done.set_value(s);
-  });
-  return f.get();
-}
-
-}  // namespace
+using engine::blocking;
 
 Status Engine::set_rate(const Rate& rate, RateResult* result) {
   return blocking(result, [&](ResultCallback<RateResult> cb) { set_rate(rate, std::move(cb)); });

@@ -16,6 +16,7 @@
 #include "domain/exchange.hpp"
 #include "engine/exchange_flow.hpp"
 #include "engine/log.hpp"
+#include "engine/order_flow.hpp"
 #include "engine/projector.hpp"
 
 namespace pointex::engine {
@@ -54,7 +55,10 @@ class Workflows::StepChunk final : public store::JournalChunk {
 Workflows::Workflows(Engine::Impl& core)
     : core_(core), exchange_(std::make_unique<ExchangeFlow>(*this)) {
   if (const char* at = std::getenv("POINTEX_TEST_CRASH_AT")) crash_at_ = at;
-  for (Flow* f : {static_cast<Flow*>(exchange_.get())}) {
+  // In the body: the order flow gives its providers a sink that posts to the task queue, so
+  // every member must exist first.
+  orders_ = std::make_unique<OrderFlow>(*this);
+  for (Flow* f : {static_cast<Flow*>(exchange_.get()), static_cast<Flow*>(orders_.get())}) {
     POINTEX_ASSERT(flows_.count(f->kind()) == 0);  // one Flow per kind
     flows_[f->kind()] = f;
   }
@@ -110,26 +114,38 @@ Status Workflows::recover(std::uint64_t position, const domain::ProcessStepped& 
   Flow& f = flow(event.kind);
   auto it = processes_.find(key);
   if (it == processes_.end()) {
-    // Not open at the checkpoint: this must be its first step (a finished process takes none).
-    // Every kind numbers its first step 1.
+    // Not open at the checkpoint: its first step (every kind numbers it 0), or a step after
+    // it finished (an order's late payment result), when its record is in the read models.
+    // The kind's fold says whether the step may come there.
+    std::optional<domain::ProcessRecord> stored;
     if (event.step != domain::step_started) {
-      return Status::corruption(std::string("process step of an ") + f.name() +
-                                " that is not open");
+      const Status s = core_.read_model->process(event.kind, event.id, &stored);
+      if (!s.is_ok()) return s;
+      if (!stored) {
+        return Status::corruption(std::string("process step of an ") + f.name() +
+                                  " that is not open");
+      }
     }
     it = processes_.emplace(key, Process{}).first;
-    it->second.record.kind = event.kind;
-    it->second.record.id = event.id;
-    open_.fetch_add(1, std::memory_order_relaxed);
+    if (stored) {
+      it->second.record = std::move(*stored);
+    } else {
+      it->second.record.kind = event.kind;
+      it->second.record.id = event.id;
+      open_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   Process& p = it->second;
-  if (domain::process_finished(p.record)) return Status::corruption("step after completion");
+  const bool was_finished = domain::process_finished(p.record);
   count(domain::step_counter_deltas(p.record, event));
   domain::append_step(p.record, event, position);
   if (!f.fold(p.record)) {
     return Status::corruption(std::string(f.name()) + " " + std::to_string(event.id) +
                               ": steps out of order");
   }
-  if (domain::process_finished(p.record)) open_.fetch_sub(1, std::memory_order_relaxed);
+  if (!was_finished && domain::process_finished(p.record)) {
+    open_.fetch_sub(1, std::memory_order_relaxed);
+  }
   return Status::ok();
 }
 
@@ -318,10 +334,12 @@ void Workflows::step_durable(const domain::ProcessStepped& step, std::uint64_t p
   Process& p = it->second;
   // The first step was counted when it was opened.
   if (!p.record.steps.empty()) count(domain::step_counter_deltas(p.record, step));
+  // A step may follow the end (an order's late result): the process closes once only.
+  const bool was_finished = !p.record.steps.empty() && domain::process_finished(p.record);
   domain::append_step(p.record, step, position);
   const bool folded = flow(step.kind).fold(p.record);
   POINTEX_ASSERT(folded);
-  if (domain::process_finished(p.record)) {
+  if (!was_finished && domain::process_finished(p.record)) {
     open_.fetch_sub(1, std::memory_order_relaxed);
     timers_.disarm(step.kind, step.id);
   }

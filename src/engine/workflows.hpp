@@ -38,6 +38,7 @@ namespace pointex::engine {
 
 class Workflows;
 class ExchangeFlow;
+class OrderFlow;
 
 /// One kind of durable process: its typed state and its waiters, folded from the generic
 /// records the host keeps. Every call is on the flows thread (or in recovery, before it runs).
@@ -97,6 +98,7 @@ class Workflows {
   void stop();
 
   ExchangeFlow& exchanges() { return *exchange_; }
+  OrderFlow& orders() { return *orders_; }
   std::uint64_t open_processes() const { return open_.load(std::memory_order_relaxed); }
 
   // For the kinds (Flow implementations).
@@ -150,6 +152,7 @@ class Workflows {
   /// Test hook: POINTEX_TEST_CRASH_AT names a step after which the process SIGKILLs itself.
   std::string crash_at_;
   std::unique_ptr<ExchangeFlow> exchange_;
+  std::unique_ptr<OrderFlow> orders_;
   std::map<domain::ProcessKind, Flow*> flows_;
 
   // The flows thread's state (and recovery's, before the thread starts).

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "server/hmac.hpp"
 #include "server/json_map.hpp"
 
 namespace pointex::server {
@@ -107,6 +108,8 @@ struct Route {
   std::uint64_t id = 0;
   /// A second id in the path (/v1/rates/{from}/{to}, a dead letter's position).
   std::uint64_t id2 = 0;
+  /// A name in the path (/v1/payments/{provider}/callback): a view into the target.
+  std::string_view name;
   std::string_view query;
   /// Non-empty when the path exists but not with this method.
   std::string allow;
@@ -214,6 +217,17 @@ Route route(std::string_view method, std::string_view target) {
     }
   } else if (what == "subscriptions") {
     route_subscriptions(method, seg, n, has_id, set, &r);
+  } else if (what == "orders") {
+    if (n == 2) {
+      set(Endpoint::orders_create, {"POST"}, "POST");
+    } else if (n == 3 && has_id) {
+      set(Endpoint::order_get, {"GET"}, "GET");
+    } else if (n == 4 && has_id && seg[3] == "cancel") {
+      set(Endpoint::order_cancel, {"POST"}, "POST");
+    }
+  } else if (what == "payments" && n == 4 && seg[3] == "callback" && !seg[2].empty()) {
+    r.name = seg[2];
+    set(Endpoint::payment_callback, {"POST"}, "POST");
   }
   return r;
 }
@@ -285,6 +299,8 @@ struct Api::Impl {
 
   /// Api::check_head with the route already found.
   std::optional<Response> check_head_in_order(const Request& head, const Route& r) const;
+  /// Its last checks: content type (415) and declared size (413).
+  std::optional<Response> check_body_head(const Request& head) const;
   void dispatch(const Route& r, const ApiKey* key, Request& req, const Reply& reply);
   void ledgers_create(const ApiKey* key, const Request& req, const Reply& reply);
   void ledgers_list(const ApiKey* key, const Reply& reply);
@@ -315,6 +331,14 @@ struct Api::Impl {
   void subscription_delete(const ApiKey* key, const Route& r, const Reply& reply);
   void dead_letters_list(const ApiKey* key, const Route& r, const Reply& reply);
   void dead_letter_retry(const ApiKey* key, const Route& r, const Reply& reply);
+  // Points + cash orders and payment callbacks (docs/workflows.md, "Orders over HTTP").
+  void orders_create(const ApiKey* key, const Request& req, const Reply& reply);
+  void order_get(const ApiKey* key, const Route& r, const Reply& reply);
+  void order_cancel(const ApiKey* key, const Route& r, const Reply& reply);
+  void payment_callback(const Route& r, const Request& req, const Reply& reply);
+  /// Runs `then` if the order exists and this key may see it; else answers 404.
+  void with_visible_order(const ApiKey* key, OrderId id, const Reply& reply,
+                          std::function<void(const OrderInfo&)> then);
 };
 
 Api::Api(Config config, Metrics* metrics)
@@ -357,6 +381,8 @@ std::optional<Response> Api::Impl::check_head_in_order(const Request& head, cons
     return error(404, "not_found", "no such endpoint");
   }
   if (r.endpoint == Endpoint::healthz || r.endpoint == Endpoint::metrics) return std::nullopt;
+  // A payment callback carries no key: its body's signature (checked once read) is its auth.
+  if (r.endpoint == Endpoint::payment_callback) return check_body_head(head);
   const ApiKey* key = find_key(head.authorization);
   if (key == nullptr) {
     return error(
@@ -375,6 +401,11 @@ std::optional<Response> Api::Impl::check_head_in_order(const Request& head, cons
       return forbidden_ledger(r.id);
     }
   }
+  return check_body_head(head);
+}
+
+std::optional<Response> Api::Impl::check_body_head(const Request& head) const {
+  const ServerLimits& limits = api.config_.server;
   const bool has_body = head.chunked || head.content_length.value_or(0) > 0 || !head.body.empty();
   if (has_body && !(head.content_type && is_json_media_type(*head.content_type))) {
     return error(415, "unsupported_media_type", "a body must be Content-Type: application/json");
@@ -512,6 +543,14 @@ void Api::Impl::dispatch(const Route& r, const ApiKey* key, Request& req, const 
       return dead_letters_list(key, r, reply);
     case Endpoint::dead_letter_retry:
       return dead_letter_retry(key, r, reply);
+    case Endpoint::orders_create:
+      return orders_create(key, req, reply);
+    case Endpoint::order_get:
+      return order_get(key, r, reply);
+    case Endpoint::order_cancel:
+      return order_cancel(key, r, reply);
+    case Endpoint::payment_callback:
+      return payment_callback(r, req, reply);
     default:
       break;
   }
@@ -1067,6 +1106,168 @@ void Api::Impl::dead_letter_retry(const ApiKey* key, const Route& r, const Reply
     return reply(error(429, "overloaded", "too many redeliveries queued; retry later"));
   }
   reply(ok_json(202, {{"status", "queued"}, {"subscription", r.id}, {"position", r.id2}}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Points + cash orders and payment callbacks (docs/workflows.md, "Orders over HTTP").
+
+namespace {
+
+/// 200 with the order for ok and exists (its `result` says which); the refusals as errors.
+Response order_answer(const OrderOutcome& o) {
+  const std::string code(to_string(o.result));
+  switch (o.result) {
+    case OrderResult::ok:
+    case OrderResult::exists: {
+      if (!o.order) return error(500, "internal", "an order answered without its state");
+      json j = order_json(*o.order);
+      j["result"] = code;
+      return ok_json(200, j);
+    }
+    case OrderResult::exists_with_different_fields:
+      return error(409, code, "an order with this id and another body exists");
+    case OrderResult::member_account_not_found:
+      return error(404, code, "no such member account", "member_account");
+    case OrderResult::merchant_account_not_found:
+      return error(404, code, "no such merchant account", "merchant_account");
+    case OrderResult::provider_not_found:
+      return error(404, code, "no payment provider of that name is configured", "provider");
+    case OrderResult::not_found:
+      return error(404, code, "no such order");
+    case OrderResult::already_completed:
+    case OrderResult::already_finished: {
+      Response r = error(
+          409, code,
+          "the order is " +
+              std::string(o.order ? to_string(o.order->status) : std::string_view("finished")) +
+              ": it cannot be cancelled");
+      return r;
+    }
+    case OrderResult::id_must_not_be_zero:
+    case OrderResult::id_reserved:
+      return error(400, code, "id must be 1 to 2^63 - 1", "id");
+    case OrderResult::points_must_not_be_zero:
+      return error(400, code, "points must not be zero", "points");
+    case OrderResult::accounts_must_be_different:
+      return error(400, code, "the member and the merchant must be different accounts");
+    case OrderResult::ledger_mismatch:
+      return error(400, code, "the member and the merchant must be on one ledger");
+    case OrderResult::currency_invalid:
+      return error(400, code, "currency must be three of A-Z (ISO 4217)", "cash.currency");
+    case OrderResult::timeout_too_long:
+      return error(400, code, "timeout_s is over the configured maximum", "timeout_s");
+  }
+  return error(500, "internal", "unknown order result");
+}
+
+}  // namespace
+
+void Api::Impl::orders_create(const ApiKey* key, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  Order order;
+  if (!parse_body(req.body, &body, &err) || !map_order(body, &order, &err)) {
+    return reply(error(err));
+  }
+  Engine* e = engine.load();
+  auto run = [e, order, reply] {
+    e->create_order(order, [reply](const Status& s, OrderOutcome o) {
+      if (!s.is_ok()) return reply(status_error(s));
+      reply(order_answer(o));
+    });
+  };
+  if (key->role == Role::admin) return run();
+  // An issuer key must hold the accounts' ledger (one that does not exist is the engine's
+  // answer: member/merchant_account_not_found).
+  e->account_ledgers({order.member_account, order.merchant_account},
+                     [key, reply, run](const Status& s, std::vector<LedgerId> ledgers) {
+                       if (!s.is_ok()) return reply(status_error(s));
+                       for (const LedgerId l : ledgers) {
+                         if (l != 0 && !allowed(key, l)) return reply(forbidden_ledger(l));
+                       }
+                       run();
+                     });
+}
+
+void Api::Impl::with_visible_order(const ApiKey* key, OrderId id, const Reply& reply,
+                                   std::function<void(const OrderInfo&)> then) {
+  engine.load()->lookup_order(
+      id, [key, id, reply, then = std::move(then)](const Status& s, std::optional<OrderInfo> info) {
+        if (!s.is_ok()) return reply(status_error(s));
+        // Another issuer's order is not named: the same 404 as none.
+        if (!info || !allowed(key, info->ledger)) {
+          return reply(error(404, "not_found", "no order " + std::to_string(id)));
+        }
+        then(*info);
+      });
+}
+
+void Api::Impl::order_get(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  if (!parse_query(r.query, {}, &q, &err)) return reply(error(err));
+  with_visible_order(key, r.id, reply,
+                     [reply](const OrderInfo& info) { reply(ok_json(200, order_json(info))); });
+}
+
+void Api::Impl::order_cancel(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  if (!parse_query(r.query, {}, &q, &err)) return reply(error(err));
+  Engine* e = engine.load();
+  with_visible_order(key, r.id, reply, [e, id = r.id, reply](const OrderInfo&) {
+    e->cancel_order(id, [reply](const Status& s, OrderOutcome o) {
+      if (!s.is_ok()) return reply(status_error(s));
+      reply(order_answer(o));
+    });
+  });
+}
+
+void Api::Impl::payment_callback(const Route& r, const Request& req, const Reply& reply) {
+  const std::string provider(r.name);
+  const auto it =
+      std::find_if(api.config_.payment_providers.begin(), api.config_.payment_providers.end(),
+                   [&](const PaymentProviderConfig& p) { return p.name == provider; });
+  if (it == api.config_.payment_providers.end()) {
+    return reply(error(404, "provider_not_found", "no payment provider " + provider));
+  }
+  // The signature is the only credential: checked on the raw body before anything is read.
+  if (req.signature.empty() || it->secret.empty() ||
+      !client::hmac_sha256_verify(it->secret, req.body, req.signature)) {
+    api.metrics_->payment_callback_refused();
+    spdlog::warn("payment callback of provider {} refused: {} signature", provider,
+                 req.signature.empty() ? "no" : "a wrong");
+    return reply(error(401, "bad_signature",
+                       "X-Signature must be the hex HMAC-SHA256 of the body with the "
+                       "provider's secret; nothing was recorded"));
+  }
+  json body;
+  ApiError err;
+  std::string payment_id;
+  PaymentStatus status = PaymentStatus::failed;
+  if (!parse_body(req.body, &body, &err) || !map_payment_result(body, &payment_id, &status, &err)) {
+    return reply(error(err));
+  }
+  Metrics* metrics = api.metrics_;
+  engine.load()->payment_result(
+      provider, payment_id, status,
+      [metrics, payment_id, reply](const Status& s, PaymentResultAnswer a) {
+        if (!s.is_ok()) return reply(status_error(s));
+        metrics->payment_callback(a.outcome);
+        if (a.outcome == PaymentResultOutcome::payment_not_found ||
+            a.outcome == PaymentResultOutcome::provider_not_found) {
+          Response res = error(404, std::string(to_string(a.outcome)),
+                               "no order has payment '" + payment_id +
+                                   "' at this provider; the result was logged, not recorded");
+          return reply(res);
+        }
+        json j = {{"payment_id", payment_id}, {"result", to_string(a.outcome)}};
+        if (a.order) {
+          j["order_id"] = a.order->request.id;
+          j["order_status"] = to_string(a.order->status);
+        }
+        reply(ok_json(200, j));
+      });
 }
 
 }  // namespace pointex::server

@@ -33,6 +33,8 @@ struct Request {
   std::optional<std::uint64_t> content_length;
   /// Event streams: the `Last-Event-ID` header (a reconnecting SSE client's last position).
   std::string last_event_id;
+  /// Payment callbacks: the `X-Signature` header (hex HMAC-SHA256 of the body).
+  std::string signature;
   /// True when the body is chunked (its size is unknown from the header).
   bool chunked = false;
   /// Set by the server once check_head() passed on this head: handle() does not check again.

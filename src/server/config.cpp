@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include "domain/webhook.hpp"
+
 namespace pointex::server {
 
 namespace {
@@ -63,12 +65,13 @@ void read_string(const json& object, const std::string& where, const char* key, 
 
 void read_engine(const json& e, EngineOptions* o) {
   const std::string w = "engine";
-  only_known(e, w,
-             {"batch_items_max", "inflight_transfers_max", "commit_group_events_max",
-              "recovery_progress_events", "history_page_max", "read_wait_ms_max",
-              "feed_buffer_events_max", "feed_batch_events_max", "projection_lag_max",
-              "account_records_cached_max", "live_actors_max", "accounts_in_memory_max",
-              "account_idle_s", "read_threads", "async_reads_max"});
+  only_known(
+      e, w,
+      {"batch_items_max", "inflight_transfers_max", "commit_group_events_max",
+       "recovery_progress_events", "history_page_max", "read_wait_ms_max", "feed_buffer_events_max",
+       "feed_batch_events_max", "projection_lag_max", "account_records_cached_max",
+       "live_actors_max", "accounts_in_memory_max", "account_idle_s", "read_threads",
+       "async_reads_max", "order_timeout_s_default", "order_timeout_s_max"});
   read_uint(e, w, "batch_items_max", &o->batch_items_max, 1);
   read_uint(e, w, "inflight_transfers_max", &o->inflight_transfers_max, 1);
   read_uint(e, w, "commit_group_events_max", &o->commit_group_events_max, 1);
@@ -84,6 +87,9 @@ void read_engine(const json& e, EngineOptions* o) {
   read_uint(e, w, "account_idle_s", &o->account_idle_s);
   read_uint(e, w, "read_threads", &o->read_threads, 1, 256);
   read_uint(e, w, "async_reads_max", &o->async_reads_max, 1);
+  read_uint(e, w, "order_timeout_s_max", &o->order_timeout_s_max, 1);
+  read_uint(e, w, "order_timeout_s_default", &o->order_timeout_s_default, 1,
+            o->order_timeout_s_max);
 }
 
 /// `engine`: the server's two old names for the engine's reader threads and their queue
@@ -184,22 +190,71 @@ void read_keys(const json& keys, Config* c) {
   }
 }
 
+/// The fields of one type only: an error names the field and the type it belongs to.
+void type_only(const json& p, const std::string& w, const char* type,
+               std::initializer_list<const char*> fields) {
+  for (const char* f : fields) {
+    if (p.contains(f)) fail(w + "." + f, std::string("only for type ") + type);
+  }
+}
+
+void read_http_url(const json& p, const std::string& w, const char* key, std::string* out) {
+  read_string(p, w, key, out);
+  std::string host;
+  std::uint16_t port = 0;
+  std::string target;
+  if (!domain::parse_http_url(*out, &host, &port, &target)) {
+    fail(w + "." + key, "expected http://host[:port][/path]");
+  }
+}
+
+PaymentProviderConfig read_provider(const json& p, const std::string& w) {
+  only_known(p, w,
+             {"name", "type", "secret", "url", "callback_url", "timeout_ms", "attempts_max",
+              "latency_ms", "failure_rate", "seed"});
+  PaymentProviderConfig out;
+  if (!p.contains("name")) fail(w + ".name", "required");
+  read_string(p, w, "name", &out.name);
+  if (!valid_payment_provider_name(out.name)) fail(w + ".name", "1-64 of a-z, 0-9, _ and -");
+  std::string type;
+  if (!p.contains("type")) fail(w + ".type", "required (http or simulated)");
+  read_string(p, w, "type", &type);
+  if (type == "http") {
+    out.type = PaymentProviderConfig::Type::http;
+    type_only(p, w, "simulated", {"latency_ms", "failure_rate", "seed"});
+    if (!p.contains("secret")) fail(w + ".secret", "required");
+    if (!p.contains("url")) fail(w + ".url", "required (where payments are created)");
+    read_http_url(p, w, "url", &out.url);
+    if (p.contains("callback_url")) read_http_url(p, w, "callback_url", &out.callback_url);
+    read_uint(p, w, "timeout_ms", &out.timeout_ms, 1, 600'000);
+    read_uint(p, w, "attempts_max", &out.attempts_max, 1, 100);
+  } else if (type == "simulated") {
+    out.type = PaymentProviderConfig::Type::simulated;
+    type_only(p, w, "http", {"url", "callback_url", "timeout_ms", "attempts_max"});
+    read_uint(p, w, "latency_ms", &out.latency_ms, 0, 3'600'000);
+    if (const auto it = p.find("failure_rate"); it != p.end()) {
+      if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 1) {
+        fail(w + ".failure_rate", "expected a number from 0 to 1");
+      }
+      out.failure_rate = it->get<double>();
+    }
+    read_uint(p, w, "seed", &out.seed);
+  } else {
+    fail(w + ".type", "must be http or simulated");
+  }
+  read_string(p, w, "secret", &out.secret);
+  if (p.contains("secret") && out.secret.size() < 16) {
+    fail(w + ".secret", "must be at least 16 characters");
+  }
+  return out;
+}
+
 void read_providers(const json& providers, Config* c) {
   if (!providers.is_array()) fail("payment_providers", "expected an array");
   std::set<std::string> seen;
   for (std::size_t i = 0; i < providers.size(); ++i) {
     const std::string w = "payment_providers[" + std::to_string(i) + "]";
-    only_known(providers[i], w, {"name", "secret"});
-    PaymentProvider p;
-    if (!providers[i].contains("name")) fail(w + ".name", "required");
-    if (!providers[i].contains("secret")) fail(w + ".secret", "required");
-    read_string(providers[i], w, "name", &p.name);
-    read_string(providers[i], w, "secret", &p.secret);
-    if (p.name.empty() || p.name.size() > 64 ||
-        p.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos) {
-      fail(w + ".name", "1-64 of a-z, 0-9, _ and -");
-    }
-    if (p.secret.size() < 16) fail(w + ".secret", "must be at least 16 characters");
+    PaymentProviderConfig p = read_provider(providers[i], w);
     if (!seen.insert(p.name).second) fail(w + ".name", "duplicate provider");
     c->payment_providers.push_back(std::move(p));
   }

@@ -18,10 +18,31 @@ struct ApiKey {
   std::vector<LedgerId> ledgers;
 };
 
-/// Accepted and validated now; used by the payment workflows of a later issue.
-struct PaymentProvider {
+/// A payment provider of points + cash orders (docs/workflows.md, "Payments").
+struct PaymentProviderConfig {
+  enum class Type : std::uint8_t { http = 0, simulated = 1 };
+  /// 1-64 of a-z, 0-9, _ and -: the {provider} of POST /v1/payments/{provider}/callback.
   std::string name;
+  Type type = Type::http;
+  /// The key of the callbacks' X-Signature (HMAC-SHA256 of the body), at least 16 characters;
+  /// also signs the creations pointexd sends (http). Required for http; a simulated provider
+  /// without one refuses every callback (its results come from itself).
   std::string secret;
+  /// http: where payments are created (POST), http://host[:port][/path]. Required.
+  std::string url;
+  /// http: the callback_url sent with each creation. Default: http://<listen address and
+  /// port>/v1/payments/<name>/callback.
+  std::string callback_url;
+  /// http: connect, send and answer of one creation attempt. Default: 5000 ms.
+  std::uint32_t timeout_ms = 5000;
+  /// http: attempts of a creation that got no answer or a 5xx, 429 or 408 (backoff 100 ms,
+  /// doubled), before the order fails with payment_not_created. Default: 3.
+  std::uint32_t attempts_max = 3;
+  /// simulated: from a creation to its result; share of payments that fail (0 to 1); the
+  /// seed that chooses them. Default: 10 ms, 0, 1.
+  std::uint32_t latency_ms = 10;
+  double failure_rate = 0;
+  std::uint64_t seed = 1;
 };
 
 /// Limits and threads of the HTTP side. Every limit is enforced at the edge.
@@ -83,7 +104,7 @@ struct Config {
   EngineOptions engine;
   ServerLimits server;
   std::vector<ApiKey> api_keys;
-  std::vector<PaymentProvider> payment_providers;
+  std::vector<PaymentProviderConfig> payment_providers;
   WebhookDelivery webhooks;
 
   Config() { engine.data_dir = "./data"; }

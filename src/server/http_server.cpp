@@ -146,6 +146,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->content_length()) head_.content_length = *parser_->content_length();
     head_.chunked = parser_->chunked();
     head_.last_event_id = std::string(h["Last-Event-ID"]);
+    head_.signature = std::string(h["X-Signature"]);
     keep_alive_ = h.keep_alive();
     if (std::optional<Response> refused = api_->check_head(head_)) {
       // The body is not read: answer, then close the connection.

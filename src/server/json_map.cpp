@@ -212,6 +212,45 @@ bool map_exchange(const json& j, Exchange* out, ApiError* err) {
          f.uint("amount", &out->amount);
 }
 
+bool map_order(const json& j, Order* out, ApiError* err) {
+  Fields f(j, -1, err);
+  if (!f.only({"id", "member_account", "merchant_account", "points", "cash", "timeout_s",
+               "provider"}) ||
+      !f.uint("id", &out->id) || !f.uint("member_account", &out->member_account) ||
+      !f.uint("merchant_account", &out->merchant_account) || !f.uint("points", &out->points) ||
+      !f.uint("timeout_s", &out->timeout_s) ||
+      !f.string("provider", &out->provider, payment_provider_name_bytes_max, false)) {
+    return false;
+  }
+  const auto cash = j.find("cash");
+  if (cash == j.end()) return true;
+  Fields c(*cash, -1, err);
+  if (!c.only({"amount", "currency"}) || !c.uint("amount", &out->cash.amount) ||
+      !c.string("currency", &out->cash.currency, 16, false)) {
+    // Named from the top: `cash.amount: ...`, or `cash: expected a JSON object`.
+    err->message = (err->field.empty() ? "cash: " : "cash.") + err->message;
+    err->field = err->field.empty() ? "cash" : "cash." + err->field;
+    if (err->error == "invalid_json") err->error = "invalid_field";
+    return false;
+  }
+  return true;
+}
+
+bool map_payment_result(const json& j, std::string* payment_id, PaymentStatus* status,
+                        ApiError* err) {
+  Fields f(j, -1, err);
+  std::string text;
+  if (!f.only({"payment_id", "status"}) ||
+      !f.string("payment_id", payment_id, payment_id_bytes_max, true) ||
+      !f.string("status", &text, 16, true)) {
+    return false;
+  }
+  if (!payment_status_from_string(text, status)) {
+    return f.fail("status", "invalid_field", "must be succeeded or failed");
+  }
+  return true;
+}
+
 bool map_accounts(const json& j, std::size_t items_max, std::vector<AccountSpec>* out,
                   ApiError* err) {
   return map_items(j, items_max, out, err, [](Fields& f, AccountSpec* a) {
@@ -525,6 +564,44 @@ json exchange_info_json(const ExchangeInfo& x) {
       j["leg_result"] = to_string(x.leg_result);
     }
   }
+  return j;
+}
+
+json order_json(const OrderInfo& o) {
+  const Order& r = o.request;
+  json j = {{"id", r.id},
+            {"member_account", r.member_account},
+            {"merchant_account", r.merchant_account},
+            {"points", r.points},
+            {"cash", {{"amount", r.cash.amount}, {"currency", r.cash.currency}}},
+            {"timeout_s", o.timeout_s},
+            {"ledger", o.ledger},
+            {"deadline", o.deadline},
+            {"status", to_string(o.status)},
+            {"step", to_string(o.step)},
+            {"created_at", o.created_at},
+            {"updated_at", o.updated_at},
+            {"position", o.position}};
+  if (r.cash.amount != 0) {
+    j["payment"] = {
+        {"provider", o.provider}, {"payment_id", o.payment_id}, {"reference", o.payment_reference}};
+    if (o.payment_status) j["payment"]["status"] = to_string(*o.payment_status);
+  }
+  if (o.status == OrderStatus::failed) {
+    j["failure"] = to_string(o.failure);
+    // The reason in one word: the transfer result when the points could not be reserved.
+    j["reason"] = o.failure == OrderFailure::reservation_refused ? to_string(o.reservation_result)
+                                                                 : to_string(o.failure);
+    if (!o.payment_error.empty()) j["payment_error"] = o.payment_error;
+  }
+  if (o.refund_due) j["refund_due"] = true;
+  json steps = json::array();
+  for (const OrderInfo::StepTime& s : o.steps) {
+    json step = {{"step", to_string(s.step)}, {"timestamp", s.timestamp}};
+    if (s.late_status) step["status"] = to_string(*s.late_status);
+    steps.push_back(std::move(step));
+  }
+  j["steps"] = std::move(steps);
   return j;
 }
 

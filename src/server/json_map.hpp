@@ -50,6 +50,13 @@ std::string error_body(const ApiError& e);
 /// POST /v1/exchanges.
 [[nodiscard]] bool map_exchange(const nlohmann::json& j, Exchange* out, ApiError* err);
 
+/// POST /v1/orders: `{"id","member_account","merchant_account","points","cash":{"amount",
+/// "currency"},"timeout_s","provider"}` (cash, timeout_s and provider optional).
+[[nodiscard]] bool map_order(const nlohmann::json& j, Order* out, ApiError* err);
+/// POST /v1/payments/{provider}/callback: `{"payment_id","status":"succeeded"|"failed"}`.
+[[nodiscard]] bool map_payment_result(const nlohmann::json& j, std::string* payment_id,
+                                      PaymentStatus* status, ApiError* err);
+
 /// The query string as name -> value (no percent-decoding: every value the API takes is a
 /// number or a cursor). A name not in `allowed`, or given twice, is 400.
 [[nodiscard]] bool parse_query(std::string_view query, std::initializer_list<const char*> allowed,
@@ -73,6 +80,8 @@ nlohmann::json rate_json(const Rate& r);
 /// An exchange's answer: id, result, amounts; the failing leg when result is leg_failed.
 nlohmann::json exchange_outcome_json(ExchangeId id, const ExchangeOutcome& o);
 nlohmann::json exchange_info_json(const ExchangeInfo& x);
+/// An order: its request, state, payment, failure, steps and their times (docs/workflows.md).
+nlohmann::json order_json(const OrderInfo& o);
 
 /// POST /v1/subscriptions: `{"url","events":[types],"secret"?}` (docs/webhooks.md). The url
 /// must be http://host[:port][/path]; events non-empty, each a feed event type (repeats are

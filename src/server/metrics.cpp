@@ -56,6 +56,14 @@ std::string_view to_string(Endpoint e) {
       return "dead_letters_list";
     case Endpoint::dead_letter_retry:
       return "dead_letter_retry";
+    case Endpoint::orders_create:
+      return "orders_create";
+    case Endpoint::order_get:
+      return "order_get";
+    case Endpoint::order_cancel:
+      return "order_cancel";
+    case Endpoint::payment_callback:
+      return "payment_callback";
     case Endpoint::unrouted:
       return "unrouted";
     case Endpoint::count:
@@ -102,6 +110,17 @@ void Metrics::batch(Endpoint endpoint, std::size_t items) {
   while (b < batch_buckets.size() && items > batch_buckets[b]) ++b;
   batch_[slot][b].fetch_add(1, std::memory_order_relaxed);
   batch_sum_[slot].fetch_add(items, std::memory_order_relaxed);
+}
+
+void Metrics::payment_callback(PaymentResultOutcome outcome) {
+  const auto i = static_cast<std::size_t>(outcome);
+  if (i + 1 < payment_callbacks_.size()) {
+    payment_callbacks_[i].fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Metrics::payment_callback_refused() {
+  payment_callbacks_.back().fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string Metrics::render(const EngineStats* stats) const {
@@ -163,6 +182,17 @@ std::string Metrics::render(const EngineStats* stats) const {
   auto gauge = [&](const char* name, const char* help, auto value) {
     line("# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help, name, name, value);
   };
+  line(
+      "# HELP pointex_payment_callbacks_total Payment callbacks, by what they did "
+      "(bad_signature: refused, nothing recorded).\n"
+      "# TYPE pointex_payment_callbacks_total counter\n");
+  for (std::size_t i = 0; i < payment_callbacks_.size(); ++i) {
+    const std::string_view result = i + 1 < payment_callbacks_.size()
+                                        ? to_string(static_cast<PaymentResultOutcome>(i))
+                                        : std::string_view("bad_signature");
+    line("pointex_payment_callbacks_total{{result=\"{}\"}} {}\n", result,
+         payment_callbacks_[i].load(std::memory_order_relaxed));
+  }
   gauge("pointex_http_inflight_requests", "Requests being processed.", inflight_requests.load());
   gauge("pointex_http_connections", "Open HTTP connections.", connections.load());
   gauge("pointex_event_streams", "Open SSE event streams.", streams.load());
@@ -213,6 +243,19 @@ std::string Metrics::render(const EngineStats* stats) const {
         "(no message to the credit account's actor).\n"
         "# TYPE pointex_direct_credits_total counter\npointex_direct_credits_total {}\n",
         stats->direct_credits);
+    gauge("pointex_open_processes", "Exchanges and orders started and not completed.",
+          stats->open_processes);
+    line(
+        "# HELP pointex_payment_results_unknown_total Payment results naming no payment "
+        "(since the engine opened).\n# TYPE pointex_payment_results_unknown_total counter\n"
+        "pointex_payment_results_unknown_total {}\n",
+        stats->payment_results_unknown);
+    line(
+        "# HELP pointex_payment_results_late_total Payment results after their order was "
+        "decided otherwise (recorded; a late success needs a refund).\n"
+        "# TYPE pointex_payment_results_late_total counter\n"
+        "pointex_payment_results_late_total {}\n",
+        stats->payment_results_late);
     gauge("pointex_recovery_seconds", "Time the last open took to recover.",
           static_cast<double>(stats->recovery_ms) / 1000.0);
   }

@@ -38,6 +38,10 @@ enum class Endpoint : std::uint8_t {
   subscription_delete,
   dead_letters_list,
   dead_letter_retry,
+  orders_create,
+  order_get,
+  order_cancel,
+  payment_callback,
   unrouted,
   count,
 };
@@ -57,6 +61,9 @@ class Metrics {
   void request(Endpoint endpoint, int status, std::uint64_t latency_ns);
   void transfers(const std::vector<TransferOutcome>& outcomes);
   void batch(Endpoint endpoint, std::size_t items);
+  /// A payment callback: what the engine did with it, or refused before (a bad signature).
+  void payment_callback(PaymentResultOutcome outcome);
+  void payment_callback_refused();
 
   std::atomic<std::int64_t> inflight_requests{0};
   std::atomic<std::int64_t> connections{0};
@@ -75,6 +82,8 @@ class Metrics {
   std::array<Counter, transfer_result_count> transfer_results_{};
   std::array<std::array<Counter, batch_buckets.size() + 1>, 2> batch_{};
   std::array<Counter, 2> batch_sum_{};
+  /// By PaymentResultOutcome, then one for callbacks refused for their signature.
+  std::array<Counter, 6> payment_callbacks_{};
 };
 
 }  // namespace pointex::server
