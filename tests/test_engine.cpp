@@ -10,6 +10,7 @@
 
 #include "domain/codec.hpp"
 #include "engine/engine_impl.hpp"
+#include "engine_test_access.hpp"
 #include "store/event_log.hpp"
 #include "string_makers.hpp"
 #include "support.hpp"
@@ -392,13 +393,6 @@ TEST_CASE("an asynchronous ledger creation answers once durable, and exists behi
   CHECK(bad.value() == LedgerResult::code_invalid);
   CHECK(e->ledger(7).has_value());
 }
-
-namespace pointex {
-struct EngineTestAccess {
-  static store::EventLog& log(Engine& e) { return *e.impl_->log; }
-  static store::ReadModel& read_model(Engine& e) { return *e.impl_->read_model; }
-};
-}  // namespace pointex
 
 TEST_CASE("recovery restores ledgers, accounts, balances, transfers and positions", "[engine]") {
   TempDir dir;

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine_test_access.hpp"
 #include "support.hpp"
 
 using namespace pointex;
@@ -355,6 +356,29 @@ TEST_CASE("order: the deadline expires it, also after a restart, and a late succ
   CHECK(f.account(shop).balance() == 0);
   CHECK(f.engine->stats().payment_results_late == 1);
   f.verify(2);
+}
+
+TEST_CASE("order: a late result of an order that finished before a restart, also recovered",
+          "[orders]") {
+  Fixture f;
+  const OrderOutcome o = f.create(order_of(40));
+  REQUIRE(f.cancel(40).result == OrderResult::ok);
+  // Closed cleanly: the read models hold the finished order, and it is not in memory after.
+  f.reopen();
+  // The read models stop here: the late step lives in the log's tail only, so the next open
+  // must take a step of an order that was not open at the checkpoint.
+  EngineTestAccess::read_model(*f.engine).fail_writes_after(0);
+  CHECK(f.pay(o, PaymentStatus::succeeded).outcome == PaymentResultOutcome::late);
+  CHECK(f.lookup(40).refund_due);
+  f.reopen();
+  const OrderInfo info = f.lookup(40);
+  CHECK(info.status == OrderStatus::cancelled);
+  CHECK(info.refund_due);
+  CHECK(info.steps.back().step == OrderStep::late_result);
+  CHECK(f.pay(o, PaymentStatus::succeeded).outcome == PaymentResultOutcome::late);
+  CHECK(f.lookup(40).steps.size() == info.steps.size());  // recorded once
+  CHECK(f.engine->stats().open_processes == 0);
+  f.verify(1);
 }
 
 TEST_CASE("order: cancel before the payment voids the points, after it is refused", "[orders]") {

@@ -1,0 +1,16 @@
+#pragma once
+// Fault injection for engine tests: the engine's event log and read models (Engine befriends
+// EngineTestAccess). Engine tests only: it includes the engine's private parts.
+
+#include <pointex/engine.hpp>
+
+#include "engine/engine_impl.hpp"
+#include "store/event_log.hpp"
+#include "store/read_model.hpp"
+
+namespace pointex {
+struct EngineTestAccess {
+  static store::EventLog& log(Engine& e) { return *e.impl_->log; }
+  static store::ReadModel& read_model(Engine& e) { return *e.impl_->read_model; }
+};
+}  // namespace pointex
