@@ -191,7 +191,11 @@ void flush_outbox(Self* self) {
   struct Entered {
     engine::AccountEntry* entry;
     std::uint32_t pins;
-    std::vector<engine::CreditNode*> credits;
+    /// The credits for `entry`, linked newest first (pushed as one chain).
+    engine::CreditNode* newest;
+    engine::CreditNode* oldest;
+    /// What they took from the entry's room below overflow.
+    std::uint64_t room;
   };
   std::vector<Entered> entered;
   const std::uint32_t tick = st.core->passivation_tick.load(std::memory_order_relaxed);
@@ -204,11 +208,12 @@ void flush_outbox(Self* self) {
     }
     if (enter_gate(*entry, out.batch)) {
       if (!chunk) chunk = std::make_unique<TransferChunk>();
-      Entered e{entry, out.pins, {}};
-      e.credits.reserve(out.batch.items.size());
+      Entered e{entry, out.pins, nullptr, nullptr, 0};
       for (CreditItem& item : out.batch.items) {
         const domain::TransferEvent& ev = item.event;
-        e.credits.push_back(new engine::CreditNode{ev.kind, ev.amount, ev.pending_amount});
+        e.newest = new engine::CreditNode{ev.kind, ev.amount, ev.pending_amount, e.newest};
+        if (e.oldest == nullptr) e.oldest = e.newest;
+        e.room += domain::credit_room_needed(ev);
         chunk->events.emplace_back(std::move(item.event));
         chunk->completions.push_back({item.batch, item.index});
       }
@@ -234,13 +239,11 @@ void flush_outbox(Self* self) {
     const bool appended = st.core->journal->append(std::move(chunk)).first_position != 0;
     if (appended) st.core->direct_credits.fetch_add(events, std::memory_order_relaxed);
     for (Entered& e : entered) {
-      for (engine::CreditNode* node : e.credits) {
-        if (appended) {
-          e.entry->credits.push(node);
-        } else {  // the log failed (fail-stop): nothing was credited
-          e.entry->credits.give_room(node->amount);
-          delete node;
-        }
+      if (appended) {
+        e.entry->credits.push(e.newest, e.oldest);
+      } else {  // the log failed (fail-stop): nothing was credited
+        e.entry->credits.give_room(e.room);
+        while (e.newest != nullptr) delete std::exchange(e.newest, e.newest->next);
       }
       e.entry->credits.leave();
       if (e.pins != 0) e.entry->unpin(e.pins);

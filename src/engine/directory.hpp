@@ -126,10 +126,11 @@ class CreditInbox {
     return true;
   }
   void give_room(std::uint64_t amount) { room_.fetch_add(amount, std::memory_order_relaxed); }
-  /// Debit side, inside the gate, after the event is appended.
-  void push(CreditNode* node) {
-    node->next = head_.load(std::memory_order_relaxed);
-    while (!head_.compare_exchange_weak(node->next, node, std::memory_order_release,
+  /// Debit side, inside the gate, after the events are appended: a chain of credits linked
+  /// newest first (`newest`, following `next`, down to `oldest`), as one push.
+  void push(CreditNode* newest, CreditNode* oldest) {
+    oldest->next = head_.load(std::memory_order_relaxed);
+    while (!head_.compare_exchange_weak(oldest->next, newest, std::memory_order_release,
                                         std::memory_order_relaxed)) {
     }
   }
