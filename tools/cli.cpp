@@ -53,6 +53,14 @@ nlohmann::json to_json(std::uint64_t position, const domain::Event& event) {
   } else if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
     j["type"] = "account_closed";
     j["account"] = {{"id", c->id}};
+  } else if (const auto* r = std::get_if<domain::RulesSet>(&event)) {
+    j["type"] = "rules_set";
+    j["rules"] = {{"ledger", r->rules.ledger},
+                  {"issuer_account", r->rules.issuer_account},
+                  {"currency", r->rules.currency},
+                  {"categories", r->rules.categories.size()},
+                  {"campaigns", r->rules.campaigns.size()},
+                  {"return_window_s", r->rules.return_window_s}};
   } else if (const auto* r = std::get_if<domain::RateSet>(&event)) {
     j["type"] = "rate_set";
     j["rate"] = {{"from_ledger", r->rate.from_ledger},

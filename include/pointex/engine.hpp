@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pointex/orders.hpp"
+#include "pointex/rebates.hpp"
 #include "pointex/payments.hpp"
 #include "pointex/status.hpp"
 #include "pointex/types.hpp"
@@ -450,6 +451,36 @@ class Engine {
                       PaymentStatus status, ResultCallback<PaymentResultAnswer> callback);
   [[nodiscard]] Status payment_result(const std::string& provider, const std::string& payment_id,
                                       PaymentStatus status, PaymentResultAnswer* answer);
+
+  // -------------------------------------------------------------------------------------------
+  // Shopping rebates (include/pointex/rebates.hpp, docs/workflows.md "Rebates").
+
+  /// Sets (or replaces) a ledger's earning rules and waits until they are durable. Checks, in
+  /// order: the ledger exists, the issuer account exists and is an issuer on that ledger, then
+  /// the rules' own fields (RulesResult). The same definition again answers ok and writes
+  /// nothing. Purchases under way keep what they started with.
+  void set_rules(const EarningRules& rules, ResultCallback<RulesResult> callback);
+  [[nodiscard]] Status set_rules(const EarningRules& rules, RulesResult* result);
+  std::optional<EarningRules> rules(LedgerId ledger) const;
+  std::vector<EarningRules> all_rules() const;
+  /// Records a purchase and credits what it earns as a pending transfer issuer -> member
+  /// (rebate_transfer_code), posted when the return window ends (voided if refunds took it
+  /// all). Answers once the points are credited (status pending), or the purchase earned
+  /// nothing or its credit was refused (failed, with credit_result). Idempotent by id: the
+  /// same purchase again answers exists and its state; another body with the id
+  /// exists_with_different_fields. Refusals before it starts store nothing.
+  void purchase(const Purchase& purchase, ResultCallback<PurchaseOutcome> callback);
+  [[nodiscard]] Status purchase(const Purchase& purchase, PurchaseOutcome* outcome);
+  /// Refunds (part of) a purchase. Inside the return window the points due shrink (to
+  /// floor(points * (amount - refunded) / amount); all refunded: voided at once); after it, a
+  /// clawback takes back the posted points no longer earned, as much as the member's balance
+  /// allows (a balancing debit), and records the rest as a shortfall. Answers once all of it
+  /// is durable. Idempotent by (purchase_id, id).
+  void refund_purchase(const Refund& refund, ResultCallback<PurchaseOutcome> callback);
+  [[nodiscard]] Status refund_purchase(const Refund& refund, PurchaseOutcome* outcome);
+  /// The purchase with this id and its state (nullopt: none).
+  void lookup_purchase(PurchaseId id, ResultCallback<std::optional<PurchaseInfo>> callback);
+  [[nodiscard]] Status lookup_purchase(PurchaseId id, std::optional<PurchaseInfo>* purchase);
 
   // -------------------------------------------------------------------------------------------
   // Webhook subscriptions (include/pointex/webhooks.hpp, docs/webhooks.md). The engine stores

@@ -124,7 +124,11 @@ namespace transfer_flags {
 inline constexpr std::uint32_t pending = 1U << 0;
 inline constexpr std::uint32_t post_pending = 1U << 1;
 inline constexpr std::uint32_t void_pending = 1U << 2;
-inline constexpr std::uint32_t all = pending | post_pending | void_pending;
+/// A single transfer that moves at most `amount`: as much as the debit account's limit
+/// (debits_must_not_exceed_credits) allows, `exceeds_credits` only when that is nothing. The
+/// amount moved is the committed transfer's amount (TigerBeetle's balancing_debit).
+inline constexpr std::uint32_t balancing_debit = 1U << 3;
+inline constexpr std::uint32_t all = pending | post_pending | void_pending | balancing_debit;
 }  // namespace transfer_flags
 
 /// Transfer code of expiries of earned points (member -> issuer expiry account). Ledger
@@ -141,9 +145,15 @@ inline constexpr std::uint16_t exchange_transfer_code = 65534;
 /// post or void (include/pointex/orders.hpp). Reserved like exchange_transfer_code.
 inline constexpr std::uint16_t order_transfer_code = 65533;
 
+/// Transfer code of a purchase's rebate: its pending credit (issuer -> member), the post or
+/// void of it, and its clawbacks (include/pointex/rebates.hpp). Reserved like
+/// exchange_transfer_code.
+inline constexpr std::uint16_t rebate_transfer_code = 65532;
+
 /// Whether a transfer code is reserved for the engine's workflows (code_reserved for clients).
 inline constexpr bool workflow_transfer_code(std::uint16_t code) {
-  return code == exchange_transfer_code || code == order_transfer_code;
+  return code == exchange_transfer_code || code == order_transfer_code ||
+         code == rebate_transfer_code;
 }
 
 /// Transfer ids from here up are reserved for the transfers the engine's workflows make (the
@@ -151,6 +161,11 @@ inline constexpr bool workflow_transfer_code(std::uint16_t code) {
 /// transfer with such an id fails with `id_reserved`, so a workflow's own transfer can never
 /// collide with a client's.
 inline constexpr std::uint64_t workflow_transfer_id_min = 1ULL << 63;
+
+/// The largest id of a new durable process (exchange, order, purchase): the reserved transfer
+/// ids above workflow_transfer_id_min | process_id_max are the clawbacks of purchases (their
+/// refund step's position), which must not meet a process's own.
+inline constexpr std::uint64_t process_id_max = (1ULL << 62) - 1;
 
 /// Limits on strings, shared by the library and the daemon.
 inline constexpr std::size_t owner_bytes_max = 256;

@@ -1,5 +1,6 @@
 #include "domain/codec.hpp"
 
+#include "domain/rebate.hpp"
 #include "domain/varint.hpp"
 #include "domain/webhook.hpp"
 
@@ -60,6 +61,12 @@ void encode(const TransferEvent& e, std::string& out) {
   }
   put_varint(out, e.pending_amount);
   put_varint(out, e.expires_at);
+}
+
+void encode(const RulesSet& e, std::string& out) {
+  put_u8(out, static_cast<std::uint8_t>(EventType::rules_set));
+  put_u8(out, rules_set_version);
+  put_bytes(out, encode_rules(e.rules));
 }
 
 void encode(const RateSet& e, std::string& out) {
@@ -195,6 +202,18 @@ DecodeError decode_rate_set(Reader& in, std::uint8_t version, Event* out) {
   return in.finish();
 }
 
+DecodeError decode_rules_set(Reader& in, std::uint8_t version, Event* out) {
+  if (version != 1) return DecodeError::unknown_version;
+  const std::string data = in.bytes(process_data_bytes_max * 16);
+  const DecodeError err = in.finish();
+  if (err != DecodeError::none) return err;
+  RulesSet e;
+  const DecodeError rules = decode_rules(data, &e.rules);
+  if (rules != DecodeError::none) return rules;
+  *out = std::move(e);
+  return DecodeError::none;
+}
+
 DecodeError decode_process_stepped(Reader& in, std::uint8_t version, Event* out) {
   if (version != 1) return DecodeError::unknown_version;
   ProcessStepped e;
@@ -276,6 +295,8 @@ DecodeError decode_event(std::string_view bytes, Event* event) {
       return decode_webhook_deleted(in, version, event);
     case EventType::webhook_progressed:
       return decode_webhook_progressed(in, version, event);
+    case EventType::rules_set:
+      return decode_rules_set(in, version, event);
   }
   return DecodeError::unknown_type;
 }
@@ -306,6 +327,8 @@ std::uint64_t event_timestamp(const Event& event) {
           return e.ledger.timestamp;
         } else if constexpr (std::is_same_v<T, RateSet>) {
           return e.rate.timestamp;
+        } else if constexpr (std::is_same_v<T, RulesSet>) {
+          return e.rules.timestamp;
         } else {
           return e.timestamp;
         }
@@ -321,6 +344,8 @@ void set_event_timestamp(Event& event, std::uint64_t timestamp) {
           e.ledger.timestamp = timestamp;
         } else if constexpr (std::is_same_v<T, RateSet>) {
           e.rate.timestamp = timestamp;
+        } else if constexpr (std::is_same_v<T, RulesSet>) {
+          e.rules.timestamp = timestamp;
         } else {
           e.timestamp = timestamp;
         }

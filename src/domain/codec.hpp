@@ -22,6 +22,7 @@ enum class EventType : std::uint8_t {
   webhook_created = 7,
   webhook_deleted = 8,
   webhook_progressed = 9,
+  rules_set = 10,
 };
 
 /// The event schema generation of this build: raised whenever any type gets a new version.
@@ -30,7 +31,8 @@ enum class EventType : std::uint8_t {
 /// may lie before the read models' checkpoint).
 /// 2: rate_set and process_stepped (new types; older builds would not decode them).
 /// 3: webhook_created, webhook_deleted and webhook_progressed (new types).
-inline constexpr std::uint32_t event_schema = 3;
+/// 4: rules_set (a new type), and process_stepped of kind 4 (rebates).
+inline constexpr std::uint32_t event_schema = 4;
 
 /// The newest schema version of each type: what encode_event writes.
 inline constexpr std::uint8_t ledger_created_version = 1;
@@ -42,6 +44,7 @@ inline constexpr std::uint8_t process_stepped_version = 1;
 inline constexpr std::uint8_t webhook_created_version = 1;
 inline constexpr std::uint8_t webhook_deleted_version = 1;
 inline constexpr std::uint8_t webhook_progressed_version = 1;
+inline constexpr std::uint8_t rules_set_version = 1;
 
 /// Longest `data` of a process step.
 inline constexpr std::size_t process_data_bytes_max = 4096;

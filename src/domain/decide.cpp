@@ -58,12 +58,19 @@ bool expired_at(const TransferEvent& pending, std::uint64_t now_ns) {
 DebitDecision decide_new_debit(const AccountState& debit, const Transfer& t, TransferKind kind,
                                std::uint64_t now_ns) {
   const Account& a = debit.account;
+  std::uint64_t amount = t.amount;
   if ((a.spec.flags & account_flags::debits_must_not_exceed_credits) != 0) {
-    const u128 debits = static_cast<u128>(a.debits_posted) + a.debits_pending + t.amount;
-    if (debits > a.credits_posted) return reject(TransferResult::exceeds_credits);
+    const u128 held = static_cast<u128>(a.debits_posted) + a.debits_pending;
+    if ((t.flags & transfer_flags::balancing_debit) != 0) {
+      // As much as the limit allows, up to the amount asked.
+      const u128 room = held >= a.credits_posted ? 0 : a.credits_posted - held;
+      if (room == 0) return reject(TransferResult::exceeds_credits);
+      if (room < amount) amount = static_cast<std::uint64_t>(room);
+    }
+    if (held + amount > a.credits_posted) return reject(TransferResult::exceeds_credits);
   }
   // Posted and pending together stay within amount_sum_max, so available() always fits.
-  if (exceeds_max(static_cast<u128>(a.debits_posted) + a.debits_pending + t.amount)) {
+  if (exceeds_max(static_cast<u128>(a.debits_posted) + a.debits_pending + amount)) {
     return reject(TransferResult::overflow);
   }
 
@@ -74,7 +81,7 @@ DebitDecision decide_new_debit(const AccountState& debit, const Transfer& t, Tra
   e.credit_account = t.credit_account;
   e.ledger = t.ledger;
   e.code = t.code;
-  e.amount = t.amount;
+  e.amount = amount;
   e.expires_at = kind == TransferKind::pending ? expiry_of(now_ns, t.timeout_s) : 0;
   return accept(e);
 }
@@ -188,6 +195,7 @@ void credit_balances(Account& a, const TransferEvent& e) {
 TransferResult validate_transfer(const Transfer& t) {
   if (t.id == 0) return TransferResult::id_must_not_be_zero;
   if ((t.flags & ~transfer_flags::all) != 0) return TransferResult::unknown_flags;
+  // balancing_debit is a single transfer's: alone, like the others.
   if (popcount(t.flags & transfer_flags::all) > 1) {
     return TransferResult::flags_are_mutually_exclusive;
   }

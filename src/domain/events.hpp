@@ -6,6 +6,7 @@
 #include <string>
 #include <variant>
 
+#include "pointex/rebates.hpp"
 #include "pointex/types.hpp"
 #include "pointex/webhooks.hpp"
 
@@ -62,17 +63,26 @@ struct RateSet {
   Rate rate;  // rate.timestamp is the event's timestamp
 };
 
+/// A ledger's earning (rebate) rules were set (or replaced).
+struct RulesSet {
+  EarningRules rules;  // rules.timestamp is the event's timestamp
+};
+
 /// The kinds of durable processes (sagas, docs/workflows.md). Stable numbers: stored. 3 and up
 /// are kept for the workflows still to come (rebates, check-backs).
 enum class ProcessKind : std::uint8_t {
   exchange = 1,
   /// A points + cash order (src/domain/order.hpp).
   order = 2,
+  // 3: check-backs (a transactional message's pending transfer).
+  /// A purchase's rebate (src/domain/rebate.hpp).
+  rebate = 4,
 };
 /// Whether a stored kind byte names a kind this build knows.
 inline bool process_kind_known(std::uint8_t kind) {
-  return kind >= static_cast<std::uint8_t>(ProcessKind::exchange) &&
-         kind <= static_cast<std::uint8_t>(ProcessKind::order);
+  return kind == static_cast<std::uint8_t>(ProcessKind::exchange) ||
+         kind == static_cast<std::uint8_t>(ProcessKind::order) ||
+         kind == static_cast<std::uint8_t>(ProcessKind::rebate);
 }
 
 /// One step of a durable process, generic over its kind: `data` is the kind's own encoding of
@@ -106,7 +116,8 @@ struct WebhookProgressed {
 };
 
 using Event = std::variant<LedgerCreated, AccountCreated, AccountClosed, TransferEvent, RateSet,
-                           ProcessStepped, WebhookCreated, WebhookDeleted, WebhookProgressed>;
+                           ProcessStepped, WebhookCreated, WebhookDeleted, WebhookProgressed,
+                           RulesSet>;
 
 /// Whether an event is about webhook subscriptions (not in the feed).
 inline bool is_webhook_event(const Event& event) {
@@ -116,9 +127,9 @@ inline bool is_webhook_event(const Event& event) {
 }
 
 /// Whether the feed (subscriptions, read_events) carries this event: ledgers, accounts and
-/// transfers do; rates, process steps (the legs' transfers are) and webhook records are not.
+/// transfers do; rates, rules, process steps (the legs' transfers are) and webhook records are not.
 inline bool in_feed(const Event& event) {
-  return !std::holds_alternative<RateSet>(event) &&
+  return !std::holds_alternative<RateSet>(event) && !std::holds_alternative<RulesSet>(event) &&
          !std::holds_alternative<ProcessStepped>(event) && !is_webhook_event(event);
 }
 

@@ -6,13 +6,15 @@
 #include "domain/assert.hpp"
 #include "domain/exchange.hpp"
 #include "domain/order.hpp"
+#include "domain/rebate.hpp"
 #include "domain/varint.hpp"
 
 namespace pointex::domain {
 namespace {
 
-/// Most steps a stored process may have (an exchange has three, an order at most seven).
-constexpr std::uint64_t process_steps_max = 64;
+/// Most steps a stored process may have (an exchange has three, an order at most seven, a
+/// purchase at most 68).
+constexpr std::uint64_t process_steps_max = 128;
 
 std::vector<CounterDelta> exchange_counter_deltas(const ProcessRecord& before,
                                                   const ProcessStepped& step) {
@@ -82,6 +84,8 @@ bool process_finished(const ProcessRecord& record) {
       return !record.steps.empty() && record.steps.back().step == step_completed;
     case ProcessKind::order:
       return order_finished(record);
+    case ProcessKind::rebate:
+      return purchase_finished(record);
   }
   return false;
 }
@@ -93,6 +97,8 @@ std::vector<CounterDelta> step_counter_deltas(const ProcessRecord& before,
       return exchange_counter_deltas(before, step);
     case ProcessKind::order:
       return {};  // orders have no caps
+    case ProcessKind::rebate:
+      return purchase_counter_deltas(before, step);
   }
   return {};
 }

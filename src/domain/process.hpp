@@ -64,6 +64,8 @@ struct CounterKey {
 };
 inline constexpr std::uint8_t counter_scope_exchange_member = 1;
 inline constexpr std::uint8_t counter_scope_exchange_pair = 2;
+/// A member's rebate points of a day (a = member account, b = 0).
+inline constexpr std::uint8_t counter_scope_rebate_member = 3;
 
 /// A change of one counter: `amount` added, or taken back when `release`.
 struct CounterDelta {

@@ -54,6 +54,8 @@ class Auditor {
       fold_process_step(position, *p);
     } else if (const auto* r = std::get_if<domain::RateSet>(&event)) {
       rates_[{r->rate.from_ledger, r->rate.to_ledger}] = r->rate;
+    } else if (const auto* r = std::get_if<domain::RulesSet>(&event)) {
+      rules_[r->rules.ledger] = r->rules;
     } else if (domain::is_webhook_event(event)) {
       domain::apply_webhook_event(webhooks_, position, event);
     } else {
@@ -291,6 +293,16 @@ class Auditor {
                    it->second.timestamp == r.timestamp;
     }
     if (!same_rates) problem("rates: read model differs from the log");
+    std::vector<EarningRules> rules;
+    s = rm.rules(&rules);
+    if (!s.is_ok()) return s;
+    bool same_rules = rules.size() == rules_.size();
+    for (const EarningRules& r : rules) {
+      const auto it = rules_.find(r.ledger);
+      same_rules = same_rules && it != rules_.end() && it->second.same_definition(r) &&
+                   it->second.timestamp == r.timestamp;
+    }
+    if (!same_rules) problem("earning rules: read model differs from the log");
     std::set<std::pair<domain::ProcessKind, std::uint64_t>> open_in_log;
     for (const auto& [key, record] : processes_) {
       std::optional<domain::ProcessRecord> stored;
@@ -348,6 +360,7 @@ class Auditor {
   std::unordered_map<AccountId, domain::AccountState> accounts_;
   std::uint64_t last_position_ = 0;
   std::map<std::pair<LedgerId, LedgerId>, Rate> rates_;
+  std::map<LedgerId, EarningRules> rules_;
   domain::WebhookTable webhooks_;
   std::map<std::pair<domain::ProcessKind, std::uint64_t>, domain::ProcessRecord> processes_;
   domain::CounterTable counters_;

@@ -209,6 +209,8 @@ Status Projector::apply(std::uint64_t position, std::string_view bytes) {
     }
   } else if (const auto* rate = std::get_if<domain::RateSet>(&event)) {
     writer_->put_rate(rate->rate);
+  } else if (const auto* rules = std::get_if<domain::RulesSet>(&event)) {
+    writer_->put_rules(rules->rules);
   } else if (const auto* step = std::get_if<domain::ProcessStepped>(&event)) {
     s = apply_process_step(position, *step);
   } else if (domain::is_webhook_event(event)) {

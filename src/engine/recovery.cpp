@@ -131,6 +131,10 @@ class Recovery {
     const Status s = core_.workflows->recover(position, e);
     return s.is_ok() ? s : at(position, s.message());
   }
+  Status apply_event(std::uint64_t position, const domain::RulesSet& e) {
+    const Status s = core_.workflows->recover(position, e);
+    return s.is_ok() ? s : at(position, s.message());
+  }
   Status apply_event(std::uint64_t position, const domain::ProcessStepped& e) {
     const Status s = core_.workflows->recover(position, e);
     return s.is_ok() ? s : at(position, s.message());

@@ -15,6 +15,7 @@
 #include "domain/assert.hpp"
 #include "domain/exchange.hpp"
 #include "engine/exchange_flow.hpp"
+#include "engine/rebate_flow.hpp"
 #include "engine/log.hpp"
 #include "engine/order_flow.hpp"
 #include "engine/projector.hpp"
@@ -58,7 +59,9 @@ Workflows::Workflows(Engine::Impl& core)
   // In the body: the order flow gives its providers a sink that posts to the task queue, so
   // every member must exist first.
   orders_ = std::make_unique<OrderFlow>(*this);
-  for (Flow* f : {static_cast<Flow*>(exchange_.get()), static_cast<Flow*>(orders_.get())}) {
+  rebates_ = std::make_unique<RebateFlow>(*this);
+  for (Flow* f : {static_cast<Flow*>(exchange_.get()), static_cast<Flow*>(orders_.get()),
+                  static_cast<Flow*>(rebates_.get())}) {
     POINTEX_ASSERT(flows_.count(f->kind()) == 0);  // one Flow per kind
     flows_[f->kind()] = f;
   }
@@ -109,6 +112,10 @@ Status Workflows::recover(std::uint64_t, const domain::RateSet& event) {
   return exchange_->recover(event);
 }
 
+Status Workflows::recover(std::uint64_t, const domain::RulesSet& event) {
+  return rebates_->recover(event);
+}
+
 Status Workflows::recover(std::uint64_t position, const domain::ProcessStepped& event) {
   const Key key{event.kind, event.id};
   Flow& f = flow(event.kind);
@@ -143,9 +150,10 @@ Status Workflows::recover(std::uint64_t position, const domain::ProcessStepped& 
     return Status::corruption(std::string(f.name()) + " " + std::to_string(event.id) +
                               ": steps out of order");
   }
-  if (!was_finished && domain::process_finished(p.record)) {
-    open_.fetch_sub(1, std::memory_order_relaxed);
-  }
+  const bool finished = domain::process_finished(p.record);
+  if (!was_finished && finished) open_.fetch_sub(1, std::memory_order_relaxed);
+  // A step may open a finished process again (a purchase's clawback after its window).
+  if (was_finished && !finished) open_.fetch_add(1, std::memory_order_relaxed);
   return Status::ok();
 }
 
@@ -334,15 +342,19 @@ void Workflows::step_durable(const domain::ProcessStepped& step, std::uint64_t p
   Process& p = it->second;
   // The first step was counted when it was opened.
   if (!p.record.steps.empty()) count(domain::step_counter_deltas(p.record, step));
-  // A step may follow the end (an order's late result): the process closes once only.
+  // A step may follow the end (an order's late result, a purchase's refund after its window).
   const bool was_finished = !p.record.steps.empty() && domain::process_finished(p.record);
   domain::append_step(p.record, step, position);
   const bool folded = flow(step.kind).fold(p.record);
   POINTEX_ASSERT(folded);
-  if (!was_finished && domain::process_finished(p.record)) {
+  const bool finished = domain::process_finished(p.record);
+  if (!was_finished && finished) {
     open_.fetch_sub(1, std::memory_order_relaxed);
     timers_.disarm(step.kind, step.id);
   }
+  // A step may open a finished process again (a purchase's clawback after its window): it is
+  // counted open, and resumed by the next open if it does not finish before.
+  if (was_finished && !finished) open_.fetch_add(1, std::memory_order_relaxed);
   then();
 }
 

@@ -39,6 +39,7 @@ namespace pointex::engine {
 class Workflows;
 class ExchangeFlow;
 class OrderFlow;
+class RebateFlow;
 
 /// One kind of durable process: its typed state and its waiters, folded from the generic
 /// records the host keeps. Every call is on the flows thread (or in recovery, before it runs).
@@ -90,6 +91,7 @@ class Workflows {
   [[nodiscard]] Status load(const store::ReadModel& read_model, std::uint64_t now_ns);
   /// Recovery, then: one event of the log's tail after the checkpoint.
   [[nodiscard]] Status recover(std::uint64_t position, const domain::RateSet& event);
+  [[nodiscard]] Status recover(std::uint64_t position, const domain::RulesSet& event);
   [[nodiscard]] Status recover(std::uint64_t position, const domain::ProcessStepped& event);
   /// Starts the thread and resumes every open process. REQUIRES: the journal and actors run.
   void start();
@@ -99,6 +101,7 @@ class Workflows {
 
   ExchangeFlow& exchanges() { return *exchange_; }
   OrderFlow& orders() { return *orders_; }
+  RebateFlow& rebates() { return *rebates_; }
   std::uint64_t open_processes() const { return open_.load(std::memory_order_relaxed); }
 
   // For the kinds (Flow implementations).
@@ -153,6 +156,7 @@ class Workflows {
   std::string crash_at_;
   std::unique_ptr<ExchangeFlow> exchange_;
   std::unique_ptr<OrderFlow> orders_;
+  std::unique_ptr<RebateFlow> rebates_;
   std::map<domain::ProcessKind, Flow*> flows_;
 
   // The flows thread's state (and recovery's, before the thread starts).

@@ -36,6 +36,7 @@ struct Db {
   rocksdb::ColumnFamilyHandle* open_processes = nullptr;
   rocksdb::ColumnFamilyHandle* counters = nullptr;
   rocksdb::ColumnFamilyHandle* webhooks = nullptr;
+  rocksdb::ColumnFamilyHandle* rules = nullptr;
   /// Read models only: they were in another format and were dropped at open (to be rebuilt).
   bool format_reset = false;
   /// Opened with open_read_only (nothing is written, not even at close).
@@ -44,7 +45,7 @@ struct Db {
   /// The read-model families, in the order rebuild drops them.
   std::vector<rocksdb::ColumnFamilyHandle*> read_models() const {
     return {accounts, transfers, history,        stats,    ledgers, expiries,
-            rates,    processes, open_processes, counters, webhooks};
+            rates,    processes, open_processes, counters, webhooks, rules};
   }
 
   static Status open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out);

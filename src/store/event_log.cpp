@@ -58,7 +58,7 @@ const std::vector<std::string>& read_model_families() {
   static const std::vector<std::string> names = {"rm_accounts", "rm_transfers", "rm_history",
                                                  "rm_stats",    "rm_ledgers",   "rm_expiries",
                                                  "rm_rates",    "rm_processes", "rm_open_processes",
-                                                 "rm_counters", "rm_webhooks"};
+                                                 "rm_counters", "rm_webhooks", "rm_rules"};
   return names;
 }
 
@@ -185,6 +185,7 @@ Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::sha
     db->open_processes = db->handles[9];
     db->counters = db->handles[10];
     db->webhooks = db->handles[11];
+    db->rules = db->handles[12];
   }
 
   std::string format;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "domain/assert.hpp"
+#include "domain/rebate.hpp"
 #include "domain/varint.hpp"
 #include "store/db.hpp"
 
@@ -387,6 +388,9 @@ void ReadModel::Writer::put_rate(const Rate& rate) {
   (void)impl_->batch.Put(impl_->db->rates, rate_key(rate.from_ledger, rate.to_ledger),
                          encode_rate(rate));
 }
+void ReadModel::Writer::put_rules(const EarningRules& rules) {
+  (void)impl_->batch.Put(impl_->db->rules, key1(rules.ledger), domain::encode_rules(rules));
+}
 void ReadModel::Writer::put_process(const domain::ProcessRecord& record) {
   (void)impl_->batch.Put(impl_->db->processes, process_key(record.kind, record.id),
                          domain::encode_process_record(record));
@@ -664,6 +668,19 @@ Status ReadModel::rates(std::vector<Rate>* out) const {
     out->push_back(r);
   }
   return from_rocks(it->status(), "reading rates");
+}
+
+Status ReadModel::rules(std::vector<EarningRules>* out) const {
+  out->clear();
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), db_->rules));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    EarningRules r;
+    if (domain::decode_rules(it->value().ToStringView(), &r) != domain::DecodeError::none) {
+      return Status::corruption("read models: earning rules do not decode");
+    }
+    out->push_back(std::move(r));
+  }
+  return from_rocks(it->status(), "reading earning rules");
 }
 
 Status ReadModel::process(domain::ProcessKind kind, std::uint64_t id,

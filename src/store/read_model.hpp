@@ -17,9 +17,10 @@
 ///   rm_counters      day(4) + scope(1) + a(8) + b(8) -> a daily counter (exchange caps)
 ///   rm_webhooks      id(8)                        -> a webhook subscription: definition,
 ///                                                    cursor, dead letters
+///   rm_rules         ledger id(8)                 -> the ledger's earning (rebate) rules
 ///   default          "checkpoint"                 -> position(8): every event up to it is in
 ///                    "accounts"                   -> number of accounts, at the checkpoint
-///                    "format"                     -> "pointex-read-models-5"
+///                    "format"                     -> "pointex-read-models-6"
 /// They live in their own RocksDB database, `<data_dir>/read-models`, with its own write
 /// queue, so projecting never delays the event log's commits.
 /// Every update is written in one WriteBatch together with the new checkpoint, without a
@@ -110,6 +111,7 @@ class ReadModel {
     void put_history(AccountId account, const HistoryEntry& entry);
     void put_stats(LedgerId ledger, const DayStats& stats);
     void put_rate(const Rate& rate);
+    void put_rules(const EarningRules& rules);
     void put_process(const domain::ProcessRecord& record);
     /// Marks a process open (`open`) or not.
     void set_process_open(domain::ProcessKind kind, std::uint64_t id, bool open);
@@ -169,6 +171,8 @@ class ReadModel {
   [[nodiscard]] Status latest_stats(LedgerId ledger, std::optional<DayStats>* out) const;
 
   [[nodiscard]] Status rates(std::vector<Rate>* out) const;
+  /// Every ledger's earning rules.
+  [[nodiscard]] Status rules(std::vector<EarningRules>* out) const;
   [[nodiscard]] Status process(domain::ProcessKind kind, std::uint64_t id,
                                std::optional<domain::ProcessRecord>* out) const;
   /// Every process not completed at the checkpoint.
