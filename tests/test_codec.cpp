@@ -53,6 +53,9 @@ bool same(const TransferEvent& a, const TransferEvent& b) {
 bool same(const RateSet& a, const RateSet& b) {
   return a.rate.same_definition(b.rate) && a.rate.timestamp == b.rate.timestamp;
 }
+bool same(const RulesSet& a, const RulesSet& b) {
+  return a.rules.same_definition(b.rules) && a.rules.timestamp == b.rules.timestamp;
+}
 bool same(const ProcessStepped& a, const ProcessStepped& b) {
   return a.kind == b.kind && a.id == b.id && a.step == b.step && a.data == b.data &&
          a.timestamp == b.timestamp;
@@ -101,6 +104,11 @@ std::string describe(const Event& e) {
              << "/" << r.denominator << " fee_bps=" << r.fee_bps << " caps=" << r.member_daily_cap
              << "," << r.pair_daily_cap << " accounts=" << r.from_exchange_account << ","
              << r.to_exchange_account << " ts=" << r.timestamp << "}";
+        } else if constexpr (std::is_same_v<T, RulesSet>) {
+          os << "RulesSet{ledger=" << x.rules.ledger << " issuer=" << x.rules.issuer_account
+             << " currency=" << x.rules.currency << " categories=" << x.rules.categories.size()
+             << " campaigns=" << x.rules.campaigns.size()
+             << " window_s=" << x.rules.return_window_s << " ts=" << x.rules.timestamp << "}";
         } else if constexpr (std::is_same_v<T, ProcessStepped>) {
           os << "ProcessStepped{kind=" << static_cast<int>(x.kind) << " id=" << x.id
              << " step=" << static_cast<int>(x.step) << " data=" << x.data.size()
@@ -264,7 +272,9 @@ TransferEvent extreme_event() {
   e.request.amount = UINT64_MAX;
   e.request.ledger = UINT64_MAX;
   e.request.code = UINT16_MAX;
-  e.request.flags = transfer_flags::all;
+  // The bits of schema 1 (its golden bytes pin them; balancing_debit came later).
+  e.request.flags = transfer_flags::pending | transfer_flags::post_pending |
+                    transfer_flags::void_pending;
   e.request.pending_id = UINT64_MAX;
   e.request.timeout_s = UINT32_MAX;
   e.request.user_data = UINT64_MAX;
@@ -405,6 +415,43 @@ std::vector<std::pair<std::string, Event>> schema3_golden_events() {
           {"webhook_progressed_cursor_only", cursor_only}};
 }
 
+/// Schema 4 added earning rules and the rebate process kind (tests/fixtures/events_schema4.hex).
+/// The purchase's own step layouts have their goldens in test_rebate_domain.cpp.
+std::vector<std::pair<std::string, Event>> schema4_golden_events() {
+  RulesSet rules;
+  rules.rules.ledger = 1;
+  rules.rules.issuer_account = 1000;
+  rules.rules.currency = "EUR";
+  rules.rules.categories = {{"books", 100}, {"food", 250}};
+  rules.rules.min_purchase = 500;
+  rules.rules.cap_per_order = 300;
+  rules.rules.cap_per_member_day = 1000;
+  rules.rules.return_window_s = 604'800;
+  rules.rules.campaigns = {{1'700'000'000'000'000'000ULL, 1'700'000'100'000'000'000ULL, 20'000,
+                            {"food"}}};
+  rules.rules.timestamp = 1'700'000'000'000'000'030ULL;
+  RulesSet extreme;
+  extreme.rules.ledger = UINT64_MAX;
+  extreme.rules.issuer_account = UINT64_MAX;
+  extreme.rules.currency = "ZZZ";
+  extreme.rules.categories = {{std::string(rebate_category_bytes_max, 'z'), 10'000}};
+  extreme.rules.min_purchase = UINT64_MAX;
+  extreme.rules.cap_per_order = UINT64_MAX;
+  extreme.rules.cap_per_member_day = UINT64_MAX;
+  extreme.rules.return_window_s = rebate_return_window_s_max;
+  extreme.rules.campaigns = {{0, UINT64_MAX, 1'000'000, {}}};
+  extreme.rules.timestamp = UINT64_MAX;
+  ProcessStepped step;
+  step.kind = ProcessKind::rebate;
+  step.id = 77;
+  step.step = 4;
+  step.data = std::string("\x01", 1);
+  step.timestamp = 1'700'000'000'000'000'031ULL;
+  return {{"rules_set", rules},
+          {"rules_set_extreme_values", extreme},
+          {"process_stepped_rebate", step}};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hand-made bytes for the strictness tests.
 
@@ -528,6 +575,7 @@ TEST_CASE("every event type and transfer kind survives encode then decode", "[co
   events.emplace_back("zero transfer", TransferEvent{});
   for (auto& e : schema2_golden_events()) events.push_back(e);
   for (auto& e : schema3_golden_events()) events.push_back(e);
+  for (auto& e : schema4_golden_events()) events.push_back(e);
   ProcessStepped longest_step;
   longest_step.data = std::string(process_data_bytes_max, '\xff');
   events.emplace_back("longest step data", longest_step);
@@ -715,7 +763,7 @@ TEST_CASE("decoding: bytes after the event are trailing_bytes", "[codec][strict]
 }
 
 TEST_CASE("decoding: an unknown type or a newer version is refused", "[codec][strict]") {
-  for (const std::uint8_t type : {0, 10, 11, 0x7F, 0x80, 0xFF}) {
+  for (const std::uint8_t type : {0, 11, 12, 0x7F, 0x80, 0xFF}) {
     INFO("type " << static_cast<int>(type));
     std::string bytes = encode(single_event());
     bytes[0] = static_cast<char>(type);
@@ -958,10 +1006,16 @@ TEST_CASE("golden fixtures of schema 2's new types decode to the expected events
 
 TEST_CASE("golden fixtures of schema 3's webhook types decode to the expected events",
           "[codec][golden]") {
-  STATIC_REQUIRE(event_schema == 3);
   check_golden(std::string(POINTEX_FIXTURES_DIR) + "/events_schema3.hex", schema3_golden_events(),
                webhook_created_version == 1 && webhook_deleted_version == 1 &&
                    webhook_progressed_version == 1);
+}
+
+TEST_CASE("golden fixtures of schema 4's rules and rebate kind decode to the expected events",
+          "[codec][golden]") {
+  STATIC_REQUIRE(event_schema == 4);
+  check_golden(std::string(POINTEX_FIXTURES_DIR) + "/events_schema4.hex", schema4_golden_events(),
+               rules_set_version == 1 && process_stepped_version == 1);
 }
 
 TEST_CASE("process steps: the order kind decodes, kinds not yet known are refused",
@@ -977,11 +1031,11 @@ TEST_CASE("process steps: the order kind decodes, kinds not yet known are refuse
   REQUIRE(decode_event(bytes, &back) == DecodeError::none);
   REQUIRE(std::holds_alternative<ProcessStepped>(back));
   CHECK(same(std::get<ProcessStepped>(back), step));
-  // The kind is the byte after the type, version and timestamp: 3 and up are kept for later
-  // workflows (rebates, check-backs) and refused until a build knows them; so is 0.
+  // The kind is the byte after the type, version and timestamp: 3 (check-backs) and 5 up are
+  // kept for later workflows and refused until a build knows them; so is 0.
   const std::size_t kind_at = bytes.find('\x02', 3);
   REQUIRE(kind_at != std::string::npos);
-  for (const char kind : {'\x00', '\x03', '\xff'}) {
+  for (const char kind : {'\x00', '\x03', '\x05', '\xff'}) {
     bytes[kind_at] = kind;
     CHECK(decode(bytes) == DecodeError::invalid_field);
   }

@@ -382,7 +382,7 @@ TEST_CASE("validate_transfer checks the item's own fields in a fixed order", "[d
        TransferResult::ok},
       {"zero id", with(s, [](Transfer& t) { t.id = 0; }), TransferResult::id_must_not_be_zero},
       {"zero id wins over everything", Transfer{}, TransferResult::id_must_not_be_zero},
-      {"unknown flag bit", with(s, [](Transfer& t) { t.flags = 1U << 3; }),
+      {"unknown flag bit", with(s, [](Transfer& t) { t.flags = 1U << 4; }),
        TransferResult::unknown_flags},
       {"unknown flag bit with a known one",
        with(s, [](Transfer& t) { t.flags = transfer_flags::pending | (1U << 31); }),

@@ -207,7 +207,8 @@ class Model {
     if ((t.flags & ~transfer_flags::all) != 0) return TransferResult::unknown_flags;
     const int flag_count = ((t.flags & transfer_flags::pending) != 0 ? 1 : 0) +
                            ((t.flags & transfer_flags::post_pending) != 0 ? 1 : 0) +
-                           ((t.flags & transfer_flags::void_pending) != 0 ? 1 : 0);
+                           ((t.flags & transfer_flags::void_pending) != 0 ? 1 : 0) +
+                           ((t.flags & transfer_flags::balancing_debit) != 0 ? 1 : 0);
     if (flag_count > 1) return TransferResult::flags_are_mutually_exclusive;
     if (t.debit_account == 0) return TransferResult::debit_account_must_not_be_zero;
     const bool resolution =
@@ -217,7 +218,7 @@ class Model {
       if (t.amount == 0) return TransferResult::amount_must_not_be_zero;
       if (t.debit_account == t.credit_account) return TransferResult::accounts_must_be_different;
       if (t.pending_id != 0) return TransferResult::pending_id_must_be_zero;
-      if (t.flags == 0 && t.timeout_s != 0) {
+      if (t.flags != transfer_flags::pending && t.timeout_s != 0) {
         return TransferResult::timeout_reserved_for_pending_transfer;
       }
       if (t.ledger == 0) return TransferResult::ledger_must_not_be_zero;
@@ -234,7 +235,8 @@ class Model {
   /// A client may not use the ids and the code of the engine's workflows.
   static TransferResult check_reserved(const Transfer& t) {
     if (t.id >= pointex::workflow_transfer_id_min) return TransferResult::id_reserved;
-    if (t.code == pointex::exchange_transfer_code || t.code == pointex::order_transfer_code) {
+    if (t.code == pointex::exchange_transfer_code || t.code == pointex::order_transfer_code ||
+        t.code == pointex::rebate_transfer_code) {
       return TransferResult::code_reserved;
     }
     return TransferResult::ok;
@@ -244,7 +246,14 @@ class Model {
   static TransferResult create(const Transfer& t, std::uint64_t now, Account& debit,
                                Account& credit, Stored& s) {
     const bool pending = t.flags == transfer_flags::pending;
-    const std::uint64_t amount = t.amount;
+    std::uint64_t amount = t.amount;
+    // A balancing debit asks for at most `amount`: what the debit limit leaves, if anything.
+    if (t.flags == transfer_flags::balancing_debit &&
+        (debit.flags & account_flags::debits_must_not_exceed_credits) != 0) {
+      const std::uint64_t held = debit.debits_posted + debit.debits_pending;  // both < 2^63
+      if (held >= debit.credits_posted) return TransferResult::exceeds_credits;
+      amount = std::min(amount, debit.credits_posted - held);
+    }
     // 6. The debit account: its limit, then overflow.
     if ((debit.flags & account_flags::debits_must_not_exceed_credits) != 0 &&
         more_than(debit.debits_posted, debit.debits_pending, amount, debit.credits_posted)) {
