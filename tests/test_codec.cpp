@@ -107,8 +107,8 @@ std::string describe(const Event& e) {
         } else if constexpr (std::is_same_v<T, RulesSet>) {
           os << "RulesSet{ledger=" << x.rules.ledger << " issuer=" << x.rules.issuer_account
              << " currency=" << x.rules.currency << " categories=" << x.rules.categories.size()
-             << " campaigns=" << x.rules.campaigns.size()
-             << " window_s=" << x.rules.return_window_s << " ts=" << x.rules.timestamp << "}";
+             << " campaigns=" << x.rules.campaigns.size() << " window_s=" << x.rules.return_window_s
+             << " ts=" << x.rules.timestamp << "}";
         } else if constexpr (std::is_same_v<T, ProcessStepped>) {
           os << "ProcessStepped{kind=" << static_cast<int>(x.kind) << " id=" << x.id
              << " step=" << static_cast<int>(x.step) << " data=" << x.data.size()
@@ -273,8 +273,8 @@ TransferEvent extreme_event() {
   e.request.ledger = UINT64_MAX;
   e.request.code = UINT16_MAX;
   // The bits of schema 1 (its golden bytes pin them; balancing_debit came later).
-  e.request.flags = transfer_flags::pending | transfer_flags::post_pending |
-                    transfer_flags::void_pending;
+  e.request.flags =
+      transfer_flags::pending | transfer_flags::post_pending | transfer_flags::void_pending;
   e.request.pending_id = UINT64_MAX;
   e.request.timeout_s = UINT32_MAX;
   e.request.user_data = UINT64_MAX;
@@ -427,8 +427,8 @@ std::vector<std::pair<std::string, Event>> schema4_golden_events() {
   rules.rules.cap_per_order = 300;
   rules.rules.cap_per_member_day = 1000;
   rules.rules.return_window_s = 604'800;
-  rules.rules.campaigns = {{1'700'000'000'000'000'000ULL, 1'700'000'100'000'000'000ULL, 20'000,
-                            {"food"}}};
+  rules.rules.campaigns = {
+      {1'700'000'000'000'000'000ULL, 1'700'000'100'000'000'000ULL, 20'000, {"food"}}};
   rules.rules.timestamp = 1'700'000'000'000'000'030ULL;
   RulesSet extreme;
   extreme.rules.ledger = UINT64_MAX;

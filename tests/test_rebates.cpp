@@ -79,7 +79,8 @@ struct Fixture {
                 .is_ok());
     for (AccountResult r : ar) REQUIRE(r == AccountResult::ok);
     std::vector<TransferOutcome> o;
-    REQUIRE(engine->submit_transfers({{1, issuer, alice, funded, mall, 1, 0, 0, 0, 0}}, &o).is_ok());
+    REQUIRE(
+        engine->submit_transfers({{1, issuer, alice, funded, mall, 1, 0, 0, 0, 0}}, &o).is_ok());
     REQUIRE(o[0].result == TransferResult::ok);
   }
   RulesResult set(const EarningRules& rules) {
@@ -159,8 +160,9 @@ TEST_CASE("rebate rules: every field checked, nothing stored on a refusal, the s
         RulesResult::issuer_account_invalid);  // not an issuer
   CHECK(with([](EarningRules& x) { x.currency = "eur"; }) == RulesResult::currency_invalid);
   CHECK(with([](EarningRules& x) { x.categories.clear(); }) == RulesResult::categories_invalid);
-  CHECK(with([](EarningRules& x) { x.categories.push_back({"books", 5}); }) ==
-        RulesResult::categories_invalid);  // twice
+  CHECK(with([](EarningRules& x) {
+          x.categories.push_back({"books", 5});
+        }) == RulesResult::categories_invalid);  // twice
   CHECK(with([](EarningRules& x) { x.categories[0].category = "Books"; }) ==
         RulesResult::categories_invalid);
   CHECK(with([](EarningRules& x) { x.categories[0].rate_bps = 0; }) ==
@@ -169,12 +171,15 @@ TEST_CASE("rebate rules: every field checked, nothing stored on a refusal, the s
         RulesResult::category_rate_invalid);
   CHECK(with([](EarningRules& x) { x.return_window_s = rebate_return_window_s_max + 1; }) ==
         RulesResult::return_window_too_long);
-  CHECK(with([](EarningRules& x) { x.campaigns = {{10, 10, 20'000, {}}}; }) ==
-        RulesResult::campaigns_invalid);  // empty window
-  CHECK(with([](EarningRules& x) { x.campaigns = {{1, 10, 9'999, {}}}; }) ==
-        RulesResult::campaigns_invalid);  // below x1
-  CHECK(with([](EarningRules& x) { x.campaigns = {{1, 10, 20'000, {"toys"}}}; }) ==
-        RulesResult::campaigns_invalid);  // a category the rules do not have
+  CHECK(with([](EarningRules& x) {
+          x.campaigns = {{10, 10, 20'000, {}}};
+        }) == RulesResult::campaigns_invalid);  // empty window
+  CHECK(with([](EarningRules& x) {
+          x.campaigns = {{1, 10, 9'999, {}}};
+        }) == RulesResult::campaigns_invalid);  // below x1
+  CHECK(with([](EarningRules& x) {
+          x.campaigns = {{1, 10, 20'000, {"toys"}}};
+        }) == RulesResult::campaigns_invalid);  // a category the rules do not have
   CHECK(f.engine->rules(mall) == std::nullopt);
   CHECK(f.engine->all_rules().empty());
 
@@ -372,12 +377,12 @@ TEST_CASE("rebate: refusals before a purchase starts store nothing", "[rebates]"
   CHECK(f.buy(books(50, 1'000)).result == PurchaseResult::ok);
   // Clients may not touch a rebate's transfers.
   std::vector<TransferOutcome> t;
-  REQUIRE(f.engine
-              ->submit_transfers({{60, issuer, alice, 5, mall, rebate_transfer_code, 0, 0, 0, 0},
-                                  {61, issuer, alice, 0, 0, 0, transfer_flags::void_pending, 50, 0,
-                                   0}},
-                                 &t)
-              .is_ok());
+  REQUIRE(
+      f.engine
+          ->submit_transfers({{60, issuer, alice, 5, mall, rebate_transfer_code, 0, 0, 0, 0},
+                              {61, issuer, alice, 0, 0, 0, transfer_flags::void_pending, 50, 0, 0}},
+                             &t)
+          .is_ok());
   CHECK(t[0].result == TransferResult::code_reserved);
   CHECK(t[1].result == TransferResult::code_reserved);
   f.clock.advance_s(7 * day_s);
@@ -443,16 +448,25 @@ TEST_CASE("crash after every step of a purchase: it completes, with conservation
     const char* action;
   };
   const std::vector<Case> cases = {
-      {"started", "window"},     {"credited", "window"},          {"decided", "window"},
-      {"resolved", "window"},    {"completed", "window"},         {"refunded", "refund"},
-      {"decided", "refund"},     {"resolved", "refund"},          {"refunded", "clawback"},
-      {"completed", "clawback"}, {"clawback_transfer", "clawback"}, {"clawed_back", "clawback"},
+      {"started", "window"},
+      {"credited", "window"},
+      {"decided", "window"},
+      {"resolved", "window"},
+      {"completed", "window"},
+      {"refunded", "refund"},
+      {"decided", "refund"},
+      {"resolved", "refund"},
+      {"refunded", "clawback"},
+      {"completed", "clawback"},
+      {"clawback_transfer", "clawback"},
+      {"clawed_back", "clawback"},
   };
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.step << " " << c.action) {
       Fixture f(/*manual_clock=*/false);
-      REQUIRE(f.set(mall_rules(std::string(c.action) == "window" ? 1 : c.action[0] == 'r' ? 600 : 0)) ==
-              RulesResult::ok);
+      REQUIRE(f.set(mall_rules(std::string(c.action) == "window" ? 1
+                               : c.action[0] == 'r'              ? 600
+                                                                 : 0)) == RulesResult::ok);
       f.engine.reset();
       REQUIRE(run_rebate_child(f.dir.path(), c.step, c.action));
       f.open();

@@ -1219,3 +1219,172 @@ TEST_CASE("Api: order refusals, failures and issuer keys", "[server]") {
   CHECK(post(body, issuer_key).status == 403);
   CHECK(f.call("GET", "/v1/orders/10").status == 404);
 }
+
+namespace {
+
+/// Ledgers 1 (issuer 10, members 11 and 12) and 2 (issuer 20, member 21), earning rules for
+/// neither yet.
+struct RebateApi : ApiFixture {
+  RebateApi() {
+    api->set_engine(engine.get());
+    REQUIRE(call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Mall"})").status == 201);
+    REQUIRE(call("POST", "/v1/ledgers", R"({"id":2,"code":"AIR","name":"Air"})").status == 201);
+    REQUIRE(call("POST", "/v1/accounts",
+                 R"([{"id":10,"ledger":1,"kind":"issuer"},{"id":11,"ledger":1,"kind":"member"},
+                     {"id":12,"ledger":1,"kind":"member"},{"id":20,"ledger":2,"kind":"issuer"},
+                     {"id":21,"ledger":2,"kind":"member"}])")
+                .status == 200);
+  }
+  json purchase_now(PurchaseId id) {
+    const Response r = call("GET", "/v1/purchases/" + std::to_string(id));
+    REQUIRE(r.status == 200);
+    return json::parse(r.body);
+  }
+};
+
+constexpr const char* mall_rules_body =
+    R"({"issuer_account":10,"currency":"EUR","categories":[{"category":"books","rate_bps":100}],
+        "min_purchase":100,"return_window_s":0,
+        "campaigns":[{"starts_at":0,"ends_at":1,"multiplier_bps":20000,"categories":["books"]}]})";
+
+}  // namespace
+
+TEST_CASE("Api: earning rules over HTTP, every field checked, issuer keys on their ledgers",
+          "[server]") {
+  RebateApi f;
+  CHECK(f.call("GET", "/v1/ledgers/1/rules").status == 404);
+  const auto refused = [&](const std::string& body, int status, const char* code,
+                           const char* field = nullptr) {
+    const Response r = f.call("PUT", "/v1/ledgers/1/rules", body);
+    INFO(body << " -> " << r.body);
+    CHECK(r.status == status);
+    const json j = json::parse(r.body);
+    CHECK(j["error"] == code);
+    if (field != nullptr) CHECK(j["field"] == field);
+  };
+  refused("[]", 400, "invalid_json");
+  refused(R"({"issuer_account":10,"currency":"EUR"})", 400, "missing_field", "categories");
+  refused(R"({"currency":"EUR","categories":[]})", 400, "missing_field", "issuer_account");
+  refused(R"({"issuer_account":10,"currency":"EUR","categories":[],"x":1})", 400, "unknown_field",
+          "x");
+  refused(R"({"issuer_account":10,"currency":"EUR","categories":[{"category":"a"}]})", 400,
+          "missing_field", "categories[0].rate_bps");
+  refused(R"({"issuer_account":10,"currency":"EUR","categories":[{"category":"a","rate_bps":-1}]})",
+          400, "invalid_field", "categories[0].rate_bps");
+  refused(R"({"issuer_account":10,"currency":"EUR","categories":{}})", 400, "invalid_field",
+          "categories");
+  refused(R"({"issuer_account":10,"currency":"EUR","categories":[]})", 400, "categories_invalid");
+  refused(R"({"issuer_account":99,"currency":"EUR","categories":[{"category":"a","rate_bps":1}]})",
+          404, "issuer_account_not_found");
+  refused(R"({"issuer_account":20,"currency":"EUR","categories":[{"category":"a","rate_bps":1}]})",
+          400, "issuer_account_invalid");
+  refused(R"({"issuer_account":10,"currency":"E","categories":[{"category":"a","rate_bps":1}]})",
+          400, "currency_invalid");
+  refused(R"({"issuer_account":10,"currency":"EUR","categories":[{"category":"a","rate_bps":1}],
+              "campaigns":[{"ends_at":5,"multiplier_bps":5}]})",
+          400, "campaigns_invalid");
+  refused(R"({"issuer_account":10,"currency":"EUR","categories":[{"category":"a","rate_bps":1}],
+              "campaigns":[{"starts_at":1}]})",
+          400, "missing_field", "campaigns[0].ends_at");
+  CHECK(f.call("GET", "/v1/ledgers/1/rules").status == 404);  // nothing stored
+  // Another issuer's ledger: 403; no ledger: 404.
+  CHECK(f.call("PUT", "/v1/ledgers/2/rules", mall_rules_body, issuer_key).status == 403);
+  CHECK(f.call("GET", "/v1/ledgers/2/rules", {}, issuer_key).status == 403);
+  CHECK(f.call("PUT", "/v1/ledgers/9/rules", mall_rules_body).status == 404);
+
+  Response r = f.call("PUT", "/v1/ledgers/1/rules", mall_rules_body, issuer_key);
+  REQUIRE(r.status == 200);
+  json j = json::parse(r.body);
+  CHECK(j["ledger"] == 1);
+  CHECK(j["categories"][0]["rate_bps"] == 100);
+  CHECK(j["campaigns"][0]["multiplier_bps"] == 20000);
+  r = f.call("GET", "/v1/ledgers/1/rules", {}, issuer_key);
+  REQUIRE(r.status == 200);
+  CHECK(json::parse(r.body)["timestamp"] == j["timestamp"]);
+}
+
+TEST_CASE("Api: purchases and refunds over HTTP, with clawbacks, retries and refusals",
+          "[server]") {
+  RebateApi f;
+  CHECK(f.call("POST", "/v1/purchases",
+               R"({"id":1,"member_account":11,"amount":10000,"currency":"EUR","category":"books"})")
+            .status == 404);  // rules_not_found
+  REQUIRE(f.call("PUT", "/v1/ledgers/1/rules", mall_rules_body).status == 200);
+  const std::string body =
+      R"({"id":1,"member_account":11,"amount":10000,"currency":"EUR","category":"books"})";
+  Response r = f.call("POST", "/v1/purchases", body, issuer_key);
+  REQUIRE(r.status == 200);
+  json j = json::parse(r.body);
+  CHECK(j["result"] == "ok");
+  CHECK(j["points"] == 100);
+  CHECK(j["status"] == "available");  // a window of 0: posted at once
+  CHECK(j["points_posted"] == 100);
+  CHECK(f.call("POST", "/v1/purchases", body).status == 200);
+  CHECK(json::parse(f.call("POST", "/v1/purchases", body).body)["result"] == "exists");
+  r = f.call("POST", "/v1/purchases",
+             R"({"id":1,"member_account":11,"amount":10001,"currency":"EUR","category":"books"})");
+  CHECK(r.status == 409);
+  // Refusals, each with its field.
+  const auto refused = [&](const std::string& b, int status, const char* code) {
+    const Response x = f.call("POST", "/v1/purchases", b);
+    INFO(b << " -> " << x.body);
+    CHECK(x.status == status);
+    CHECK(json::parse(x.body)["error"] == code);
+  };
+  refused(R"({"id":2,"member_account":11,"amount":1,"currency":"EUR"})", 400, "missing_field");
+  refused(R"({"id":2,"member_account":11,"amount":"1","currency":"EUR","category":"books"})", 400,
+          "invalid_field");
+  refused(R"({"id":0,"member_account":11,"amount":1,"currency":"EUR","category":"books"})", 400,
+          "id_must_not_be_zero");
+  refused(
+      R"({"id":4611686018427387904,"member_account":11,"amount":1,"currency":"EUR","category":"books"})",
+      400, "id_reserved");
+  refused(R"({"id":2,"member_account":99,"amount":1,"currency":"EUR","category":"books"})", 404,
+          "member_account_not_found");
+  refused(R"({"id":2,"member_account":10,"amount":1,"currency":"EUR","category":"books"})", 400,
+          "member_account_invalid");
+  refused(R"({"id":2,"member_account":11,"amount":1,"currency":"USD","category":"books"})", 400,
+          "currency_mismatch");
+  refused(R"({"id":2,"member_account":11,"amount":1,"currency":"EUR","category":"toys"})", 400,
+          "category_not_found");
+  refused(R"({"id":2,"member_account":21,"amount":1,"currency":"EUR","category":"books"})", 404,
+          "rules_not_found");
+  CHECK(f.call("POST", "/v1/purchases",
+               R"({"id":2,"member_account":21,"amount":1,"currency":"EUR","category":"books"})",
+               issuer_key)
+            .status == 403);
+  CHECK(f.call("GET", "/v1/purchases/2").status == 404);
+
+  // Member 11 spends 60 of the 100; a full refund claws back 40 and records 60 short.
+  REQUIRE(
+      f.call("POST", "/v1/transfers",
+             R"({"id":5,"debit_account":11,"credit_account":12,"amount":60,"ledger":1,"code":1})")
+          .status == 200);
+  CHECK(f.call("POST", "/v1/purchases/1/refund", R"({"id":1})").status == 400);  // amount 0
+  CHECK(f.call("POST", "/v1/purchases/1/refund", R"({"id":1,"amount":10001})").status == 409);
+  CHECK(f.call("POST", "/v1/purchases/9/refund", R"({"id":1,"amount":1})").status == 404);
+  r = f.call("POST", "/v1/purchases/1/refund", R"({"id":1,"amount":10000})");
+  REQUIRE(r.status == 200);
+  j = json::parse(r.body);
+  CHECK(j["result"] == "ok");
+  CHECK(j["refunds"][0]["clawback"]["points"] == 100);
+  CHECK(j["refunds"][0]["clawback"]["clawed_back"] == 40);
+  CHECK(j["refunds"][0]["clawback"]["shortfall"] == 60);
+  CHECK(j["shortfall"] == 60);
+  r = f.call("POST", "/v1/purchases/1/refund", R"({"id":1,"amount":10000})");
+  CHECK(json::parse(r.body)["result"] == "exists");
+  r = f.call("POST", "/v1/purchases/1/refund", R"({"id":1,"amount":5})");
+  CHECK(r.status == 409);
+  // The clawback is a balancing_debit transfer on the member's account.
+  const std::uint64_t claw = j["refunds"][0]["clawback"]["transfer_id"];
+  r = f.call("GET", "/v1/transfers/" + std::to_string(claw) + "?debit_account=11");
+  REQUIRE(r.status == 200);
+  j = json::parse(r.body);
+  CHECK(j["amount"] == 40);
+  CHECK(j["flags"] == json::array({"balancing_debit"}));
+  CHECK(json::parse(f.call("GET", "/v1/accounts/11?min_position=1").body)["balance"] == 0);
+  // After a restart it reads the same.
+  f.reopen();
+  CHECK(f.purchase_now(1)["shortfall"] == 60);
+  CHECK(f.purchase_now(1)["settled"] == true);
+}

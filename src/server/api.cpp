@@ -178,6 +178,8 @@ Route route(std::string_view method, std::string_view target) {
           "GET, POST");
     } else if (n == 3 && has_id) {
       set(Endpoint::ledger_get, {"GET"}, "GET");
+    } else if (n == 4 && has_id && seg[3] == "rules") {
+      set(method == "PUT" ? Endpoint::rules_put : Endpoint::rules_get, {"GET", "PUT"}, "GET, PUT");
     }
   } else if (what == "accounts") {
     if (n == 2) {
@@ -224,6 +226,14 @@ Route route(std::string_view method, std::string_view target) {
       set(Endpoint::order_get, {"GET"}, "GET");
     } else if (n == 4 && has_id && seg[3] == "cancel") {
       set(Endpoint::order_cancel, {"POST"}, "POST");
+    }
+  } else if (what == "purchases") {
+    if (n == 2) {
+      set(Endpoint::purchases_create, {"POST"}, "POST");
+    } else if (n == 3 && has_id) {
+      set(Endpoint::purchase_get, {"GET"}, "GET");
+    } else if (n == 4 && has_id && seg[3] == "refund") {
+      set(Endpoint::purchase_refund, {"POST"}, "POST");
     }
   } else if (what == "payments" && n == 4 && seg[3] == "callback" && !seg[2].empty()) {
     r.name = seg[2];
@@ -336,6 +346,12 @@ struct Api::Impl {
   void order_get(const ApiKey* key, const Route& r, const Reply& reply);
   void order_cancel(const ApiKey* key, const Route& r, const Reply& reply);
   void payment_callback(const Route& r, const Request& req, const Reply& reply);
+  // Shopping rebates (docs/workflows.md, "Rebates over HTTP").
+  void rules_get(const Route& r, const Reply& reply);
+  void rules_put(const Route& r, const Request& req, const Reply& reply);
+  void purchases_create(const ApiKey* key, const Request& req, const Reply& reply);
+  void purchase_get(const ApiKey* key, const Route& r, const Reply& reply);
+  void purchase_refund(const ApiKey* key, const Route& r, const Request& req, const Reply& reply);
   /// Runs `then` if the order exists and this key may see it; else answers 404.
   void with_visible_order(const ApiKey* key, OrderId id, const Reply& reply,
                           std::function<void(const OrderInfo&)> then);
@@ -398,6 +414,11 @@ std::optional<Response> Api::Impl::check_head_in_order(const Request& head, cons
       return error(403, "forbidden", "only an admin key may set exchange rates");
     }
     if (r.endpoint == Endpoint::rate_get && !allowed(key, r.id) && !allowed(key, r.id2)) {
+      return forbidden_ledger(r.id);
+    }
+    // An issuer sets and reads the earning rules of its own ledgers.
+    if ((r.endpoint == Endpoint::rules_get || r.endpoint == Endpoint::rules_put) &&
+        !allowed(key, r.id)) {
       return forbidden_ledger(r.id);
     }
   }
@@ -551,6 +572,16 @@ void Api::Impl::dispatch(const Route& r, const ApiKey* key, Request& req, const 
       return order_cancel(key, r, reply);
     case Endpoint::payment_callback:
       return payment_callback(r, req, reply);
+    case Endpoint::rules_get:
+      return rules_get(r, reply);
+    case Endpoint::rules_put:
+      return rules_put(r, req, reply);
+    case Endpoint::purchases_create:
+      return purchases_create(key, req, reply);
+    case Endpoint::purchase_get:
+      return purchase_get(key, r, reply);
+    case Endpoint::purchase_refund:
+      return purchase_refund(key, r, req, reply);
     default:
       break;
   }
@@ -1268,6 +1299,172 @@ void Api::Impl::payment_callback(const Route& r, const Request& req, const Reply
         }
         reply(ok_json(200, j));
       });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shopping rebates (docs/workflows.md, "Rebates over HTTP").
+
+namespace {
+
+Response rules_error(RulesResult r) {
+  const std::string code(to_string(r));
+  switch (r) {
+    case RulesResult::ok:
+      break;
+    case RulesResult::ledger_not_found:
+      return error(404, code, "no such ledger");
+    case RulesResult::issuer_account_not_found:
+      return error(404, code, "no such issuer account", "issuer_account");
+    case RulesResult::issuer_account_invalid:
+      return error(400, code, "issuer_account must be an issuer account on the ledger",
+                   "issuer_account");
+    case RulesResult::currency_invalid:
+      return error(400, code, "currency must be three of A-Z (ISO 4217)", "currency");
+    case RulesResult::categories_invalid:
+      return error(400, code, "categories: 1 to 64, unique names of 1-32 of a-z, 0-9, _ and -",
+                   "categories");
+    case RulesResult::category_rate_invalid:
+      return error(400, code, "rate_bps must be 1 to 10000", "categories");
+    case RulesResult::return_window_too_long:
+      return error(400, code, "return_window_s is at most 365 days", "return_window_s");
+    case RulesResult::campaigns_invalid:
+      return error(400, code,
+                   "campaigns: starts_at < ends_at, multiplier_bps 10000 to 1000000, categories "
+                   "among the rules' own",
+                   "campaigns");
+  }
+  return error(500, "internal", "unknown rules result");
+}
+
+/// 200 with the purchase for ok and exists (its `result` says which); the refusals as errors.
+Response purchase_answer(const PurchaseOutcome& o) {
+  const std::string code(to_string(o.result));
+  switch (o.result) {
+    case PurchaseResult::ok:
+    case PurchaseResult::exists: {
+      if (!o.purchase) return error(500, "internal", "a purchase answered without its state");
+      json j = purchase_json(*o.purchase);
+      j["result"] = code;
+      return ok_json(200, j);
+    }
+    case PurchaseResult::exists_with_different_fields:
+      return error(409, code, "a purchase or refund with this id and another body exists");
+    case PurchaseResult::id_must_not_be_zero:
+      return error(400, code, "id must not be zero", "id");
+    case PurchaseResult::id_reserved:
+      return error(400, code, "id must be at most 2^62 - 1", "id");
+    case PurchaseResult::amount_must_not_be_zero:
+      return error(400, code, "amount must not be zero", "amount");
+    case PurchaseResult::member_account_not_found:
+      return error(404, code, "no such member account", "member_account");
+    case PurchaseResult::member_account_invalid:
+      return error(400, code, "the account is not of kind member", "member_account");
+    case PurchaseResult::rules_not_found:
+      return error(404, code, "the member's ledger has no earning rules");
+    case PurchaseResult::currency_mismatch:
+      return error(400, code, "the purchase's currency is not the rules' currency", "currency");
+    case PurchaseResult::category_not_found:
+      return error(400, code, "the rules have no such category", "category");
+    case PurchaseResult::purchase_not_found:
+      return error(404, code, "no such purchase");
+    case PurchaseResult::refund_exceeds_purchase:
+      return error(409, code, "the refunds would exceed the purchase's amount", "amount");
+    case PurchaseResult::too_many_refunds:
+      return error(409, code, "a purchase takes at most 32 refunds");
+  }
+  return error(500, "internal", "unknown purchase result");
+}
+
+}  // namespace
+
+void Api::Impl::rules_get(const Route& r, const Reply& reply) {
+  const std::optional<EarningRules> rules = engine.load()->rules(r.id);
+  if (!rules) {
+    return reply(error(404, "not_found", "ledger " + std::to_string(r.id) + " has no rules"));
+  }
+  reply(ok_json(200, rules_json(*rules)));
+}
+
+void Api::Impl::rules_put(const Route& r, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  EarningRules rules;
+  if (!parse_body(req.body, &body, &err) || !map_rules(body, &rules, &err)) {
+    return reply(error(err));
+  }
+  rules.ledger = r.id;
+  Engine* e = engine.load();
+  e->set_rules(rules, [e, reply, ledger = r.id](const Status& s, RulesResult result) {
+    if (!s.is_ok()) return reply(status_error(s));
+    if (result != RulesResult::ok) return reply(rules_error(result));
+    const std::optional<EarningRules> stored = e->rules(ledger);
+    if (!stored) return reply(error(500, "internal", "rules set but not found"));
+    reply(ok_json(200, rules_json(*stored)));
+  });
+}
+
+void Api::Impl::purchases_create(const ApiKey* key, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  Purchase purchase;
+  if (!parse_body(req.body, &body, &err) || !map_purchase(body, &purchase, &err)) {
+    return reply(error(err));
+  }
+  Engine* e = engine.load();
+  auto run = [e, purchase, reply] {
+    e->purchase(purchase, [reply](const Status& s, PurchaseOutcome o) {
+      if (!s.is_ok()) return reply(status_error(s));
+      reply(purchase_answer(o));
+    });
+  };
+  if (key->role == Role::admin) return run();
+  e->account_ledgers({purchase.member_account},
+                     [key, reply, run](const Status& s, std::vector<LedgerId> ledgers) {
+                       if (!s.is_ok()) return reply(status_error(s));
+                       if (ledgers[0] != 0 && !allowed(key, ledgers[0])) {
+                         return reply(forbidden_ledger(ledgers[0]));
+                       }
+                       run();
+                     });
+}
+
+void Api::Impl::purchase_get(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  if (!parse_query(r.query, {}, &q, &err)) return reply(error(err));
+  engine.load()->lookup_purchase(
+      r.id, [key, id = r.id, reply](const Status& s, std::optional<PurchaseInfo> info) {
+        if (!s.is_ok()) return reply(status_error(s));
+        // Another issuer's purchase is not named: the same 404 as none.
+        if (!info || !allowed(key, info->ledger)) {
+          return reply(error(404, "not_found", "no purchase " + std::to_string(id)));
+        }
+        reply(ok_json(200, purchase_json(*info)));
+      });
+}
+
+void Api::Impl::purchase_refund(const ApiKey* key, const Route& r, const Request& req,
+                                const Reply& reply) {
+  json body;
+  ApiError err;
+  Refund refund;
+  if (!parse_body(req.body, &body, &err) || !map_refund(body, &refund, &err)) {
+    return reply(error(err));
+  }
+  refund.purchase_id = r.id;
+  Engine* e = engine.load();
+  e->lookup_purchase(r.id,
+                     [e, key, refund, reply](const Status& s, std::optional<PurchaseInfo> info) {
+                       if (!s.is_ok()) return reply(status_error(s));
+                       if (!info || !allowed(key, info->ledger)) {
+                         return reply(error(404, "purchase_not_found",
+                                            "no purchase " + std::to_string(refund.purchase_id)));
+                       }
+                       e->refund_purchase(refund, [reply](const Status& s2, PurchaseOutcome o) {
+                         if (!s2.is_ok()) return reply(status_error(s2));
+                         reply(purchase_answer(o));
+                       });
+                     });
 }
 
 }  // namespace pointex::server

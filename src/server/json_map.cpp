@@ -103,6 +103,7 @@ std::uint32_t transfer_flag_bit(const std::string& name) {
   if (name == "pending") return transfer_flags::pending;
   if (name == "post_pending") return transfer_flags::post_pending;
   if (name == "void_pending") return transfer_flags::void_pending;
+  if (name == "balancing_debit") return transfer_flags::balancing_debit;
   return 0;
 }
 
@@ -111,6 +112,7 @@ json transfer_flags_json(std::uint32_t flags) {
   if (flags & transfer_flags::pending) a.push_back("pending");
   if (flags & transfer_flags::post_pending) a.push_back("post_pending");
   if (flags & transfer_flags::void_pending) a.push_back("void_pending");
+  if (flags & transfer_flags::balancing_debit) a.push_back("balancing_debit");
   return a;
 }
 
@@ -234,6 +236,96 @@ bool map_order(const json& j, Order* out, ApiError* err) {
     return false;
   }
   return true;
+}
+
+namespace {
+
+/// An array field of objects, each mapped by `map_item` with the field's name in errors.
+template <typename Item, typename MapItem>
+bool map_array(const json& j, const char* key, std::size_t items_max, std::vector<Item>* out,
+               ApiError* err, MapItem map_item) {
+  const auto it = j.find(key);
+  if (it == j.end()) return true;
+  Fields top(j, -1, err);
+  if (!it->is_array()) return top.fail(key, "invalid_field", "expected an array");
+  if (it->size() > items_max) {
+    return top.fail(key, "invalid_field", "at most " + std::to_string(items_max) + " items");
+  }
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    Fields f((*it)[i], -1, err);
+    Item item;
+    if (!map_item(f, (*it)[i], &item)) {
+      const std::string at = std::string(key) + "[" + std::to_string(i) + "]";
+      err->message = at + (err->field.empty() ? ": " : ".") + err->message;
+      err->field = err->field.empty() ? at : at + "." + err->field;
+      if (err->error == "invalid_json") err->error = "invalid_field";
+      return false;
+    }
+    out->push_back(std::move(item));
+  }
+  return true;
+}
+
+}  // namespace
+
+bool map_rules(const json& j, EarningRules* out, ApiError* err) {
+  Fields f(j, -1, err);
+  if (!f.only({"issuer_account", "currency", "categories", "min_purchase", "cap_per_order",
+               "cap_per_member_day", "return_window_s", "campaigns"}) ||
+      !f.uint("issuer_account", &out->issuer_account) ||
+      !f.string("currency", &out->currency, 16, true) ||
+      !f.uint("min_purchase", &out->min_purchase) ||
+      !f.uint("cap_per_order", &out->cap_per_order) ||
+      !f.uint("cap_per_member_day", &out->cap_per_member_day) ||
+      !f.uint("return_window_s", &out->return_window_s)) {
+    return false;
+  }
+  if (!f.has("issuer_account")) return f.fail("issuer_account", "missing_field", "required");
+  if (!f.has("categories")) return f.fail("categories", "missing_field", "required");
+  if (!map_array(j, "categories", rebate_categories_max, &out->categories, err,
+                 [](Fields& c, const json&, CategoryRate* r) {
+                   return c.only({"category", "rate_bps"}) &&
+                          c.string("category", &r->category, rebate_category_bytes_max, true) &&
+                          c.uint("rate_bps", &r->rate_bps) &&
+                          (c.has("rate_bps") || c.fail("rate_bps", "missing_field", "required"));
+                 })) {
+    return false;
+  }
+  return map_array(j, "campaigns", rebate_campaigns_max, &out->campaigns, err,
+                   [](Fields& c, const json& item, Campaign* x) {
+                     if (!c.only({"starts_at", "ends_at", "multiplier_bps", "categories"}) ||
+                         !c.uint("starts_at", &x->starts_at) || !c.uint("ends_at", &x->ends_at) ||
+                         !c.uint("multiplier_bps", &x->multiplier_bps)) {
+                       return false;
+                     }
+                     if (!c.has("ends_at")) return c.fail("ends_at", "missing_field", "required");
+                     const auto names = item.find("categories");
+                     if (names == item.end()) return true;
+                     if (!names->is_array() || names->size() > rebate_categories_max) {
+                       return c.fail("categories", "invalid_field",
+                                     "expected an array of category names");
+                     }
+                     for (const json& n : *names) {
+                       if (!n.is_string()) {
+                         return c.fail("categories", "invalid_field", "expected names");
+                       }
+                       x->categories.push_back(n.get<std::string>());
+                     }
+                     return true;
+                   });
+}
+
+bool map_purchase(const json& j, Purchase* out, ApiError* err) {
+  Fields f(j, -1, err);
+  return f.only({"id", "member_account", "amount", "currency", "category"}) &&
+         f.uint("id", &out->id) && f.uint("member_account", &out->member_account) &&
+         f.uint("amount", &out->amount) && f.string("currency", &out->currency, 16, true) &&
+         f.string("category", &out->category, rebate_category_bytes_max, true);
+}
+
+bool map_refund(const json& j, Refund* out, ApiError* err) {
+  Fields f(j, -1, err);
+  return f.only({"id", "amount"}) && f.uint("id", &out->id) && f.uint("amount", &out->amount);
 }
 
 bool map_payment_result(const json& j, std::string* payment_id, PaymentStatus* status,
@@ -602,6 +694,73 @@ json order_json(const OrderInfo& o) {
     steps.push_back(std::move(step));
   }
   j["steps"] = std::move(steps);
+  return j;
+}
+
+json rules_json(const EarningRules& r) {
+  json categories = json::array();
+  for (const CategoryRate& c : r.categories) {
+    categories.push_back({{"category", c.category}, {"rate_bps", c.rate_bps}});
+  }
+  json campaigns = json::array();
+  for (const Campaign& c : r.campaigns) {
+    campaigns.push_back({{"starts_at", c.starts_at},
+                         {"ends_at", c.ends_at},
+                         {"multiplier_bps", c.multiplier_bps},
+                         {"categories", c.categories}});
+  }
+  return {{"ledger", r.ledger},
+          {"issuer_account", r.issuer_account},
+          {"currency", r.currency},
+          {"categories", std::move(categories)},
+          {"min_purchase", r.min_purchase},
+          {"cap_per_order", r.cap_per_order},
+          {"cap_per_member_day", r.cap_per_member_day},
+          {"return_window_s", r.return_window_s},
+          {"campaigns", std::move(campaigns)},
+          {"timestamp", r.timestamp}};
+}
+
+json purchase_json(const PurchaseInfo& p) {
+  const Purchase& r = p.request;
+  json refunds = json::array();
+  for (const RefundInfo& x : p.refunds) {
+    json one = {{"id", x.id}, {"amount", x.amount}, {"timestamp", x.timestamp}};
+    if (x.clawback) {
+      one["clawback"] = {{"points", x.clawback_points},
+                         {"clawed_back", x.clawed_back},
+                         {"shortfall", x.shortfall},
+                         {"transfer_id", x.clawback_transfer_id},
+                         {"done", x.done}};
+    } else {
+      one["points_reduced"] = x.points_reduced;
+    }
+    refunds.push_back(std::move(one));
+  }
+  json j = {{"id", r.id},
+            {"member_account", r.member_account},
+            {"amount", r.amount},
+            {"currency", r.currency},
+            {"category", r.category},
+            {"ledger", p.ledger},
+            {"issuer_account", p.issuer_account},
+            {"rate_bps", p.rate_bps},
+            {"multiplier_bps", p.multiplier_bps},
+            {"points_earned", p.points_earned},
+            {"points", p.points},
+            {"points_due", p.points_due},
+            {"points_posted", p.points_posted},
+            {"window_ends_at", p.window_ends_at},
+            {"status", to_string(p.status)},
+            {"refunded_amount", p.refunded_amount},
+            {"clawed_back", p.clawed_back},
+            {"shortfall", p.shortfall},
+            {"refunds", std::move(refunds)},
+            {"settled", p.settled},
+            {"created_at", p.created_at},
+            {"updated_at", p.updated_at},
+            {"position", p.position}};
+  if (p.status == PurchaseStatus::failed) j["reason"] = to_string(p.credit_result);
   return j;
 }
 

@@ -53,6 +53,14 @@ std::string error_body(const ApiError& e);
 /// POST /v1/orders: `{"id","member_account","merchant_account","points","cash":{"amount",
 /// "currency"},"timeout_s","provider"}` (cash, timeout_s and provider optional).
 [[nodiscard]] bool map_order(const nlohmann::json& j, Order* out, ApiError* err);
+/// PUT /v1/ledgers/{id}/rules: the body (the ledger comes from the path). `categories`
+/// `[{"category","rate_bps"}]` and `issuer_account` required; `campaigns`
+/// `[{"starts_at","ends_at","multiplier_bps","categories"}]` optional.
+[[nodiscard]] bool map_rules(const nlohmann::json& j, EarningRules* out, ApiError* err);
+/// POST /v1/purchases: `{"id","member_account","amount","currency","category"}`.
+[[nodiscard]] bool map_purchase(const nlohmann::json& j, Purchase* out, ApiError* err);
+/// POST /v1/purchases/{id}/refund: `{"id","amount"}` (the purchase comes from the path).
+[[nodiscard]] bool map_refund(const nlohmann::json& j, Refund* out, ApiError* err);
 /// POST /v1/payments/{provider}/callback: `{"payment_id","status":"succeeded"|"failed"}`.
 [[nodiscard]] bool map_payment_result(const nlohmann::json& j, std::string* payment_id,
                                       PaymentStatus* status, ApiError* err);
@@ -82,6 +90,9 @@ nlohmann::json exchange_outcome_json(ExchangeId id, const ExchangeOutcome& o);
 nlohmann::json exchange_info_json(const ExchangeInfo& x);
 /// An order: its request, state, payment, failure, steps and their times (docs/workflows.md).
 nlohmann::json order_json(const OrderInfo& o);
+nlohmann::json rules_json(const EarningRules& r);
+/// A purchase: its request, what it earns, its refunds and clawbacks (docs/workflows.md).
+nlohmann::json purchase_json(const PurchaseInfo& p);
 
 /// POST /v1/subscriptions: `{"url","events":[types],"secret"?}` (docs/webhooks.md). The url
 /// must be http://host[:port][/path]; events non-empty, each a feed event type (repeats are

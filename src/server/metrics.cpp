@@ -64,6 +64,16 @@ std::string_view to_string(Endpoint e) {
       return "order_cancel";
     case Endpoint::payment_callback:
       return "payment_callback";
+    case Endpoint::rules_get:
+      return "rules_get";
+    case Endpoint::rules_put:
+      return "rules_put";
+    case Endpoint::purchases_create:
+      return "purchases_create";
+    case Endpoint::purchase_get:
+      return "purchase_get";
+    case Endpoint::purchase_refund:
+      return "purchase_refund";
     case Endpoint::unrouted:
       return "unrouted";
     case Endpoint::count:

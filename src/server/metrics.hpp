@@ -42,6 +42,11 @@ enum class Endpoint : std::uint8_t {
   order_get,
   order_cancel,
   payment_callback,
+  rules_get,
+  rules_put,
+  purchases_create,
+  purchase_get,
+  purchase_refund,
   unrouted,
   count,
 };
