@@ -111,7 +111,8 @@ TEST_CASE("exchanges: field checks", "[exchange]") {
   CHECK(validate_exchange({1, 100, 200, 5}) == ExchangeResult::ok);
   CHECK(validate_exchange({0, 100, 200, 5}) == ExchangeResult::id_must_not_be_zero);
   CHECK(validate_exchange({workflow_transfer_id_min, 100, 200, 5}) == ExchangeResult::id_reserved);
-  CHECK(validate_exchange({workflow_transfer_id_min - 1, 100, 200, 5}) == ExchangeResult::ok);
+  CHECK(validate_exchange({process_id_max + 1, 100, 200, 5}) == ExchangeResult::id_reserved);
+  CHECK(validate_exchange({process_id_max, 100, 200, 5}) == ExchangeResult::ok);
   CHECK(validate_exchange({1, 100, 200, 0}) == ExchangeResult::amount_must_not_be_zero);
   CHECK(validate_exchange({1, 0, 200, 5}) == ExchangeResult::from_account_not_found);
   CHECK(validate_exchange({1, 100, 0, 5}) == ExchangeResult::to_account_not_found);

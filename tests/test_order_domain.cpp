@@ -85,6 +85,8 @@ TEST_CASE("an order's own fields are checked in order", "[orders]") {
   CHECK(validate_order(o, 100) == OrderResult::id_must_not_be_zero);
   o = order_of(workflow_transfer_id_min);
   CHECK(validate_order(o, 100) == OrderResult::id_reserved);
+  CHECK(validate_order(order_of(process_id_max + 1), 100) == OrderResult::id_reserved);
+  CHECK(validate_order(order_of(process_id_max), 100) == OrderResult::ok);
   CHECK(validate_order(order_of(1, 0), 100) == OrderResult::points_must_not_be_zero);
   o = order_of(1);
   o.merchant_account = o.member_account;

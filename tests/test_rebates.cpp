@@ -132,7 +132,10 @@ struct Fixture {
     INFO(problems);
     CHECK(report.ok);
     CHECK(report.open_pending_transfers == 0);
+    CHECK(report.open_purchases == 0);
+    purchases_verified = report.purchases;
   }
+  std::uint64_t purchases_verified = 0;
 };
 
 Purchase books(PurchaseId id, std::uint64_t cents, AccountId member = alice) {
@@ -306,6 +309,7 @@ TEST_CASE("rebate: a refund after the window claws back, and records what the ba
   f.reopen();
   CHECK(f.lookup(30).shortfall == 400);
   f.verify();
+  CHECK(f.purchases_verified == 1);
 }
 
 TEST_CASE("rebate: minimum, caps per order and per member per day, campaigns", "[rebates]") {

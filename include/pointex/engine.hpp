@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "pointex/orders.hpp"
-#include "pointex/rebates.hpp"
 #include "pointex/payments.hpp"
+#include "pointex/rebates.hpp"
 #include "pointex/status.hpp"
 #include "pointex/types.hpp"
 #include "pointex/webhooks.hpp"
@@ -240,6 +240,9 @@ struct VerifyReport {
   /// Orders in the log, and those not completed (the next open resumes them).
   std::uint64_t orders = 0;
   std::uint64_t open_orders = 0;
+  /// Purchases (rebates) in the log, and those not settled (the next open resumes them).
+  std::uint64_t purchases = 0;
+  std::uint64_t open_purchases = 0;
   std::vector<std::string> problems;
 };
 

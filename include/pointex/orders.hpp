@@ -35,7 +35,7 @@ struct Cash {
 /// An order as a client submits it. Two submissions are the same order when every field is
 /// equal (as given: an absent timeout and the default's value are different bodies).
 struct Order {
-  /// The idempotency key (1 to workflow_transfer_id_min - 1). The reservation is a pending
+  /// The idempotency key (1 to process_id_max = 2^62 - 1). The reservation is a pending
   /// transfer with this id on member_account: a client transfer there with the id makes the
   /// order fail (exists_with_different_fields).
   OrderId id = 0;
@@ -113,7 +113,7 @@ enum class OrderResult : std::uint32_t {
   /// create: an order with this id and another body exists.
   exists_with_different_fields = 2,
   id_must_not_be_zero = 3,
-  /// The id is at or above workflow_transfer_id_min.
+  /// The id is above process_id_max (2^62 - 1).
   id_reserved = 4,
   points_must_not_be_zero = 5,
   accounts_must_be_different = 6,

@@ -423,7 +423,7 @@ using ExchangeId = std::uint64_t;
 /// An exchange as a client submits it: `amount` points of from_account's ledger for points of
 /// to_account's ledger, at the rate set between the two ledgers.
 struct Exchange {
-  /// The idempotency key (1 to workflow_transfer_id_min - 1). The two legs are pending
+  /// The idempotency key (1 to process_id_max = 2^62 - 1). The two legs are pending
   /// transfers with this id on their debit accounts (from_account, and the rate's
   /// to_exchange_account): a client transfer that already uses the id there makes the leg fail.
   ExchangeId id = 0;
@@ -458,7 +458,8 @@ enum class ExchangeResult : std::uint32_t {
   pair_daily_cap_exceeded = 11,
   /// The gross amount does not fit 64 bits.
   overflow = 12,
-  /// The id is at or above workflow_transfer_id_min.
+  /// The id is above process_id_max (2^62 - 1; exchanges logged before with larger ids still
+  /// recover).
   id_reserved = 13,
   /// A leg was refused (`leg`, `leg_result` say which and why): both legs were voided.
   leg_failed = 14,

@@ -46,7 +46,7 @@ RateResult check_rate_accounts(const Rate& r, const AccountSpec* from, const Acc
 
 ExchangeResult validate_exchange(const Exchange& e) {
   if (e.id == 0) return ExchangeResult::id_must_not_be_zero;
-  if (e.id >= workflow_transfer_id_min) return ExchangeResult::id_reserved;
+  if (e.id > process_id_max) return ExchangeResult::id_reserved;
   if (e.amount == 0) return ExchangeResult::amount_must_not_be_zero;
   if (e.from_account == 0) return ExchangeResult::from_account_not_found;
   if (e.to_account == 0) return ExchangeResult::to_account_not_found;

@@ -109,7 +109,7 @@ bool valid_currency(std::string_view currency) {
 
 OrderResult validate_order(const Order& o, std::uint32_t timeout_s_max) {
   if (o.id == 0) return OrderResult::id_must_not_be_zero;
-  if (o.id >= workflow_transfer_id_min) return OrderResult::id_reserved;
+  if (o.id > process_id_max) return OrderResult::id_reserved;
   if (o.points == 0) return OrderResult::points_must_not_be_zero;
   if (o.member_account == 0) return OrderResult::member_account_not_found;
   if (o.merchant_account == 0) return OrderResult::merchant_account_not_found;

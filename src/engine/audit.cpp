@@ -11,6 +11,7 @@
 #include "domain/exchange.hpp"
 #include "domain/order.hpp"
 #include "domain/process.hpp"
+#include "domain/rebate.hpp"
 #include "domain/webhook.hpp"
 #include "engine/log.hpp"
 #include "engine/projector.hpp"
@@ -149,9 +150,69 @@ class Auditor {
     }
   }
 
+  /// A committed transfer of the fold (null: none with that id on that debit account).
+  const domain::TransferRecord* committed(AccountId debit, TransferId id) const {
+    const auto a = accounts_.find(debit);
+    if (a == accounts_.end()) return nullptr;
+    const auto t = a->second.transfers.find(id);
+    return t == a->second.transfers.end() ? nullptr : &t->second;
+  }
+
+  /// The credit of every purchase agrees with its steps: posted (the points due) only when
+  /// decided available, voided when refunded, none when it failed or earned nothing; every
+  /// clawback done moved exactly what it recorded.
+  void check_purchases() {
+    for (const auto& [key, record] : processes_) {
+      if (key.first != domain::ProcessKind::rebate) continue;
+      const std::string name = "purchase " + std::to_string(key.second);
+      domain::PurchaseState st;
+      if (domain::fold_purchase(record, &st) != domain::DecodeError::none) {
+        problem(name + ": its steps cannot be folded");
+        continue;
+      }
+      ++report_.purchases;
+      if (!domain::purchase_finished(record)) ++report_.open_purchases;
+      const Transfer credit = domain::purchase_credit(st.started);
+      const domain::TransferRecord* c = committed(credit.debit_account, credit.id);
+      if (c != nullptr && c->event.request != credit) c = nullptr;
+      if (st.credited && c == nullptr) problem(name + ": credited but there is no credit");
+      if (!st.credited && c != nullptr) problem(name + ": a credit without its step");
+      if (st.completed && c != nullptr) {
+        const PurchaseStatus s = st.decision.status;
+        if (s == PurchaseStatus::available) {
+          const Transfer post =
+              domain::purchase_resolution(st.started, true, st.decision.points_posted);
+          const domain::TransferRecord* p = committed(post.debit_account, post.id);
+          if (c->state != TransferState::posted || p == nullptr ||
+              p->event.amount != st.decision.points_posted) {
+            problem(name + ": completed available but its points due are not posted");
+          }
+        } else if (c->state != TransferState::voided) {
+          problem(name + ": completed " + std::string(to_string(s)) + " but not voided");
+        }
+      }
+      if (c != nullptr && c->state == TransferState::posted &&
+          !(st.decided && st.decision.status == PurchaseStatus::available)) {
+        problem(name + ": points posted without a decision to post");
+      }
+      for (const RefundInfo& r : st.refunds) {
+        if (!r.clawback || !r.done) continue;
+        const domain::TransferRecord* t =
+            committed(st.started.request.member_account, r.clawback_transfer_id);
+        const std::uint64_t moved = t != nullptr ? t->event.amount : 0;
+        if (moved != r.clawed_back) {
+          problem(name + ": refund " + std::to_string(r.id) + " recorded " +
+                  std::to_string(r.clawed_back) + " clawed back, its transfer moved " +
+                  std::to_string(moved));
+        }
+      }
+    }
+  }
+
   void check_invariants() {
     check_exchanges();
     check_orders();
+    check_purchases();
     struct Sums {
       std::int64_t balance = 0;
       std::uint64_t debits_pending = 0;

@@ -1176,7 +1176,7 @@ Response order_answer(const OrderOutcome& o) {
     }
     case OrderResult::id_must_not_be_zero:
     case OrderResult::id_reserved:
-      return error(400, code, "id must be 1 to 2^63 - 1", "id");
+      return error(400, code, "id must be 1 to 2^62 - 1", "id");
     case OrderResult::points_must_not_be_zero:
       return error(400, code, "points must not be zero", "points");
     case OrderResult::accounts_must_be_different:
