@@ -421,6 +421,7 @@ std::vector<std::pair<std::string, Event>> schema4_golden_events() {
   RulesSet rules;
   rules.rules.ledger = 1;
   rules.rules.issuer_account = 1000;
+  rules.rules.expiry_account = 1001;
   rules.rules.currency = "EUR";
   rules.rules.categories = {{"books", 100}, {"food", 250}};
   rules.rules.min_purchase = 500;

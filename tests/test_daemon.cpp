@@ -283,7 +283,9 @@ TEST_CASE("pointexd: bad input gets the documented status, in the documented ord
   CHECK(a.status == 405);
   CHECK(a.headers["allow"] == "POST");
   CHECK(call(c, "DELETE", "/v1/accounts/1", {}, {}).headers["allow"] == "GET");
-  CHECK(call(c, "POST", "/v1/purchases").status == 404);  // rebates are not routed yet
+  CHECK(call(c, "POST", "/v1/purchases").status == 400);  // routed: no body
+  CHECK(call(c, "DELETE", "/v1/purchases/1").headers["allow"] == "GET");
+  CHECK(call(c, "DELETE", "/v1/ledgers/1/rules").headers["allow"] == "GET, PUT");
   CHECK(call(c, "DELETE", "/v1/orders/1").headers["allow"] == "GET");
   CHECK(call(c, "GET", "/v1/payments/acme/callback", {}, {}).headers["allow"] == "POST");
   CHECK(call(c, "DELETE", "/v1/rates/1/2").headers["allow"] == "GET, PUT");

@@ -161,6 +161,10 @@ TEST_CASE("rebate rules: every field checked, nothing stored on a refusal, the s
         RulesResult::issuer_account_invalid);
   CHECK(with([](EarningRules& x) { x.issuer_account = shop; }) ==
         RulesResult::issuer_account_invalid);  // not an issuer
+  CHECK(with([](EarningRules& x) { x.expiry_account = 4242; }) ==
+        RulesResult::expiry_account_not_found);
+  CHECK(with([](EarningRules& x) { x.expiry_account = air_issuer; }) ==
+        RulesResult::expiry_account_invalid);
   CHECK(with([](EarningRules& x) { x.currency = "eur"; }) == RulesResult::currency_invalid);
   CHECK(with([](EarningRules& x) { x.categories.clear(); }) == RulesResult::categories_invalid);
   CHECK(with([](EarningRules& x) {
@@ -186,6 +190,7 @@ TEST_CASE("rebate rules: every field checked, nothing stored on a refusal, the s
   CHECK(f.engine->rules(mall) == std::nullopt);
   CHECK(f.engine->all_rules().empty());
 
+  r.expiry_account = issuer;  // an issuer account of the ledger (the same one may do)
   REQUIRE(f.set(r) == RulesResult::ok);
   const std::optional<EarningRules> stored = f.engine->rules(mall);
   REQUIRE(stored);

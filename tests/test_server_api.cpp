@@ -1292,6 +1292,12 @@ TEST_CASE("Api: earning rules over HTTP, every field checked, issuer keys on the
   CHECK(f.call("GET", "/v1/ledgers/2/rules", {}, issuer_key).status == 403);
   CHECK(f.call("PUT", "/v1/ledgers/9/rules", mall_rules_body).status == 404);
 
+  refused(R"({"issuer_account":10,"expiry_account":20,"currency":"EUR",
+              "categories":[{"category":"a","rate_bps":1}]})",
+          400, "expiry_account_invalid");
+  refused(R"({"issuer_account":10,"expiry_account":99,"currency":"EUR",
+              "categories":[{"category":"a","rate_bps":1}]})",
+          404, "expiry_account_not_found");
   Response r = f.call("PUT", "/v1/ledgers/1/rules", mall_rules_body, issuer_key);
   REQUIRE(r.status == 200);
   json j = json::parse(r.body);

@@ -70,6 +70,9 @@ struct EarningRules {
   LedgerId ledger = 0;
   /// The issuer account (kind issuer, on the ledger) the points come from.
   AccountId issuer_account = 0;
+  /// The issuer account (kind issuer, on the ledger) that receives expired points when the
+  /// ledger's points expire (Ledger::expiry_days); 0: none named.
+  AccountId expiry_account = 0;
   /// Purchases must be in it: three of A-Z.
   std::string currency;
   /// At least one; unique names. A purchase in another category is refused.
@@ -87,7 +90,8 @@ struct EarningRules {
   std::uint64_t timestamp = 0;
 
   bool same_definition(const EarningRules& o) const {
-    return ledger == o.ledger && issuer_account == o.issuer_account && currency == o.currency &&
+    return ledger == o.ledger && issuer_account == o.issuer_account &&
+           expiry_account == o.expiry_account && currency == o.currency &&
            categories == o.categories && min_purchase == o.min_purchase &&
            cap_per_order == o.cap_per_order && cap_per_member_day == o.cap_per_member_day &&
            return_window_s == o.return_window_s && campaigns == o.campaigns;
@@ -106,8 +110,11 @@ enum class RulesResult : std::uint32_t {
   category_rate_invalid = 6,
   return_window_too_long = 7,
   campaigns_invalid = 8,
+  expiry_account_not_found = 9,
+  /// The expiry account is on another ledger or is not of kind issuer.
+  expiry_account_invalid = 10,
 };
-inline constexpr std::uint32_t rules_result_count = 9;
+inline constexpr std::uint32_t rules_result_count = 11;
 std::string_view to_string(RulesResult result);
 
 /// A purchase to earn on, as a client submits it. Two submissions are the same purchase when

@@ -196,10 +196,16 @@ RulesResult validate_rules(const EarningRules& r) {
   return RulesResult::ok;
 }
 
-RulesResult check_rules_account(const EarningRules& rules, const AccountSpec* issuer) {
+RulesResult check_rules_account(const EarningRules& rules, const AccountSpec* issuer,
+                                const AccountSpec* expiry) {
   if (issuer == nullptr) return RulesResult::issuer_account_not_found;
   if (issuer->ledger != rules.ledger || issuer->kind != AccountKind::issuer) {
     return RulesResult::issuer_account_invalid;
+  }
+  if (rules.expiry_account == 0) return RulesResult::ok;
+  if (expiry == nullptr) return RulesResult::expiry_account_not_found;
+  if (expiry->ledger != rules.ledger || expiry->kind != AccountKind::issuer) {
+    return RulesResult::expiry_account_invalid;
   }
   return RulesResult::ok;
 }
@@ -209,6 +215,7 @@ std::string encode_rules(const EarningRules& r) {
   put_u8(out, rules_version);
   put_varint(out, r.ledger);
   put_varint(out, r.issuer_account);
+  put_varint(out, r.expiry_account);
   put_bytes(out, r.currency);
   put_varint(out, r.categories.size());
   for (const CategoryRate& c : r.categories) {
@@ -237,6 +244,7 @@ DecodeError decode_rules(std::string_view data, EarningRules* out) {
   EarningRules r;
   r.ledger = in.varint();
   r.issuer_account = in.varint();
+  r.expiry_account = in.varint();
   r.currency = in.bytes(currency_bytes);
   const auto n = in.bounded<std::size_t>(rebate_categories_max);
   for (std::size_t i = 0; i < n && in.error() == DecodeError::none; ++i) {

@@ -39,8 +39,10 @@ enum class PurchaseStep : std::uint8_t {
 /// Checks of rules that need nothing but their fields, in the order of RulesResult's numbers
 /// (the ledger and issuer account are checked by the caller first).
 RulesResult validate_rules(const EarningRules& rules);
-/// The issuer account: found, of kind issuer, on the rules' ledger.
-RulesResult check_rules_account(const EarningRules& rules, const AccountSpec* issuer);
+/// The issuer account: found, of kind issuer, on the rules' ledger; then the expiry account
+/// the same when one is named (`expiry` null: not found).
+RulesResult check_rules_account(const EarningRules& rules, const AccountSpec* issuer,
+                                const AccountSpec* expiry = nullptr);
 bool valid_category(std::string_view category);
 
 /// The rules as stored in the event log and the read models (versioned by the first byte).

@@ -16,6 +16,8 @@ constexpr std::array<std::string_view, rules_result_count> rules_result_names = 
     "category_rate_invalid",
     "return_window_too_long",
     "campaigns_invalid",
+    "expiry_account_not_found",
+    "expiry_account_invalid",
 };
 
 constexpr std::array<std::string_view, purchase_result_count> purchase_result_names = {

@@ -55,15 +55,20 @@ void RebateFlow::set_rules(const EarningRules& rules, ResultCallback<RulesResult
       return callback(Status::ok(), RulesResult::ledger_not_found);
     }
   }
-  std::optional<AccountSpec> issuer;
-  AccountEntry* entry = nullptr;
-  const Status s = core_.directory.lookup(rules.issuer_account, &entry);
-  if (!s.is_ok()) return callback(s, RulesResult::ok);
-  if (entry != nullptr) {
-    issuer = entry->spec;
-    entry->unpin();
+  std::optional<AccountSpec> accounts[2];
+  const AccountId ids[2] = {rules.issuer_account, rules.expiry_account};
+  for (int i = 0; i < 2; ++i) {
+    if (ids[i] == 0) continue;
+    AccountEntry* entry = nullptr;
+    const Status s = core_.directory.lookup(ids[i], &entry);
+    if (!s.is_ok()) return callback(s, RulesResult::ok);
+    if (entry != nullptr) {
+      accounts[i] = entry->spec;
+      entry->unpin();
+    }
   }
-  RulesResult r = domain::check_rules_account(rules, issuer ? &*issuer : nullptr);
+  RulesResult r = domain::check_rules_account(rules, accounts[0] ? &*accounts[0] : nullptr,
+                                              accounts[1] ? &*accounts[1] : nullptr);
   if (r == RulesResult::ok) r = domain::validate_rules(rules);
   if (r != RulesResult::ok) return callback(Status::ok(), r);
 

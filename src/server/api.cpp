@@ -1327,6 +1327,11 @@ Response rules_error(RulesResult r) {
       return error(400, code, "rate_bps must be 1 to 10000", "categories");
     case RulesResult::return_window_too_long:
       return error(400, code, "return_window_s is at most 365 days", "return_window_s");
+    case RulesResult::expiry_account_not_found:
+      return error(404, code, "no such expiry account", "expiry_account");
+    case RulesResult::expiry_account_invalid:
+      return error(400, code, "expiry_account must be an issuer account on the ledger",
+                   "expiry_account");
     case RulesResult::campaigns_invalid:
       return error(400, code,
                    "campaigns: starts_at < ends_at, multiplier_bps 10000 to 1000000, categories "

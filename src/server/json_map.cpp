@@ -270,9 +270,10 @@ bool map_array(const json& j, const char* key, std::size_t items_max, std::vecto
 
 bool map_rules(const json& j, EarningRules* out, ApiError* err) {
   Fields f(j, -1, err);
-  if (!f.only({"issuer_account", "currency", "categories", "min_purchase", "cap_per_order",
-               "cap_per_member_day", "return_window_s", "campaigns"}) ||
+  if (!f.only({"issuer_account", "expiry_account", "currency", "categories", "min_purchase",
+               "cap_per_order", "cap_per_member_day", "return_window_s", "campaigns"}) ||
       !f.uint("issuer_account", &out->issuer_account) ||
+      !f.uint("expiry_account", &out->expiry_account) ||
       !f.string("currency", &out->currency, 16, true) ||
       !f.uint("min_purchase", &out->min_purchase) ||
       !f.uint("cap_per_order", &out->cap_per_order) ||
@@ -711,6 +712,7 @@ json rules_json(const EarningRules& r) {
   }
   return {{"ledger", r.ledger},
           {"issuer_account", r.issuer_account},
+          {"expiry_account", r.expiry_account},
           {"currency", r.currency},
           {"categories", std::move(categories)},
           {"min_purchase", r.min_purchase},
