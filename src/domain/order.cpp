@@ -249,17 +249,7 @@ DecodeError decode_step(std::string_view data, OrderLateResult* out) {
 // The fold.
 
 DecodeError fold_order(const ProcessRecord& record, OrderState* state) {
-  *state = OrderState{};
-  if (record.kind != ProcessKind::order || record.steps.empty()) return DecodeError::invalid_field;
-  for (std::size_t i = 0; i < record.steps.size(); ++i) {
-    const ProcessStepRecord& s = record.steps[i];
-    const DecodeError err = fold_step(s, i == 0, state);
-    if (err != DecodeError::none) return err;
-    state->updated_at = s.timestamp;
-    state->last_position = s.position;
-  }
-  if (state->started.request.id != record.id) return DecodeError::invalid_field;
-  return DecodeError::none;
+  return fold_steps(record, ProcessKind::order, state, fold_step);
 }
 
 bool order_finished(const ProcessRecord& record) {

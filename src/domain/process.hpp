@@ -39,6 +39,26 @@ void append_step(ProcessRecord& record, const ProcessStepped& step, std::uint64_
 std::string encode_process_record(const ProcessRecord& record);
 [[nodiscard]] DecodeError decode_process_record(std::string_view bytes, ProcessRecord* record);
 
+/// A kind's fold of a whole record: `*state` reset, then `fold_step(step, first, state)` for
+/// each step in order (the first error ends it), the last step's time and position kept in
+/// `state->updated_at` and `state->last_position`; the record must be of `kind`, not empty, and
+/// its started request must carry the record's id.
+template <class State, class FoldStep>
+[[nodiscard]] DecodeError fold_steps(const ProcessRecord& record, ProcessKind kind, State* state,
+                                     FoldStep fold_step) {
+  *state = State{};
+  if (record.kind != kind || record.steps.empty()) return DecodeError::invalid_field;
+  for (std::size_t i = 0; i < record.steps.size(); ++i) {
+    const ProcessStepRecord& s = record.steps[i];
+    const DecodeError err = fold_step(s, i == 0, state);
+    if (err != DecodeError::none) return err;
+    state->updated_at = s.timestamp;
+    state->last_position = s.position;
+  }
+  if (state->started.request.id != record.id) return DecodeError::invalid_field;
+  return DecodeError::none;
+}
+
 /// Whether a process with these steps is finished (its last step is its kind's final one).
 bool process_finished(const ProcessRecord& record);
 
