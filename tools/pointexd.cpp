@@ -115,6 +115,7 @@ int main(int argc, char** argv) {
   const std::string bound = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
                             std::to_string(server->port());
   config.engine.payment_providers = make_payment_providers(config.payment_providers, bound);
+  config.engine.check_back_client = std::make_shared<HttpCheckBackClient>(config.check_back);
   std::unique_ptr<Engine> engine;
   const auto t0 = std::chrono::steady_clock::now();
   const Status s = Engine::open(config.engine, &engine);

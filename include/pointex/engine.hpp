@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "pointex/checkback.hpp"
 #include "pointex/orders.hpp"
 #include "pointex/payments.hpp"
 #include "pointex/rebates.hpp"
@@ -122,6 +123,16 @@ struct EngineOptions {
   /// give (order_timeout_s_max >= order_timeout_s_default >= 1). Default: 900 s, 86400 s.
   std::uint32_t order_timeout_s_default = 900;
   std::uint32_t order_timeout_s_max = 86'400;
+
+  /// Asks the URLs of check-backs (docs/workflows.md, "Check-backs"); pointexd gives an HTTP
+  /// one. Null: create_checked_transfer is refused (invalid_argument).
+  std::shared_ptr<CheckBackClient> check_back_client;
+  /// Checks of a case that gives no checks_max (1 to check_back_checks_max). Default: 5.
+  std::uint32_t check_back_checks_default = 5;
+  /// Wait after an unknown answer before the next check: base * 2^(attempt - 1), at most max
+  /// (1 <= base <= max). Default: 1 s, 60 s.
+  std::uint32_t check_back_backoff_base_ms = 1'000;
+  std::uint32_t check_back_backoff_max_ms = 60'000;
 
   /// Clock used for timestamps and timeouts, in Unix nanoseconds. Tests may replace it.
   /// Default: the system clock.
@@ -454,6 +465,32 @@ class Engine {
                       PaymentStatus status, ResultCallback<PaymentResultAnswer> callback);
   [[nodiscard]] Status payment_result(const std::string& provider, const std::string& payment_id,
                                       PaymentStatus status, PaymentResultAnswer* answer);
+
+  // -------------------------------------------------------------------------------------------
+  // Check-backs (include/pointex/checkback.hpp, docs/workflows.md "Check-backs").
+
+  /// Makes the pending transfer and answers once it is made (status pending) or refused
+  /// (status failed, transfer_result). Its client posts or voids it as usual; if neither comes
+  /// before check_after_s, the engine asks the URL and posts (commit) or voids (rollback) it,
+  /// asking again with backoff while the answer is unknown, and voids and parks it after the
+  /// last check. Idempotent by the transfer's id (exists; another body:
+  /// exists_with_different_fields). Refusals before it starts store nothing.
+  void create_checked_transfer(const CheckedTransfer& request,
+                               ResultCallback<CheckBackOutcome> callback);
+  [[nodiscard]] Status create_checked_transfer(const CheckedTransfer& request,
+                                               CheckBackOutcome* outcome);
+  /// The case with this id (the transfer's id), nullopt: none.
+  void lookup_check_back(TransferId id, ResultCallback<std::optional<CheckBackInfo>> callback);
+  [[nodiscard]] Status lookup_check_back(TransferId id, std::optional<CheckBackInfo>* info);
+  /// Every parked case (voided after its last unknown check, not resolved yet), oldest first.
+  void parked_check_backs(ResultCallback<std::vector<CheckBackInfo>> callback);
+  [[nodiscard]] Status parked_check_backs(std::vector<CheckBackInfo>* parked);
+  /// An operator resolves a parked case with a note (nothing moves: it was voided): ok,
+  /// not_found, not_parked, note_too_long.
+  void resolve_check_back(TransferId id, const std::string& note,
+                          ResultCallback<CheckBackOutcome> callback);
+  [[nodiscard]] Status resolve_check_back(TransferId id, const std::string& note,
+                                          CheckBackOutcome* outcome);
 
   // -------------------------------------------------------------------------------------------
   // Shopping rebates (include/pointex/rebates.hpp, docs/workflows.md "Rebates").

@@ -74,7 +74,8 @@ enum class ProcessKind : std::uint8_t {
   exchange = 1,
   /// A points + cash order (src/domain/order.hpp).
   order = 2,
-  // 3: check-backs (a transactional message's pending transfer).
+  /// A pending transfer with a check-back URL (src/domain/checkback.hpp).
+  check_back = 3,
   /// A purchase's rebate (src/domain/rebate.hpp).
   rebate = 4,
 };
@@ -82,6 +83,7 @@ enum class ProcessKind : std::uint8_t {
 inline bool process_kind_known(std::uint8_t kind) {
   return kind == static_cast<std::uint8_t>(ProcessKind::exchange) ||
          kind == static_cast<std::uint8_t>(ProcessKind::order) ||
+         kind == static_cast<std::uint8_t>(ProcessKind::check_back) ||
          kind == static_cast<std::uint8_t>(ProcessKind::rebate);
 }
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "domain/assert.hpp"
+#include "domain/checkback.hpp"
 #include "domain/exchange.hpp"
 #include "domain/order.hpp"
 #include "domain/rebate.hpp"
@@ -86,6 +87,8 @@ bool process_finished(const ProcessRecord& record) {
       return order_finished(record);
     case ProcessKind::rebate:
       return purchase_finished(record);
+    case ProcessKind::check_back:
+      return check_back_finished(record);
   }
   return false;
 }
@@ -99,6 +102,8 @@ std::vector<CounterDelta> step_counter_deltas(const ProcessRecord& before,
       return {};  // orders have no caps
     case ProcessKind::rebate:
       return purchase_counter_deltas(before, step);
+    case ProcessKind::check_back:
+      return {};  // no caps
   }
   return {};
 }

@@ -83,6 +83,15 @@ Status validate_options(const EngineOptions& o) {
     return Status::invalid_argument("read_wait_ms_max must be at most " +
                                     std::to_string(read_wait_ms_limit));
   }
+  if (o.check_back_checks_default == 0 || o.check_back_checks_default > check_back_checks_max) {
+    return Status::invalid_argument("check_back_checks_default must be 1-" +
+                                    std::to_string(check_back_checks_max));
+  }
+  if (o.check_back_backoff_base_ms == 0 ||
+      o.check_back_backoff_max_ms < o.check_back_backoff_base_ms) {
+    return Status::invalid_argument(
+        "check_back_backoff_base_ms must be at least 1 and at most check_back_backoff_max_ms");
+  }
   return engine::OrderFlow::validate_options(o);
 }
 

@@ -15,6 +15,7 @@
 #include "domain/assert.hpp"
 #include "domain/exchange.hpp"
 #include "engine/exchange_flow.hpp"
+#include "engine/checkback_flow.hpp"
 #include "engine/rebate_flow.hpp"
 #include "engine/log.hpp"
 #include "engine/order_flow.hpp"
@@ -60,8 +61,9 @@ Workflows::Workflows(Engine::Impl& core)
   // every member must exist first.
   orders_ = std::make_unique<OrderFlow>(*this);
   rebates_ = std::make_unique<RebateFlow>(*this);
+  check_backs_ = std::make_unique<CheckBackFlow>(*this);
   for (Flow* f : {static_cast<Flow*>(exchange_.get()), static_cast<Flow*>(orders_.get()),
-                  static_cast<Flow*>(rebates_.get())}) {
+                  static_cast<Flow*>(rebates_.get()), static_cast<Flow*>(check_backs_.get())}) {
     POINTEX_ASSERT(flows_.count(f->kind()) == 0);  // one Flow per kind
     flows_[f->kind()] = f;
   }

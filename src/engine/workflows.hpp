@@ -40,6 +40,7 @@ class Workflows;
 class ExchangeFlow;
 class OrderFlow;
 class RebateFlow;
+class CheckBackFlow;
 
 /// One kind of durable process: its typed state and its waiters, folded from the generic
 /// records the host keeps. Every call is on the flows thread (or in recovery, before it runs).
@@ -102,6 +103,7 @@ class Workflows {
   ExchangeFlow& exchanges() { return *exchange_; }
   OrderFlow& orders() { return *orders_; }
   RebateFlow& rebates() { return *rebates_; }
+  CheckBackFlow& check_backs() { return *check_backs_; }
   std::uint64_t open_processes() const { return open_.load(std::memory_order_relaxed); }
 
   // For the kinds (Flow implementations).
@@ -157,6 +159,7 @@ class Workflows {
   std::unique_ptr<ExchangeFlow> exchange_;
   std::unique_ptr<OrderFlow> orders_;
   std::unique_ptr<RebateFlow> rebates_;
+  std::unique_ptr<CheckBackFlow> check_backs_;
   std::map<domain::ProcessKind, Flow*> flows_;
 
   // The flows thread's state (and recovery's, before the thread starts).

@@ -235,6 +235,15 @@ Route route(std::string_view method, std::string_view target) {
     } else if (n == 4 && has_id && seg[3] == "refund") {
       set(Endpoint::purchase_refund, {"POST"}, "POST");
     }
+  } else if (what == "checked-transfers") {
+    if (n == 2) {
+      set(method == "POST" ? Endpoint::check_backs_create : Endpoint::check_backs_list,
+          {"GET", "POST"}, "GET, POST");
+    } else if (n == 3 && has_id) {
+      set(Endpoint::check_back_get, {"GET"}, "GET");
+    } else if (n == 4 && has_id && seg[3] == "resolve") {
+      set(Endpoint::check_back_resolve, {"POST"}, "POST");
+    }
   } else if (what == "payments" && n == 4 && seg[3] == "callback" && !seg[2].empty()) {
     r.name = seg[2];
     set(Endpoint::payment_callback, {"POST"}, "POST");
@@ -346,6 +355,11 @@ struct Api::Impl {
   void order_get(const ApiKey* key, const Route& r, const Reply& reply);
   void order_cancel(const ApiKey* key, const Route& r, const Reply& reply);
   void payment_callback(const Route& r, const Request& req, const Reply& reply);
+  // Check-backs (docs/workflows.md, "Check-backs over HTTP").
+  void check_backs_create(const ApiKey* key, const Request& req, const Reply& reply);
+  void check_backs_list(const ApiKey* key, const Route& r, const Reply& reply);
+  void check_back_get(const ApiKey* key, const Route& r, const Reply& reply);
+  void check_back_resolve(const Route& r, const Request& req, const Reply& reply);
   // Shopping rebates (docs/workflows.md, "Rebates over HTTP").
   void rules_get(const Route& r, const Reply& reply);
   void rules_put(const Route& r, const Request& req, const Reply& reply);
@@ -415,6 +429,9 @@ std::optional<Response> Api::Impl::check_head_in_order(const Request& head, cons
     }
     if (r.endpoint == Endpoint::rate_get && !allowed(key, r.id) && !allowed(key, r.id2)) {
       return forbidden_ledger(r.id);
+    }
+    if (r.endpoint == Endpoint::check_back_resolve) {
+      return error(403, "forbidden", "only an admin key may resolve a parked check-back");
     }
     // An issuer sets and reads the earning rules of its own ledgers.
     if ((r.endpoint == Endpoint::rules_get || r.endpoint == Endpoint::rules_put) &&
@@ -572,6 +589,14 @@ void Api::Impl::dispatch(const Route& r, const ApiKey* key, Request& req, const 
       return order_cancel(key, r, reply);
     case Endpoint::payment_callback:
       return payment_callback(r, req, reply);
+    case Endpoint::check_backs_create:
+      return check_backs_create(key, req, reply);
+    case Endpoint::check_backs_list:
+      return check_backs_list(key, r, reply);
+    case Endpoint::check_back_get:
+      return check_back_get(key, r, reply);
+    case Endpoint::check_back_resolve:
+      return check_back_resolve(r, req, reply);
     case Endpoint::rules_get:
       return rules_get(r, reply);
     case Endpoint::rules_put:
@@ -1470,6 +1495,123 @@ void Api::Impl::purchase_refund(const ApiKey* key, const Route& r, const Request
                          reply(purchase_answer(o));
                        });
                      });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Check-backs (docs/workflows.md, "Check-backs over HTTP").
+
+namespace {
+
+Response check_back_answer(const CheckBackOutcome& o) {
+  const std::string code(to_string(o.result));
+  switch (o.result) {
+    case CheckBackResult::ok:
+    case CheckBackResult::exists: {
+      if (!o.check_back) return error(500, "internal", "a check-back answered without its state");
+      json j = check_back_json(*o.check_back);
+      j["result"] = code;
+      return ok_json(200, j);
+    }
+    case CheckBackResult::exists_with_different_fields:
+      return error(409, code, "a check-back with this transfer id and another body exists");
+    case CheckBackResult::transfer_invalid:
+      return error(400, code,
+                   o.transfer_result != TransferResult::ok
+                       ? "transfer: " + std::string(to_string(o.transfer_result))
+                       : "transfer: must have the flag pending and no timeout_s",
+                   "transfer");
+    case CheckBackResult::id_reserved:
+      return error(400, code, "transfer.id must be at most 2^62 - 1", "transfer.id");
+    case CheckBackResult::url_invalid:
+      return error(400, code, "url must be http://host[:port][/path]", "url");
+    case CheckBackResult::check_after_invalid:
+      return error(400, code, "check_after_s must be 1 to 30 days", "check_after_s");
+    case CheckBackResult::checks_max_invalid:
+      return error(400, code, "checks_max must be at most 100", "checks_max");
+    case CheckBackResult::not_found:
+      return error(404, code, "no such check-back");
+    case CheckBackResult::not_parked:
+      return error(409, code, "the check-back is not parked");
+    case CheckBackResult::note_too_long:
+      return error(400, code, "note is too long", "note");
+  }
+  return error(500, "internal", "unknown check-back result");
+}
+
+}  // namespace
+
+void Api::Impl::check_backs_create(const ApiKey* key, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  CheckedTransfer request;
+  if (!parse_body(req.body, &body, &err) || !map_checked_transfer(body, &request, &err)) {
+    return reply(error(err));
+  }
+  Engine* e = engine.load();
+  auto run = [e, request, reply] {
+    e->create_checked_transfer(request, [reply](const Status& s, CheckBackOutcome o) {
+      if (!s.is_ok()) return reply(status_error(s));
+      reply(check_back_answer(o));
+    });
+  };
+  if (key->role == Role::admin) return run();
+  const Transfer& t = request.transfer;
+  if (t.ledger != 0 && !allowed(key, t.ledger)) return reply(forbidden_ledger(t.ledger));
+  e->account_ledgers({t.debit_account, t.credit_account},
+                     [key, reply, run](const Status& s, std::vector<LedgerId> ledgers) {
+                       if (!s.is_ok()) return reply(status_error(s));
+                       for (const LedgerId l : ledgers) {
+                         if (l != 0 && !allowed(key, l)) return reply(forbidden_ledger(l));
+                       }
+                       run();
+                     });
+}
+
+void Api::Impl::check_backs_list(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  if (!parse_query(r.query, {"state"}, &q, &err)) return reply(error(err));
+  const auto state = q.find("state");
+  if (state == q.end() || state->second != "parked") {
+    return reply(error(400, "invalid_field", "state=parked is required (the operator's list)",
+                       "state"));
+  }
+  engine.load()->parked_check_backs(
+      [key, reply](const Status& s, std::vector<CheckBackInfo> parked) {
+        if (!s.is_ok()) return reply(status_error(s));
+        json list = json::array();
+        for (const CheckBackInfo& c : parked) {
+          if (allowed(key, c.request.transfer.ledger)) list.push_back(check_back_json(c));
+        }
+        reply(ok_json(200, {{"check_backs", std::move(list)}}));
+      });
+}
+
+void Api::Impl::check_back_get(const ApiKey* key, const Route& r, const Reply& reply) {
+  std::map<std::string, std::string> q;
+  ApiError err;
+  if (!parse_query(r.query, {}, &q, &err)) return reply(error(err));
+  engine.load()->lookup_check_back(
+      r.id, [key, id = r.id, reply](const Status& s, std::optional<CheckBackInfo> info) {
+        if (!s.is_ok()) return reply(status_error(s));
+        if (!info || !allowed(key, info->request.transfer.ledger)) {
+          return reply(error(404, "not_found", "no check-back " + std::to_string(id)));
+        }
+        reply(ok_json(200, check_back_json(*info)));
+      });
+}
+
+void Api::Impl::check_back_resolve(const Route& r, const Request& req, const Reply& reply) {
+  json body;
+  ApiError err;
+  std::string note;
+  if (!parse_body(req.body, &body, &err) || !map_check_back_note(body, &note, &err)) {
+    return reply(error(err));
+  }
+  engine.load()->resolve_check_back(r.id, note, [reply](const Status& s, CheckBackOutcome o) {
+    if (!s.is_ok()) return reply(status_error(s));
+    reply(check_back_answer(o));
+  });
 }
 
 }  // namespace pointex::server

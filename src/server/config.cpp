@@ -113,6 +113,27 @@ void read_server(const json& s, ServerLimits* o, EngineOptions* engine) {
   read_uint(s, w, "stream_buffer_bytes_max", &o->stream_buffer_bytes_max, 1024);
 }
 
+/// `check_back`: the HTTP client's secret, timeout and threads; the engine's checks and backoff.
+void read_check_back(const json& h, CheckBackConfig* o, EngineOptions* engine) {
+  const std::string w = "check_back";
+  only_known(h, w,
+             {"secret", "timeout_ms", "threads", "checks_default", "backoff_base_ms",
+              "backoff_max_ms"});
+  read_string(h, w, "secret", &o->secret);
+  if (h.contains("secret") && o->secret.size() < 16) {
+    fail(w + ".secret", "must be at least 16 characters");
+  }
+  read_uint(h, w, "timeout_ms", &o->timeout_ms, 1, 600'000);
+  read_uint(h, w, "threads", &o->threads, 1, 64);
+  read_uint(h, w, "checks_default", &engine->check_back_checks_default, 1,
+            check_back_checks_max);
+  read_uint(h, w, "backoff_base_ms", &engine->check_back_backoff_base_ms, 1);
+  read_uint(h, w, "backoff_max_ms", &engine->check_back_backoff_max_ms, 1);
+  if (engine->check_back_backoff_max_ms < engine->check_back_backoff_base_ms) {
+    fail("check_back.backoff_max_ms", "must be at least backoff_base_ms");
+  }
+}
+
 /// `webhooks`: delivery, and the engine's bounds on subscriptions.
 void read_webhooks(const json& h, WebhookDelivery* o, EngineOptions* engine) {
   const std::string w = "webhooks";
@@ -263,7 +284,7 @@ void read_providers(const json& providers, Config* c) {
 void read_top(const json& j, Config* c) {
   only_known(j, "",
              {"listen", "data_dir", "durability", "threads", "log_level", "engine", "server",
-              "api_keys", "payment_providers", "webhooks"});
+              "api_keys", "payment_providers", "webhooks", "check_back"});
   read_string(j, "", "listen", &c->listen);
   std::string host;
   std::uint16_t port = 0;
@@ -292,6 +313,9 @@ void read_top(const json& j, Config* c) {
   if (const auto it = j.find("server"); it != j.end()) read_server(*it, &c->server, &c->engine);
   if (const auto it = j.find("api_keys"); it != j.end()) read_keys(*it, c);
   if (const auto it = j.find("payment_providers"); it != j.end()) read_providers(*it, c);
+  if (const auto it = j.find("check_back"); it != j.end()) {
+    read_check_back(*it, &c->check_back, &c->engine);
+  }
   if (const auto it = j.find("webhooks"); it != j.end())
     read_webhooks(*it, &c->webhooks, &c->engine);
 }

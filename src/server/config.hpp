@@ -2,6 +2,7 @@
 /// pointexd configuration: a JSON file (config/pointexd.json), command-line flags override it.
 /// Every field is optional; an unknown field or a value of the wrong type is a precise error.
 
+#include "server/checkback_http.hpp"
 #include <cstdint>
 #include <pointex/engine.hpp>
 #include <string>
@@ -98,6 +99,9 @@ struct WebhookDelivery {
 };
 
 struct Config {
+  /// `check_back`: how pointexd asks check-back URLs (server/checkback_http.hpp); its checks
+  /// and backoff limits are engine options.
+  CheckBackConfig check_back;
   std::string listen = "127.0.0.1:8420";
   std::string log_level = "info";
   /// Engine options: data_dir (default ./data), durability, threads and the engine limits.

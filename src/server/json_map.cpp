@@ -316,6 +316,31 @@ bool map_rules(const json& j, EarningRules* out, ApiError* err) {
                    });
 }
 
+bool map_checked_transfer(const json& j, CheckedTransfer* out, ApiError* err) {
+  Fields f(j, -1, err);
+  if (!f.only({"transfer", "url", "check_after_s", "checks_max"}) ||
+      !f.string("url", &out->url, check_back_url_bytes_max, true) ||
+      !f.uint("check_after_s", &out->check_after_s) || !f.uint("checks_max", &out->checks_max)) {
+    return false;
+  }
+  const auto t = j.find("transfer");
+  if (t == j.end()) return f.fail("transfer", "missing_field", "required");
+  if (!t->is_object()) return f.fail("transfer", "invalid_field", "expected a JSON object");
+  std::vector<Transfer> one;
+  if (!map_transfers(*t, 1, &one, err)) {
+    err->message = "transfer." + err->message;
+    err->field = err->field.empty() ? "transfer" : "transfer." + err->field;
+    return false;
+  }
+  out->transfer = one.front();
+  return true;
+}
+
+bool map_check_back_note(const json& j, std::string* note, ApiError* err) {
+  Fields f(j, -1, err);
+  return f.only({"note"}) && f.string("note", note, check_back_note_bytes_max, true);
+}
+
 bool map_purchase(const json& j, Purchase* out, ApiError* err) {
   Fields f(j, -1, err);
   return f.only({"id", "member_account", "amount", "currency", "category"}) &&
@@ -721,6 +746,42 @@ json rules_json(const EarningRules& r) {
           {"return_window_s", r.return_window_s},
           {"campaigns", std::move(campaigns)},
           {"timestamp", r.timestamp}};
+}
+
+json check_back_json(const CheckBackInfo& c) {
+  const Transfer& t = c.request.transfer;
+  json checks = json::array();
+  for (const CheckRecord& r : c.checks) {
+    json one = {{"attempt", r.attempt}, {"answer", to_string(r.answer)}, {"timestamp", r.timestamp}};
+    if (!r.detail.empty()) one["detail"] = r.detail;
+    checks.push_back(std::move(one));
+  }
+  json j = {{"id", t.id},
+            {"transfer",
+             {{"id", t.id},
+              {"debit_account", t.debit_account},
+              {"credit_account", t.credit_account},
+              {"amount", t.amount},
+              {"ledger", t.ledger},
+              {"code", t.code},
+              {"flags", transfer_flags_json(t.flags)},
+              {"user_data", t.user_data}}},
+            {"url", c.request.url},
+            {"check_after_s", c.request.check_after_s},
+            {"checks_max", c.request.checks_max},
+            {"status", to_string(c.status)},
+            {"checks", std::move(checks)},
+            {"settled", c.settled},
+            {"created_at", c.created_at},
+            {"updated_at", c.updated_at},
+            {"position", c.position}};
+  if (c.next_check_at != 0) j["next_check_at"] = c.next_check_at;
+  if (c.status == CheckBackStatus::committed || c.status == CheckBackStatus::rolled_back) {
+    j["by_client"] = c.by_client;
+  }
+  if (c.status == CheckBackStatus::failed) j["reason"] = to_string(c.transfer_result);
+  if (!c.note.empty()) j["note"] = c.note;
+  return j;
 }
 
 json purchase_json(const PurchaseInfo& p) {

@@ -61,6 +61,12 @@ std::string error_body(const ApiError& e);
 [[nodiscard]] bool map_purchase(const nlohmann::json& j, Purchase* out, ApiError* err);
 /// POST /v1/purchases/{id}/refund: `{"id","amount"}` (the purchase comes from the path).
 [[nodiscard]] bool map_refund(const nlohmann::json& j, Refund* out, ApiError* err);
+/// POST /v1/checked-transfers: `{"transfer":{a pending transfer},"url","check_after_s",
+/// "checks_max"}` (check_after_s and checks_max optional).
+[[nodiscard]] bool map_checked_transfer(const nlohmann::json& j, CheckedTransfer* out,
+                                        ApiError* err);
+/// POST /v1/checked-transfers/{id}/resolve: `{"note"}`.
+[[nodiscard]] bool map_check_back_note(const nlohmann::json& j, std::string* note, ApiError* err);
 /// POST /v1/payments/{provider}/callback: `{"payment_id","status":"succeeded"|"failed"}`.
 [[nodiscard]] bool map_payment_result(const nlohmann::json& j, std::string* payment_id,
                                       PaymentStatus* status, ApiError* err);
@@ -91,6 +97,8 @@ nlohmann::json exchange_info_json(const ExchangeInfo& x);
 /// An order: its request, state, payment, failure, steps and their times (docs/workflows.md).
 nlohmann::json order_json(const OrderInfo& o);
 nlohmann::json rules_json(const EarningRules& r);
+/// A check-back case: its transfer, URL, status, checks, note.
+nlohmann::json check_back_json(const CheckBackInfo& c);
 /// A purchase: its request, what it earns, its refunds and clawbacks (docs/workflows.md).
 nlohmann::json purchase_json(const PurchaseInfo& p);
 

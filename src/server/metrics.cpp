@@ -74,6 +74,14 @@ std::string_view to_string(Endpoint e) {
       return "purchase_get";
     case Endpoint::purchase_refund:
       return "purchase_refund";
+    case Endpoint::check_backs_create:
+      return "check_backs_create";
+    case Endpoint::check_backs_list:
+      return "check_backs_list";
+    case Endpoint::check_back_get:
+      return "check_back_get";
+    case Endpoint::check_back_resolve:
+      return "check_back_resolve";
     case Endpoint::unrouted:
       return "unrouted";
     case Endpoint::count:

@@ -47,6 +47,10 @@ enum class Endpoint : std::uint8_t {
   purchases_create,
   purchase_get,
   purchase_refund,
+  check_backs_create,
+  check_backs_list,
+  check_back_get,
+  check_back_resolve,
   unrouted,
   count,
 };
