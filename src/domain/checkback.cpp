@@ -252,7 +252,7 @@ DecodeError fold_check_back(const ProcessRecord& record, CheckState* state) {
   }
   // The case's id is its transfer's.
   return state->started.request.transfer.id == record.id ? DecodeError::none
-                                                          : DecodeError::invalid_field;
+                                                         : DecodeError::invalid_field;
 }
 
 CheckBackStatus check_back_status(const CheckState& st) {
@@ -286,8 +286,8 @@ CheckBackInfo check_back_info(const CheckState& st) {
   i.transfer_result = st.decision.transfer_result;
   i.next_check_at = st.decided ? 0 : st.next_check_at;
   i.checks = st.checks;
-  if (st.decided && (i.status == CheckBackStatus::committed ||
-                     i.status == CheckBackStatus::rolled_back)) {
+  if (st.decided &&
+      (i.status == CheckBackStatus::committed || i.status == CheckBackStatus::rolled_back)) {
     const bool client_decided = st.decision.outcome == CheckOutcome::client_committed ||
                                 st.decision.outcome == CheckOutcome::client_rolled_back;
     // A check decided one way and the post or void found the other: its client was first.

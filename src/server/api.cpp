@@ -1573,8 +1573,8 @@ void Api::Impl::check_backs_list(const ApiKey* key, const Route& r, const Reply&
   if (!parse_query(r.query, {"state"}, &q, &err)) return reply(error(err));
   const auto state = q.find("state");
   if (state == q.end() || state->second != "parked") {
-    return reply(error(400, "invalid_field", "state=parked is required (the operator's list)",
-                       "state"));
+    return reply(
+        error(400, "invalid_field", "state=parked is required (the operator's list)", "state"));
   }
   engine.load()->parked_check_backs(
       [key, reply](const Status& s, std::vector<CheckBackInfo> parked) {

@@ -42,10 +42,14 @@ void HttpCheckBackClient::check(const CheckRequest& request, CheckCallback done)
 
 std::string HttpCheckBackClient::body(const CheckRequest& r) {
   const Transfer& t = r.transfer;
-  return nlohmann::json{{"transfer_id", t.id},         {"debit_account", t.debit_account},
-                        {"credit_account", t.credit_account}, {"amount", t.amount},
-                        {"ledger", t.ledger},           {"code", t.code},
-                        {"user_data", t.user_data},     {"attempt", r.attempt}}
+  return nlohmann::json{{"transfer_id", t.id},
+                        {"debit_account", t.debit_account},
+                        {"credit_account", t.credit_account},
+                        {"amount", t.amount},
+                        {"ledger", t.ledger},
+                        {"code", t.code},
+                        {"user_data", t.user_data},
+                        {"attempt", r.attempt}}
       .dump();
 }
 

@@ -116,17 +116,16 @@ void read_server(const json& s, ServerLimits* o, EngineOptions* engine) {
 /// `check_back`: the HTTP client's secret, timeout and threads; the engine's checks and backoff.
 void read_check_back(const json& h, CheckBackConfig* o, EngineOptions* engine) {
   const std::string w = "check_back";
-  only_known(h, w,
-             {"secret", "timeout_ms", "threads", "checks_default", "backoff_base_ms",
-              "backoff_max_ms"});
+  only_known(
+      h, w,
+      {"secret", "timeout_ms", "threads", "checks_default", "backoff_base_ms", "backoff_max_ms"});
   read_string(h, w, "secret", &o->secret);
   if (h.contains("secret") && o->secret.size() < 16) {
     fail(w + ".secret", "must be at least 16 characters");
   }
   read_uint(h, w, "timeout_ms", &o->timeout_ms, 1, 600'000);
   read_uint(h, w, "threads", &o->threads, 1, 64);
-  read_uint(h, w, "checks_default", &engine->check_back_checks_default, 1,
-            check_back_checks_max);
+  read_uint(h, w, "checks_default", &engine->check_back_checks_default, 1, check_back_checks_max);
   read_uint(h, w, "backoff_base_ms", &engine->check_back_backoff_base_ms, 1);
   read_uint(h, w, "backoff_max_ms", &engine->check_back_backoff_max_ms, 1);
   if (engine->check_back_backoff_max_ms < engine->check_back_backoff_base_ms) {

@@ -2,11 +2,12 @@
 /// pointexd configuration: a JSON file (config/pointexd.json), command-line flags override it.
 /// Every field is optional; an unknown field or a value of the wrong type is a precise error.
 
-#include "server/checkback_http.hpp"
 #include <cstdint>
 #include <pointex/engine.hpp>
 #include <string>
 #include <vector>
+
+#include "server/checkback_http.hpp"
 
 namespace pointex::server {
 

@@ -752,7 +752,8 @@ json check_back_json(const CheckBackInfo& c) {
   const Transfer& t = c.request.transfer;
   json checks = json::array();
   for (const CheckRecord& r : c.checks) {
-    json one = {{"attempt", r.attempt}, {"answer", to_string(r.answer)}, {"timestamp", r.timestamp}};
+    json one = {
+        {"attempt", r.attempt}, {"answer", to_string(r.answer)}, {"timestamp", r.timestamp}};
     if (!r.detail.empty()) one["detail"] = r.detail;
     checks.push_back(std::move(one));
   }
