@@ -1394,3 +1394,33 @@ TEST_CASE("Api: purchases and refunds over HTTP, with clawbacks, retries and ref
   CHECK(f.purchase_now(1)["shortfall"] == 60);
   CHECK(f.purchase_now(1)["settled"] == true);
 }
+
+TEST_CASE("config: check_back, field by field", "[server]") {
+  Config c;
+  std::string err;
+  REQUIRE(parse_config(R"({"check_back":{"secret":"0123456789abcdef","timeout_ms":250,
+      "threads":3,"checks_default":7,"backoff_base_ms":20,"backoff_max_ms":40}})",
+                       &c, &err));
+  CHECK(c.check_back.secret == "0123456789abcdef");
+  CHECK(c.check_back.timeout_ms == 250);
+  CHECK(c.check_back.threads == 3);
+  CHECK(c.engine.check_back_checks_default == 7);
+  CHECK(c.engine.check_back_backoff_base_ms == 20);
+  CHECK(c.engine.check_back_backoff_max_ms == 40);
+  struct Bad {
+    const char* text;
+    const char* error;
+  };
+  for (const Bad& b : {
+           Bad{R"({"secret":"short"})", "check_back.secret: must be at least 16"},
+           Bad{R"({"threads":0})", "check_back.threads"},
+           Bad{R"({"checks_default":101})", "check_back.checks_default"},
+           Bad{R"({"backoff_base_ms":50,"backoff_max_ms":40})", "check_back.backoff_max_ms"},
+           Bad{R"({"colour":1})", "check_back.colour"},
+       }) {
+    Config d;
+    INFO(b.text);
+    CHECK_FALSE(parse_config(std::string(R"({"check_back":)") + b.text + "}", &d, &err));
+    CHECK(err.find(b.error) != std::string::npos);
+  }
+}
