@@ -51,7 +51,8 @@ std::string_view to_string(CheckAnswer answer);
 
 /// Where a case is. Stable numbers.
 enum class CheckBackStatus : std::uint8_t {
-  /// The transfer is pending: waiting for its client or its next check.
+  /// The transfer is pending: waiting for its client or its next check (or its post or void
+  /// is under way).
   pending = 0,
   /// Posted: by a check's `commit`, or by its client.
   committed = 1,

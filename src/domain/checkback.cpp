@@ -256,20 +256,17 @@ DecodeError fold_check_back(const ProcessRecord& record, CheckState* state) {
 }
 
 CheckBackStatus check_back_status(const CheckState& st) {
-  if (!st.decided) return CheckBackStatus::pending;
+  // Until the post or void is done the transfer is still pending.
+  if (!st.completed) return CheckBackStatus::pending;
   switch (st.decision.outcome) {
     case CheckOutcome::fail:
       return CheckBackStatus::failed;
     case CheckOutcome::park:
-      // Parked unless its client resolved it at the same time (the void found it posted).
-      if (st.completed && st.final.posted) return CheckBackStatus::committed;
+      // Parked unless its client posted it at the same time (the void found it posted).
+      if (st.final.posted) return CheckBackStatus::committed;
       return st.resolved ? CheckBackStatus::resolved : CheckBackStatus::parked;
     default:
-      if (st.completed) {
-        return st.final.posted ? CheckBackStatus::committed : CheckBackStatus::rolled_back;
-      }
-      return outcome_posts(st.decision.outcome) ? CheckBackStatus::committed
-                                                : CheckBackStatus::rolled_back;
+      return st.final.posted ? CheckBackStatus::committed : CheckBackStatus::rolled_back;
   }
 }
 
@@ -295,7 +292,7 @@ CheckBackInfo check_back_info(const CheckState& st) {
     i.by_client = client_decided || client_won;
   }
   i.note = st.note;
-  i.settled = st.completed && i.status != CheckBackStatus::parked;
+  i.settled = i.status != CheckBackStatus::pending && i.status != CheckBackStatus::parked;
   i.created_at = st.created_at;
   i.updated_at = st.updated_at;
   i.position = st.last_position;

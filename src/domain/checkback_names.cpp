@@ -1,9 +1,12 @@
 // Names of the check-back enums, as they appear in the HTTP API and in logs.
 #include <array>
 
+#include "domain/enum_names.hpp"
 #include "pointex/checkback.hpp"
 
 namespace pointex {
+
+using domain::name_of;
 namespace {
 
 constexpr std::array<std::string_view, check_back_result_count> result_names = {
@@ -23,12 +26,6 @@ constexpr std::array<std::string_view, 6> status_names = {
     "pending", "committed", "rolled_back", "parked", "resolved", "failed",
 };
 constexpr std::array<std::string_view, 3> answer_names = {"commit", "rollback", "unknown"};
-
-template <std::size_t N, class E>
-std::string_view name_of(const std::array<std::string_view, N>& names, E value) {
-  const auto i = static_cast<std::size_t>(value);
-  return i < names.size() ? names[i] : std::string_view("unknown");
-}
 
 }  // namespace
 

@@ -2,9 +2,12 @@
 // simulated payment provider's rule (pure, so the domain tests and the bench can use it).
 #include <array>
 
+#include "domain/enum_names.hpp"
 #include "pointex/orders.hpp"
 
 namespace pointex {
+
+using domain::name_of;
 namespace {
 
 constexpr std::array<std::string_view, order_result_count> order_result_names = {
@@ -32,13 +35,6 @@ std::uint64_t mix(std::uint64_t x) {
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
   return x ^ (x >> 31);
-}
-
-/// Looks a value up in its table of names ("unknown" past its end).
-template <std::size_t N, class E>
-std::string_view name_of(const std::array<std::string_view, N>& names, E value) {
-  const auto i = static_cast<std::size_t>(value);
-  return i < N ? names[i] : "unknown";
 }
 
 }  // namespace

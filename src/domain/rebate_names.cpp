@@ -1,9 +1,12 @@
 // Names of the rebate enums, as they appear in the HTTP API and in logs.
 #include <array>
 
+#include "domain/enum_names.hpp"
 #include "pointex/rebates.hpp"
 
 namespace pointex {
+
+using domain::name_of;
 namespace {
 
 constexpr std::array<std::string_view, rules_result_count> rules_result_names = {
@@ -40,12 +43,6 @@ constexpr std::array<std::string_view, purchase_result_count> purchase_result_na
 constexpr std::array<std::string_view, 5> purchase_status_names = {
     "pending", "available", "refunded", "failed", "nothing_earned",
 };
-
-template <std::size_t N, class E>
-std::string_view name_of(const std::array<std::string_view, N>& names, E value) {
-  const auto i = static_cast<std::size_t>(value);
-  return i < names.size() ? names[i] : std::string_view("unknown");
-}
 
 }  // namespace
 
