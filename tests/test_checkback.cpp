@@ -149,7 +149,7 @@ struct Fixture {
   }
   /// Waits until the case reaches `status` with nothing in flight.
   CheckBackInfo wait_for(TransferId id, CheckBackStatus status) {
-    for (int i = 0; i < 500; ++i) {
+    for (int i = 0; i < 1000; ++i) {
       const CheckBackInfo info = lookup(id);
       const bool done = info.settled || info.status == CheckBackStatus::parked ||
                         info.status == CheckBackStatus::pending;
@@ -159,9 +159,19 @@ struct Fixture {
     FAIL("check-back " << id << " never reached " << to_string(status));
     return {};
   }
+  /// Waits until the case has recorded `n` checks.
+  CheckBackInfo wait_recorded(TransferId id, std::size_t n) {
+    CheckBackInfo info = lookup(id);
+    for (int i = 0; i < 1000 && info.checks.size() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      info = lookup(id);
+    }
+    REQUIRE(info.checks.size() == n);
+    return info;
+  }
   /// Waits until `n` checks were asked.
   void wait_checks(std::size_t n) {
-    for (int i = 0; i < 500 && client->requests().size() < n; ++i) {
+    for (int i = 0; i < 1000 && client->requests().size() < n; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     REQUIRE(client->requests().size() == n);
@@ -256,9 +266,8 @@ TEST_CASE("check-back: unknown answers back off, then the case is voided and par
   REQUIRE(f.create(Fixture::request(40)).result == CheckBackResult::ok);
   f.clock.advance_s(60);
   f.wait_checks(1);
-  CheckBackInfo info = f.wait_for(40, CheckBackStatus::pending);
-  for (int i = 0; i < 200 && info.checks.size() < 1; ++i) info = f.lookup(40);
-  REQUIRE(info.checks.size() == 1);
+  CheckBackInfo info = f.wait_recorded(40, 1);
+  CHECK(info.status == CheckBackStatus::pending);
   // The next check waits the base (10 s), then twice that (capped at 25 s).
   CHECK(info.next_check_at == f.clock.now() + 10'000'000'000ULL);
   f.clock.advance_s(9);
@@ -267,9 +276,7 @@ TEST_CASE("check-back: unknown answers back off, then the case is voided and par
   f.clock.advance_s(1);
   f.wait_checks(2);
   // A restart keeps the count and the next time.
-  for (int i = 0; i < 200 && f.lookup(40).checks.size() < 2; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  f.wait_recorded(40, 2);
   CHECK(f.lookup(40).next_check_at == f.clock.now() + 20'000'000'000ULL);
   f.reopen();
   f.clock.advance_s(20);

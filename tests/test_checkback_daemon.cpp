@@ -195,7 +195,7 @@ TEST_CASE(
   client::HttpClient c2("127.0.0.1", d.port());
   // Still parked after the restart, and still listed.
   CHECK(call(c2, "GET", "/v1/checked-transfers?state=parked").body["check_backs"].size() == 1);
-  for (int i = 0; i < 500; ++i) {
+  for (int i = 0; i < 1000; ++i) {
     const json k = call(c2, "GET", "/v1/checked-transfers/22").body;
     if (k["checks"].size() >= 2) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

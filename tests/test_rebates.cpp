@@ -109,7 +109,7 @@ struct Fixture {
   /// Waits (the window's timer runs on the flows thread) until the purchase is settled with
   /// `status`.
   PurchaseInfo wait_for(PurchaseId id, PurchaseStatus status) {
-    for (int i = 0; i < 500; ++i) {
+    for (int i = 0; i < 1000; ++i) {
       const PurchaseInfo info = lookup(id);
       if (info.status == status && info.settled) return info;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
