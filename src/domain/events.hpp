@@ -117,9 +117,9 @@ struct WebhookProgressed {
   std::uint64_t timestamp = 0;
 };
 
-using Event = std::variant<LedgerCreated, AccountCreated, AccountClosed, TransferEvent, RateSet,
-                           ProcessStepped, WebhookCreated, WebhookDeleted, WebhookProgressed,
-                           RulesSet>;
+using Event =
+    std::variant<LedgerCreated, AccountCreated, AccountClosed, TransferEvent, RateSet,
+                 ProcessStepped, WebhookCreated, WebhookDeleted, WebhookProgressed, RulesSet>;
 
 /// Whether an event is about webhook subscriptions (not in the feed).
 inline bool is_webhook_event(const Event& event) {

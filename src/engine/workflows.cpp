@@ -14,12 +14,12 @@
 
 #include "domain/assert.hpp"
 #include "domain/exchange.hpp"
-#include "engine/exchange_flow.hpp"
 #include "engine/checkback_flow.hpp"
-#include "engine/rebate_flow.hpp"
+#include "engine/exchange_flow.hpp"
 #include "engine/log.hpp"
 #include "engine/order_flow.hpp"
 #include "engine/projector.hpp"
+#include "engine/rebate_flow.hpp"
 
 namespace pointex::engine {
 namespace {

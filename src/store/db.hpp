@@ -44,7 +44,7 @@ struct Db {
 
   /// The read-model families, in the order rebuild drops them.
   std::vector<rocksdb::ColumnFamilyHandle*> read_models() const {
-    return {accounts, transfers, history,        stats,    ledgers, expiries,
+    return {accounts, transfers, history,        stats,    ledgers,  expiries,
             rates,    processes, open_processes, counters, webhooks, rules};
   }
 

@@ -58,7 +58,7 @@ const std::vector<std::string>& read_model_families() {
   static const std::vector<std::string> names = {"rm_accounts", "rm_transfers", "rm_history",
                                                  "rm_stats",    "rm_ledgers",   "rm_expiries",
                                                  "rm_rates",    "rm_processes", "rm_open_processes",
-                                                 "rm_counters", "rm_webhooks", "rm_rules"};
+                                                 "rm_counters", "rm_webhooks",  "rm_rules"};
   return names;
 }
 
