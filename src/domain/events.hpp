@@ -68,8 +68,8 @@ struct RulesSet {
   EarningRules rules;  // rules.timestamp is the event's timestamp
 };
 
-/// The kinds of durable processes (sagas, docs/workflows.md). Stable numbers: stored. 3 and up
-/// are kept for the workflows still to come (rebates, check-backs).
+/// The kinds of durable processes (sagas, docs/workflows.md). Stable numbers: stored; 5 and up
+/// are kept for workflows still to come.
 enum class ProcessKind : std::uint8_t {
   exchange = 1,
   /// A points + cash order (src/domain/order.hpp).
