@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pointex {
 
@@ -204,7 +205,19 @@ struct AccountSpec {
   bool operator!=(const AccountSpec& other) const { return !(*this == other); }
 };
 
-/// The state of an account: its definition and its four balance fields.
+/// Points of an account that expire together (docs/expiry.md): `amount` still held of what was
+/// earned on one UTC day, due to expire at `at` (Unix ns, the start of a UTC day).
+struct ExpiringLot {
+  std::uint64_t amount = 0;
+  std::uint64_t at = 0;
+
+  bool operator==(const ExpiringLot& other) const {
+    return amount == other.amount && at == other.at;
+  }
+  bool operator!=(const ExpiringLot& other) const { return !(*this == other); }
+};
+
+/// The state of an account: its definition, its four balance fields and its expiring lots.
 struct Account {
   AccountSpec spec;
   std::uint64_t debits_posted = 0;
@@ -213,6 +226,9 @@ struct Account {
   std::uint64_t credits_pending = 0;
   /// Assigned by the engine when the account was created.
   std::uint64_t timestamp = 0;
+  /// Members on a ledger with expiry_days > 0: their posted points by expiry day, oldest first
+  /// (docs/expiry.md). Empty for every other account.
+  std::vector<ExpiringLot> expiring;
 
   /// credits_posted - debits_posted (negative for an issuer with outstanding points).
   std::int64_t balance() const {

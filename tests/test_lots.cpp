@@ -1,0 +1,106 @@
+// Given/when/then tests of expiry lots (src/domain/lots.*): a credit adds a lot that expires at
+// the start of the UTC day after earning day + expiry_days, credits of one day merge, debits
+// consume the oldest lots first, and what is due is what expired lots still hold.
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+
+#include "domain/lots.hpp"
+
+namespace {
+
+using namespace pointex::domain;
+
+constexpr std::uint64_t ns_per_s = 1'000'000'000ULL;
+// 2023-11-14 00:00:00 UTC, a day boundary.
+constexpr std::uint64_t day0 = 19'675ULL * lot_day_ns;
+constexpr std::uint64_t days30 = 30ULL * lot_day_ns;
+
+}  // namespace
+
+TEST_CASE("lots: a credit expires at the start of the day after earning day plus expiry days",
+          "[lots]") {
+  REQUIRE(lot_expiry_ns(0) == 0);
+  REQUIRE(lot_expiry_ns(30) == days30);
+  REQUIRE(lot_expiry_ns(UINT32_MAX) == lot_expiry_ns(lot_expiry_days_max));
+  // Earned at noon: due at the end of day 30 after, never earlier than t + 30 days.
+  const std::uint64_t noon = day0 + 12 * 3600 * ns_per_s;
+  REQUIRE(lot_expires_at(noon, days30) == day0 + days30 + lot_day_ns);
+  REQUIRE(lot_expires_at(noon, days30) >= noon + days30);
+  // Earned at the first instant of a day, and at its last.
+  REQUIRE(lot_expires_at(day0, days30) == day0 + days30 + lot_day_ns);
+  REQUIRE(lot_expires_at(day0 + lot_day_ns - 1, days30) == day0 + days30 + lot_day_ns);
+}
+
+TEST_CASE("lots: credits of one UTC day merge into one lot, the next day starts another",
+          "[lots]") {
+  Lots lots;
+  add_lot(lots, 100, day0 + 1, days30);
+  add_lot(lots, 50, day0 + 5 * 3600 * ns_per_s, days30);
+  REQUIRE(lots.size() == 1);
+  REQUIRE(lots[0].amount == 150);
+  add_lot(lots, 7, day0 + lot_day_ns, days30);
+  REQUIRE(lots.size() == 2);
+  REQUIRE(lots[1] == Lot{7, day0 + days30 + 2 * lot_day_ns});
+  add_lot(lots, 0, day0 + 3 * lot_day_ns, days30);  // nothing
+  REQUIRE(lots.size() == 2);
+  REQUIRE(lots_valid(lots));
+  REQUIRE(lots_total(lots) == 157);
+}
+
+TEST_CASE("lots: a debit consumes the oldest lot first, across lots, leaving a partial lot",
+          "[lots]") {
+  Lots lots;
+  add_lot(lots, 100, day0, days30);
+  add_lot(lots, 200, day0 + lot_day_ns, days30);
+  add_lot(lots, 300, day0 + 2 * lot_day_ns, days30);
+
+  SECTION("within the oldest lot") {
+    REQUIRE(consume_lots(lots, 40) == 40);
+    REQUIRE(lots.size() == 3);
+    REQUIRE(lots[0].amount == 60);
+  }
+  SECTION("exactly the oldest lot") {
+    REQUIRE(consume_lots(lots, 100) == 100);
+    REQUIRE(lots.size() == 2);
+    REQUIRE(lots[0].amount == 200);
+  }
+  SECTION("spanning two lots into the third") {
+    REQUIRE(consume_lots(lots, 350) == 350);
+    REQUIRE(lots.size() == 1);
+    REQUIRE(lots[0] == Lot{250, day0 + days30 + 3 * lot_day_ns});
+  }
+  SECTION("more than the lots hold (an account without the debit limit)") {
+    REQUIRE(consume_lots(lots, 1000) == 600);
+    REQUIRE(lots.empty());
+    // Going negative consumes nothing more, and a later credit starts a fresh lot.
+    REQUIRE(consume_lots(lots, 5) == 0);
+    add_lot(lots, 10, day0 + 3 * lot_day_ns, days30);
+    REQUIRE(lots.size() == 1);
+    REQUIRE(lots[0].amount == 10);
+  }
+  REQUIRE(lots_valid(lots));
+}
+
+TEST_CASE("lots: due sums the lots expired at now, nothing before the first is due", "[lots]") {
+  Lots lots;
+  add_lot(lots, 100, day0, days30);
+  add_lot(lots, 200, day0 + lot_day_ns, days30);
+  const std::uint64_t first_due = day0 + days30 + lot_day_ns;
+  REQUIRE(lots_due(lots, first_due - 1) == 0);
+  REQUIRE(lots_due(lots, first_due) == 100);
+  REQUIRE(lots_due(lots, first_due + lot_day_ns - 1) == 100);
+  REQUIRE(lots_due(lots, first_due + lot_day_ns) == 300);
+  // Expiring what is due consumes the due lots (they are the oldest).
+  REQUIRE(consume_lots(lots, lots_due(lots, first_due)) == 100);
+  REQUIRE(lots_due(lots, first_due) == 0);
+  REQUIRE(lots_total(lots) == 200);
+}
+
+TEST_CASE("lots: the invariants reject empty and unordered lots", "[lots]") {
+  REQUIRE(lots_valid({}));
+  REQUIRE(lots_valid({{1, 1}, {1, 2}}));
+  REQUIRE_FALSE(lots_valid({{0, 1}}));
+  REQUIRE_FALSE(lots_valid({{1, 2}, {1, 2}}));
+  REQUIRE_FALSE(lots_valid({{1, 3}, {1, 2}}));
+}
