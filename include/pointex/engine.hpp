@@ -223,6 +223,22 @@ struct CloseOutcome {
   std::uint64_t position = 0;
 };
 
+/// What one expiry sweep did (Engine::sweep_expired_points, docs/expiry.md).
+struct ExpirySweepReport {
+  /// Member accounts the read models showed with due lots.
+  std::uint64_t accounts_due = 0;
+  /// Expiry transfers made now.
+  std::uint64_t expired = 0;
+  /// Already expired by an earlier sweep of the same day (`exists`).
+  std::uint64_t already_expired = 0;
+  /// Nothing available to expire (points reserved by pending debits, or none left).
+  std::uint64_t nothing_available = 0;
+  /// Busy (a debit in flight or newer than the read models): tried again at the next sweep.
+  std::uint64_t deferred = 0;
+  /// Ledgers with expiry_days > 0 whose rules name no expiry account: skipped.
+  std::uint64_t ledgers_skipped = 0;
+};
+
 /// What verify() found. `ok` is true when every check passed; `problems` says what did not.
 struct VerifyReport {
   bool ok = false;
@@ -509,6 +525,16 @@ class Engine {
   /// false when there is no such subscription.
   bool webhook_dead_letters(WebhookId id, std::uint64_t after_position, std::uint32_t limit,
                             DeadLetterPage* page) const;
+
+  /// Expires the points due now (docs/expiry.md): for every member account whose lots in the
+  /// read models are due, an `expiry_transfer_code` balancing_debit transfer of what is due to
+  /// its ledger's expiry account (EarningRules::expiry_account; ledgers without one are
+  /// skipped), decided by the account's own actor. Safe to run again, concurrently with
+  /// transfers and after a crash: the transfer's id is the account's expiry of that UTC day
+  /// (expiry_transfer_id), and an account whose read model may be behind its own debits is
+  /// deferred. Blocks until every expiry is answered. Not ok only when the read models could
+  /// not be read or the engine is closing.
+  [[nodiscard]] Status sweep_expired_points(ExpirySweepReport* report);
 
   /// Offline (the data dir must not be open): drops every read model and rebuilds it by
   /// replaying the event log, logging progress.

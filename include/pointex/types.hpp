@@ -168,6 +168,14 @@ inline constexpr std::uint64_t workflow_transfer_id_min = 1ULL << 63;
 /// refund step's position), which must not meet a process's own.
 inline constexpr std::uint64_t process_id_max = (1ULL << 62) - 1;
 
+/// The id of a member account's expiry of due points on UTC day `day` (days since the Unix
+/// epoch): reserved workflow ids above the clawbacks' (docs/expiry.md). Ids are per debit
+/// account, so one a day per member: a second sweep of the day, or one after a restart, gets
+/// `exists` instead of expiring twice.
+inline constexpr std::uint64_t expiry_transfer_id(std::uint64_t day) {
+  return workflow_transfer_id_min | (1ULL << 62) | (1ULL << 61) | day;
+}
+
 /// Limits on strings, shared by the library and the daemon.
 inline constexpr std::size_t owner_bytes_max = 256;
 inline constexpr std::size_t ledger_name_bytes_max = 256;

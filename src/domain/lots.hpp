@@ -21,6 +21,10 @@ inline constexpr std::uint64_t lot_day_ns = 86'400ULL * 1'000'000'000ULL;
 /// ledger's larger expiry_days counts as this many.
 inline constexpr std::uint32_t lot_expiry_days_max = 36'500;
 
+/// A stored account with more lots than this is corrupt (one lot per day: 2^20 days is far
+/// more than lot_expiry_days_max, even with lots never swept).
+inline constexpr std::uint64_t lots_decoded_max = 1ULL << 20;
+
 /// A lot: `amount` still held, due to expire at `at` (Unix ns, a UTC day boundary).
 using Lot = ExpiringLot;
 

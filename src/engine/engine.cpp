@@ -429,8 +429,8 @@ void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback 
   impl_->submit(std::move(transfers), std::move(callback), /*workflow=*/false);
 }
 
-void Engine::Impl::submit(std::vector<Transfer> transfers, TransferCallback callback,
-                          bool workflow) {
+void Engine::Impl::submit(std::vector<Transfer> transfers, TransferCallback callback, bool workflow,
+                          std::uint64_t lots_as_of) {
   Impl& core = *this;
   const std::size_t n = transfers.size();
   if (core.stopping.load()) return callback(Status::shutting_down("engine is closing"), {});
@@ -496,6 +496,7 @@ void Engine::Impl::submit(std::vector<Transfer> transfers, TransferCallback call
     while (end < routes.size() && routes[end].debit == routes[begin].debit) {
       const Route& r = routes[end];
       msg.items.push_back({transfers[r.index], batch, r.index, r.credit_closed, r.credit});
+      msg.items.back().lots_as_of = lots_as_of;
       ++end;
     }
     engine::AccountEntry* debit = routes[begin].debit;
