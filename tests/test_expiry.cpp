@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <pointex/engine.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support.hpp"
@@ -35,10 +37,12 @@ struct Fixture {
   TempDir dir;
   ManualClock clock;
   std::unique_ptr<Engine> engine;
+  std::uint32_t interval_s = 0;
   TransferId next_id = 1;
   std::uint64_t last_position = 0;
 
-  Fixture() {
+  /// `sweep_interval_s`: EngineOptions::expiry_sweep_interval_s (0: the test sweeps).
+  explicit Fixture(std::uint32_t sweep_interval_s = 0) : interval_s(sweep_interval_s) {
     open();
     LedgerResult lr{};
     REQUIRE(engine->create_ledger({mall, "MALL", "Mall points", expiry_days, 0}, &lr).is_ok());
@@ -61,6 +65,7 @@ struct Fixture {
     engine = test::open_engine_with(dir.path(), [&](EngineOptions& o) {
       o.threads = 2;
       o.clock_ns = clock.fn();
+      o.expiry_sweep_interval_s = interval_s;
     });
   }
   void reopen() {
@@ -365,6 +370,10 @@ TEST_CASE("expiry sweep: SIGKILL during a sweep of many accounts, reopen, sweep:
       const bool killed = run_expiry_child(f.dir.path(), f.clock.now(), delay_us);
       CHECK(killed);
       f.open();
+      // What the child expired before it died (all, some or none, by the delay).
+      const std::int64_t before = f.balance(expiry);
+      WARN("killed after " << delay_us << " us: " << before << " of " << members * old_points
+                           << " points expired by then");
       const ExpirySweepReport r = f.sweep();
       CHECK(r.deferred == 0);
       std::vector<AccountId> ids;
@@ -385,4 +394,20 @@ TEST_CASE("expiry sweep: SIGKILL during a sweep of many accounts, reopen, sweep:
       f.verify();
     }
   }
+}
+
+TEST_CASE("expiry sweep: the engine's expiry thread sweeps every expiry_sweep_interval_s",
+          "[expiry]") {
+  Fixture f(/*sweep_interval_s=*/1);
+  f.set_rules();
+  REQUIRE(f.move(issuer, alice, 100) == TransferResult::ok);
+  f.clock.advance_s(31 * 86'400);
+  std::int64_t expired = 0;
+  for (int i = 0; i < 100 && expired == 0; ++i) {  // at most 10 s: a bound for a hung test
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    expired = f.balance(expiry);
+  }
+  CHECK(expired == 100);
+  CHECK(f.balance(alice) == 0);
+  f.verify();
 }

@@ -88,6 +88,12 @@ struct EngineOptions {
   /// `Status::timed_out` (HTTP 503 not_caught_up). Default: 5000 ms.
   std::uint32_t read_wait_ms_max = 5000;
 
+  /// Seconds between two expiry sweeps (sweep_expired_points, docs/expiry.md) on the engine's
+  /// own expiry thread; 0: none (the host calls sweep_expired_points). A sweep reads every
+  /// account with lots, so shorter is costlier; an expiry is due at a UTC day boundary, so an
+  /// hour expires points at most an hour late. Default: 0.
+  std::uint32_t expiry_sweep_interval_s = 0;
+
   /// Threads that run the asynchronous reads (the callback forms of the read-side calls) once
   /// the read models include their `min_position`. A read that waits holds no thread: it waits
   /// in a list that the projector's progress releases. Default: 2.

@@ -246,6 +246,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   s = start_actors(*impl);
   if (!s.is_ok()) return s;
   impl->start_sweeper();
+  impl->start_expiry_sweeper();
   impl->workflows->start();  // resumes the processes the log left open
   engine->reset(new Engine(std::move(impl)));
   return Status::ok();
@@ -256,6 +257,7 @@ Engine::~Engine() {
   core.stopping.store(true);
   core.workflows->stop();  // open processes stay open in the log: the next open resumes them
   core.stop_sweeper();
+  core.stop_expiry_sweeper();
   const auto deadline = std::chrono::steady_clock::now() + shutdown_drain_timeout;
   while (core.inflight.load() != 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -102,6 +102,13 @@ struct Engine::Impl {
   /// account), so that each is logged once.
   std::mutex expiry_sweep_mutex;
   std::set<LedgerId> expiry_sweep_skipped;
+  /// The expiry thread: sweeps every options.expiry_sweep_interval_s (none when 0).
+  std::condition_variable expiry_sweep_wake;
+  bool expiry_sweep_stopping = false;
+  std::thread expiry_sweeper;
+  Status sweep_expired_points(ExpirySweepReport* report);
+  void start_expiry_sweeper();
+  void stop_expiry_sweeper();
 
   /// Waits until the read models include `min_position` (bounded by read_wait_ms_max).
   Status wait_for_read_models(std::uint64_t min_position);

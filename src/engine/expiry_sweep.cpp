@@ -2,6 +2,9 @@
 // models and has each one's actor expire them, with an id per account and day so that running
 // it again (or after a crash) never expires twice.
 
+#include <pthread.h>
+
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <unordered_map>
@@ -9,6 +12,7 @@
 #include "domain/lots.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/log.hpp"
+#include "engine/rebate_flow.hpp"
 #include "engine/workflows.hpp"
 #include "pointex/engine.hpp"
 #include "store/journal.hpp"
@@ -17,7 +21,44 @@
 namespace pointex {
 
 Status Engine::sweep_expired_points(ExpirySweepReport* report) {
-  Impl& core = *impl_;
+  return impl_->sweep_expired_points(report);
+}
+
+void Engine::Impl::start_expiry_sweeper() {
+  const std::uint32_t interval_s = options.expiry_sweep_interval_s;
+  if (interval_s == 0) return;
+  expiry_sweeper = std::thread([this, interval_s] {
+    pthread_setname_np(pthread_self(), "pointex-expiry");
+    std::unique_lock<std::mutex> lock(expiry_sweep_mutex);
+    while (!expiry_sweep_wake.wait_for(lock, std::chrono::seconds(interval_s),
+                                       [this] { return expiry_sweep_stopping; })) {
+      lock.unlock();
+      ExpirySweepReport r;
+      const Status s = sweep_expired_points(&r);
+      if (!s.is_ok()) {
+        pointex::log().warn("expiry sweep: {}", s.to_string());
+      } else if (r.accounts_due != 0) {
+        pointex::log().info(
+            "expiry sweep: {} accounts due, {} expired, {} already, {} nothing available, "
+            "{} deferred",
+            r.accounts_due, r.expired, r.already_expired, r.nothing_available, r.deferred);
+      }
+      lock.lock();
+    }
+  });
+}
+
+void Engine::Impl::stop_expiry_sweeper() {
+  {
+    std::lock_guard<std::mutex> lock(expiry_sweep_mutex);
+    expiry_sweep_stopping = true;
+  }
+  expiry_sweep_wake.notify_one();
+  if (expiry_sweeper.joinable()) expiry_sweeper.join();
+}
+
+Status Engine::Impl::sweep_expired_points(ExpirySweepReport* report) {
+  Impl& core = *this;
   *report = ExpirySweepReport{};
   const std::uint64_t now = core.now();
   // Read models with everything committed so far; later debits are caught by the actors.
@@ -32,12 +73,12 @@ Status Engine::sweep_expired_points(ExpirySweepReport* report) {
   std::unordered_map<LedgerId, AccountId> expiry_account;
   for (const Ledger& l : ledgers) {
     if (l.expiry_days == 0) continue;
-    const std::optional<EarningRules> earning = this->rules(l.id);
+    const std::optional<EarningRules> earning = workflows->rebates().rules(l.id);
     if (!earning || earning->expiry_account == 0) {
       ++report->ledgers_skipped;
       std::lock_guard<std::mutex> lock(core.expiry_sweep_mutex);
       if (core.expiry_sweep_skipped.insert(l.id).second) {
-        log().warn(
+        pointex::log().warn(
             "expiry: ledger {} has expiry_days {} but no expiry account in its rules: "
             "its points are not expired",
             l.id, l.expiry_days);
