@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 
+#include "domain/decide.hpp"
 #include "domain/lots.hpp"
 
 namespace {
@@ -103,4 +104,60 @@ TEST_CASE("lots: the invariants reject empty and unordered lots", "[lots]") {
   REQUIRE_FALSE(lots_valid({{0, 1}}));
   REQUIRE_FALSE(lots_valid({{1, 2}, {1, 2}}));
   REQUIRE_FALSE(lots_valid({{1, 3}, {1, 2}}));
+}
+
+namespace {
+
+pointex::domain::TransferEvent event_of(pointex::TransferKind kind, pointex::AccountId debit,
+                                        pointex::AccountId credit, std::uint64_t amount,
+                                        std::uint64_t timestamp) {
+  pointex::domain::TransferEvent e;
+  e.kind = kind;
+  e.debit_account = debit;
+  e.credit_account = credit;
+  e.amount = amount;
+  e.pending_amount = amount;
+  e.timestamp = timestamp;
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("lots: which events change them, for members of a ledger with expiry_days only",
+          "[lots]") {
+  using pointex::AccountKind;
+  using pointex::TransferKind;
+  pointex::Ledger ledger{1, "MALL", "Mall", 30, 0};
+  pointex::Account member;
+  member.spec = {7, 1, AccountKind::member, 0, 0, "m"};
+  const std::uint64_t expiry = account_lot_expiry_ns(member.spec, ledger);
+  REQUIRE(expiry == days30);
+  // Issuers and system accounts, and members of a ledger that never expires, have none.
+  pointex::AccountSpec issuer{8, 1, AccountKind::issuer, 0, 0, "i"};
+  CHECK(account_lot_expiry_ns(issuer, ledger) == 0);
+  pointex::Ledger never{1, "MALL", "Mall", 0, 0};
+  CHECK(account_lot_expiry_ns(member.spec, never) == 0);
+
+  const std::uint64_t due = day0 + days30 + lot_day_ns;
+  // Pending, void and expiry of a pending credit change nothing; a post adds what it posts.
+  for (const TransferKind kind :
+       {TransferKind::pending, TransferKind::void_pending, TransferKind::expire}) {
+    apply_lots(member, expiry, event_of(kind, 8, 7, 50, day0));
+  }
+  CHECK(member.expiring.empty());
+  apply_lots(member, expiry, event_of(TransferKind::post, 8, 7, 40, day0));
+  apply_lots(member, expiry, event_of(TransferKind::single, 8, 7, 10, day0 + 1));
+  CHECK(member.expiring == Lots{{50, due}});
+  // Pending, void and expiry of a pending debit change nothing; a post or single consumes.
+  for (const TransferKind kind :
+       {TransferKind::pending, TransferKind::void_pending, TransferKind::expire}) {
+    apply_lots(member, expiry, event_of(kind, 7, 8, 30, day0 + 2));
+  }
+  CHECK(member.expiring == Lots{{50, due}});
+  apply_lots(member, expiry, event_of(TransferKind::post, 7, 8, 30, day0 + 3));
+  apply_lots(member, expiry, event_of(TransferKind::single, 7, 8, 5, day0 + 4));
+  CHECK(member.expiring == Lots{{15, due}});
+  // With no expiry duration nothing changes.
+  apply_lots(member, 0, event_of(TransferKind::single, 8, 7, 99, day0 + 5));
+  CHECK(member.expiring == Lots{{15, due}});
 }
