@@ -4,6 +4,7 @@
 
 #include "actors/account_actor.hpp"
 
+#include <algorithm>
 #include <caf/all.hpp>
 #include <unordered_map>
 #include <utility>
@@ -89,6 +90,9 @@ struct AccountActorState {
   bool gate_open = false;
   /// Debits applied tentatively and not yet durable or undone.
   std::uint64_t uncommitted = 0;
+  /// Position of the account's last durable debit (at spawn: of its last event), for expiries
+  /// computed from the read models (DebitItem::lots_as_of).
+  std::uint64_t last_debit_position = 0;
   /// Commands waiting for an in-flight transfer (by its id) to be durable or undone.
   std::unordered_map<TransferId, std::vector<DebitItem>> parked;
   /// Per handler: accepted events grouped by credit account (entry null: look it up by id).
@@ -277,6 +281,28 @@ void touch(AccountActorState& st) {
                               std::memory_order_relaxed);
 }
 
+/// An expiry of due lots computed from the read models at `item.lots_as_of` (docs/expiry.md):
+/// false when the read models may not have this account's lots as they are (a debit in flight
+/// or after the checkpoint). Else takes at most what the account has available (accounts
+/// without the debit limit too; balancing_debit clamps the others alike); false with the item
+/// answered when nothing is.
+bool expiry_guard(AccountActorState& st, DebitItem& item) {
+  if (st.uncommitted > 0 || st.last_debit_position > item.lots_as_of) {
+    release_credit(item);
+    item.batch->fail(item.index);  // tried again at the next sweep
+    return false;
+  }
+  const std::int64_t available = st.account->account.available();
+  if (available <= 0) {
+    release_credit(item);
+    item.batch->complete(item.index, {TransferResult::exceeds_credits, 0, 0});
+    return false;
+  }
+  const auto room = static_cast<std::uint64_t>(available);
+  if (item.transfer.amount > room) item.transfer.amount = room;
+  return true;
+}
+
 /// `preloaded`: the batch's records were loaded already (absent ones are not looked up again).
 void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded = false) {
   AccountActorState& st = self->state;
@@ -285,6 +311,7 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded =
     item.batch->fail(item.index);
     return;
   }
+  if (item.lots_as_of != 0 && !expiry_guard(st, item)) return;
   domain::DebitDecision d = domain::decide_debit(*st.account, item.transfer, item.credit_closed,
                                                  now, item.batch->workflow);
   switch (d.kind) {
@@ -337,6 +364,8 @@ bool absorb_commits(Self* self, std::uint64_t now) {
       domain::confirm_debit(*st.account, e, node->first_timestamp + i, node->first_position + i);
     }
     st.uncommitted -= node->events.size();
+    st.last_debit_position =
+        std::max(st.last_debit_position, node->first_position + node->events.size() - 1);
     if (!st.parked.empty()) {
       for (const domain::Event& event : node->events) {
         const auto& e = std::get<domain::TransferEvent>(event);
@@ -532,6 +561,7 @@ caf::behavior account_actor(Self* self, Engine::Impl* core, engine::AccountEntry
   self->state.core = core;
   self->state.entry = entry;
   self->state.account.reset(account);
+  self->state.last_debit_position = entry->last_position.load(std::memory_order_acquire);
   core->live_actors.fetch_add(1, std::memory_order_relaxed);
   self->attach_functor([core] { core->live_actors.fetch_sub(1, std::memory_order_relaxed); });
   open_gate(self->state);

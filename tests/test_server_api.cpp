@@ -528,6 +528,30 @@ TEST_CASE("Api: a close answers its position, and a read at it shows the account
   CHECK(f.call("GET", "/v1/accounts/99/balances", {}, issuer_key).status == 404);
 }
 
+TEST_CASE("Api: a member on a ledger with expiry_days shows its lots in expiring", "[server]") {
+  ApiFixture f;
+  f.api->set_engine(f.engine.get());
+  REQUIRE(f.call("POST", "/v1/ledgers", R"({"id":1,"code":"MALL","name":"Mall","expiry_days":30})")
+              .status == 201);
+  REQUIRE(f.call("POST", "/v1/accounts",
+                 R"([{"id":10,"ledger":1,"kind":"issuer"},{"id":11,"ledger":1,"kind":"member"}])")
+              .status == 200);
+  const Response t = f.call("POST", "/v1/transfers", transfer_body(1, 10, 11, 1));
+  REQUIRE(t.status == 200);
+  const json outcome = json::parse(t.body)[0];
+  REQUIRE(outcome["result"] == "ok");
+  const std::uint64_t timestamp = outcome["timestamp"];
+  const std::uint64_t position = outcome["position"];
+  constexpr std::uint64_t day_ns = 86'400ULL * 1'000'000'000ULL;
+  const Response member = f.call("GET", "/v1/accounts/11?min_position=" + std::to_string(position));
+  REQUIRE(member.status == 200);
+  CHECK(json::parse(member.body)["expiring"] ==
+        json::array({{{"amount", 5}, {"at", timestamp / day_ns * day_ns + 31 * day_ns}}}));
+  const Response issuer = f.call("GET", "/v1/accounts/10?min_position=" + std::to_string(position));
+  REQUIRE(issuer.status == 200);
+  CHECK(json::parse(issuer.body)["expiring"] == json::array());
+}
+
 TEST_CASE("Api: issuer checks hold for accounts in memory and for accounts loaded after a reopen",
           "[server]") {
   ApiFixture f;

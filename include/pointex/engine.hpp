@@ -89,6 +89,12 @@ struct EngineOptions {
   /// `Status::timed_out` (HTTP 503 not_caught_up). Default: 5000 ms.
   std::uint32_t read_wait_ms_max = 5000;
 
+  /// Seconds between two expiry sweeps (sweep_expired_points, docs/expiry.md) on the engine's
+  /// own expiry thread; 0: none (the host calls sweep_expired_points). A sweep reads every
+  /// account with lots, so shorter is costlier; an expiry is due at a UTC day boundary, so an
+  /// hour expires points at most an hour late. Default: 0.
+  std::uint32_t expiry_sweep_interval_s = 0;
+
   /// Threads that run the asynchronous reads (the callback forms of the read-side calls) once
   /// the read models include their `min_position`. A read that waits holds no thread: it waits
   /// in a list that the projector's progress releases. Default: 2.
@@ -232,6 +238,22 @@ struct CloseOutcome {
   /// close event's, or a later one for a repeated close); pass it as `min_position`. 0 when
   /// refused.
   std::uint64_t position = 0;
+};
+
+/// What one expiry sweep did (Engine::sweep_expired_points, docs/expiry.md).
+struct ExpirySweepReport {
+  /// Member accounts the read models showed with due lots.
+  std::uint64_t accounts_due = 0;
+  /// Expiry transfers made now.
+  std::uint64_t expired = 0;
+  /// Already expired by an earlier sweep of the same day (`exists`).
+  std::uint64_t already_expired = 0;
+  /// Nothing available to expire (points reserved by pending debits, or none left).
+  std::uint64_t nothing_available = 0;
+  /// Busy (a debit in flight or newer than the read models): tried again at the next sweep.
+  std::uint64_t deferred = 0;
+  /// Ledgers with expiry_days > 0 whose rules name no expiry account: skipped.
+  std::uint64_t ledgers_skipped = 0;
 };
 
 /// What verify() found. `ok` is true when every check passed; `problems` says what did not.
@@ -546,6 +568,16 @@ class Engine {
   /// false when there is no such subscription.
   bool webhook_dead_letters(WebhookId id, std::uint64_t after_position, std::uint32_t limit,
                             DeadLetterPage* page) const;
+
+  /// Expires the points due now (docs/expiry.md): for every member account whose lots in the
+  /// read models are due, an `expiry_transfer_code` balancing_debit transfer of what is due to
+  /// its ledger's expiry account (EarningRules::expiry_account; ledgers without one are
+  /// skipped), decided by the account's own actor. Safe to run again, concurrently with
+  /// transfers and after a crash: the transfer's id is the account's expiry of that UTC day
+  /// (expiry_transfer_id), and an account whose read model may be behind its own debits is
+  /// deferred. Blocks until every expiry is answered. Not ok only when the read models could
+  /// not be read or the engine is closing.
+  [[nodiscard]] Status sweep_expired_points(ExpirySweepReport* report);
 
   /// Offline (the data dir must not be open): drops every read model and rebuilds it by
   /// replaying the event log, logging progress.

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pointex {
 
@@ -167,6 +168,14 @@ inline constexpr std::uint64_t workflow_transfer_id_min = 1ULL << 63;
 /// refund step's position), which must not meet a process's own.
 inline constexpr std::uint64_t process_id_max = (1ULL << 62) - 1;
 
+/// The id of a member account's expiry of due points on UTC day `day` (days since the Unix
+/// epoch): reserved workflow ids above the clawbacks' (docs/expiry.md). Ids are per debit
+/// account, so one a day per member: a second sweep of the day, or one after a restart, gets
+/// `exists` instead of expiring twice.
+inline constexpr std::uint64_t expiry_transfer_id(std::uint64_t day) {
+  return workflow_transfer_id_min | (1ULL << 62) | (1ULL << 61) | day;
+}
+
 /// Limits on strings, shared by the library and the daemon.
 inline constexpr std::size_t owner_bytes_max = 256;
 inline constexpr std::size_t ledger_name_bytes_max = 256;
@@ -204,7 +213,19 @@ struct AccountSpec {
   bool operator!=(const AccountSpec& other) const { return !(*this == other); }
 };
 
-/// The state of an account: its definition and its four balance fields.
+/// Points of an account that expire together (docs/expiry.md): `amount` still held of what was
+/// earned on one UTC day, due to expire at `at` (Unix ns, the start of a UTC day).
+struct ExpiringLot {
+  std::uint64_t amount = 0;
+  std::uint64_t at = 0;
+
+  bool operator==(const ExpiringLot& other) const {
+    return amount == other.amount && at == other.at;
+  }
+  bool operator!=(const ExpiringLot& other) const { return !(*this == other); }
+};
+
+/// The state of an account: its definition, its four balance fields and its expiring lots.
 struct Account {
   AccountSpec spec;
   std::uint64_t debits_posted = 0;
@@ -213,6 +234,9 @@ struct Account {
   std::uint64_t credits_pending = 0;
   /// Assigned by the engine when the account was created.
   std::uint64_t timestamp = 0;
+  /// Members on a ledger with expiry_days > 0: their posted points by expiry day, oldest first
+  /// (docs/expiry.md). Empty for every other account.
+  std::vector<ExpiringLot> expiring;
 
   /// credits_posted - debits_posted (negative for an issuer with outstanding points).
   std::int64_t balance() const {

@@ -1,6 +1,7 @@
 #include "domain/decide.hpp"
 
 #include "domain/assert.hpp"
+#include "domain/lots.hpp"
 
 namespace pointex::domain {
 namespace {
@@ -435,6 +436,20 @@ void evolve(AccountState& state, const TransferEvent& e, std::uint64_t position)
                    amount_sum_max);
   }
   if (state.id() == e.credit_account) apply_credit(state, e);
+}
+
+std::uint64_t account_lot_expiry_ns(const AccountSpec& spec, const Ledger& ledger) {
+  POINTEX_ASSERT(spec.ledger == ledger.id);
+  return spec.kind == AccountKind::member ? lot_expiry_ns(ledger.expiry_days) : 0;
+}
+
+void apply_lots(Account& account, std::uint64_t expiry_ns, const TransferEvent& e) {
+  if (expiry_ns == 0) return;
+  if (e.kind != TransferKind::single && e.kind != TransferKind::post) return;
+  if (account.spec.id == e.debit_account) consume_lots(account.expiring, e.amount);
+  if (account.spec.id == e.credit_account) {
+    add_lot(account.expiring, e.amount, e.timestamp, expiry_ns);
+  }
 }
 
 CloseResult decide_close(const AccountState& state) {

@@ -101,6 +101,17 @@ std::uint64_t credit_room(const Account& account);
 /// (Projections and audits fold balances with this.)
 void apply_balances(Account& account, const TransferEvent& event);
 
+/// The lot expiry duration of an account (docs/expiry.md): lot_expiry_ns(ledger.expiry_days)
+/// for a member, 0 (no lots) for every other kind. Fixed when the account's state is built
+/// (ledgers are immutable), so an account without lots pays one comparison per event.
+std::uint64_t account_lot_expiry_ns(const AccountSpec& spec, const Ledger& ledger);
+
+/// The lots effect of a committed event (its timestamp set) on `account`, on whichever side(s)
+/// it is, for an account whose lot expiry duration is `expiry_ns` (0: nothing). Posted credits
+/// (single, post: the posted amount) add a lot; posted debits (single, post) consume the oldest
+/// lots; pending, void and expiry of a pending transfer change nothing.
+void apply_lots(Account& account, std::uint64_t expiry_ns, const TransferEvent& event);
+
 /// Applies a committed event to `state` on whichever side(s) `state` is (recovery, tests).
 void evolve(AccountState& state, const TransferEvent& event, std::uint64_t position);
 

@@ -15,6 +15,7 @@ Status load_account(const store::ReadModel& read_model, AccountId id,
   if (!s.is_ok() || !account) return s;
   *state = std::make_unique<domain::AccountState>();
   (*state)->account = std::move(*account);
+  (*state)->account.expiring.clear();  // lots are the read models' (docs/expiry.md)
   (*state)->records_complete = debit_transfers == 0;
   return Status::ok();
 }

@@ -49,6 +49,12 @@ class Auditor {
       domain::AccountState& s = accounts_[a->spec.id];
       s.account.spec = a->spec;
       s.account.timestamp = a->timestamp;
+      const auto ledger = ledgers_.find(a->spec.ledger);
+      if (ledger == ledgers_.end()) {
+        problem("account " + std::to_string(a->spec.id) + " names an unknown ledger");
+        return false;
+      }
+      lot_expiry_ns_[a->spec.id] = domain::account_lot_expiry_ns(a->spec, ledger->second);
     } else if (const auto* c = std::get_if<domain::AccountClosed>(&event)) {
       domain::apply_close(accounts_[c->id]);
     } else if (const auto* p = std::get_if<domain::ProcessStepped>(&event)) {
@@ -69,6 +75,8 @@ class Auditor {
       }
       domain::evolve(debit->second, t, position);
       domain::evolve(credit->second, t, position);
+      domain::apply_lots(debit->second.account, lot_expiry_ns_[t.debit_account], t);
+      domain::apply_lots(credit->second.account, lot_expiry_ns_[t.credit_account], t);
     }
     return true;
   }
@@ -408,7 +416,8 @@ class Auditor {
   static bool same_account(const Account& a, const Account& b) {
     return a.spec == b.spec && a.debits_posted == b.debits_posted &&
            a.credits_posted == b.credits_posted && a.debits_pending == b.debits_pending &&
-           a.credits_pending == b.credits_pending && a.timestamp == b.timestamp;
+           a.credits_pending == b.credits_pending && a.timestamp == b.timestamp &&
+           a.expiring == b.expiring;
   }
   static bool same_transfer(const TransferInfo& a, const TransferInfo& b) {
     return a.request == b.request && a.debit_account == b.debit_account &&
@@ -418,6 +427,8 @@ class Auditor {
   }
   VerifyReport& report_;
   std::map<LedgerId, Ledger> ledgers_;
+  /// Per account: domain::account_lot_expiry_ns (0: no lots).
+  std::unordered_map<AccountId, std::uint64_t> lot_expiry_ns_;
   std::unordered_map<AccountId, domain::AccountState> accounts_;
   std::uint64_t last_position_ = 0;
   std::map<std::pair<LedgerId, LedgerId>, Rate> rates_;

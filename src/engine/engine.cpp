@@ -255,6 +255,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   s = start_actors(*impl);
   if (!s.is_ok()) return s;
   impl->start_sweeper();
+  impl->start_expiry_sweeper();
   impl->workflows->start();  // resumes the processes the log left open
   engine->reset(new Engine(std::move(impl)));
   return Status::ok();
@@ -265,6 +266,7 @@ Engine::~Engine() {
   core.stopping.store(true);
   core.workflows->stop();  // open processes stay open in the log: the next open resumes them
   core.stop_sweeper();
+  core.stop_expiry_sweeper();
   const auto deadline = std::chrono::steady_clock::now() + shutdown_drain_timeout;
   while (core.inflight.load() != 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -438,8 +440,8 @@ void Engine::submit_transfers(std::vector<Transfer> transfers, TransferCallback 
   impl_->submit(std::move(transfers), std::move(callback), /*workflow=*/false);
 }
 
-void Engine::Impl::submit(std::vector<Transfer> transfers, TransferCallback callback,
-                          bool workflow) {
+void Engine::Impl::submit(std::vector<Transfer> transfers, TransferCallback callback, bool workflow,
+                          std::uint64_t lots_as_of) {
   Impl& core = *this;
   const std::size_t n = transfers.size();
   if (core.stopping.load()) return callback(Status::shutting_down("engine is closing"), {});
@@ -505,6 +507,7 @@ void Engine::Impl::submit(std::vector<Transfer> transfers, TransferCallback call
     while (end < routes.size() && routes[end].debit == routes[begin].debit) {
       const Route& r = routes[end];
       msg.items.push_back({transfers[r.index], batch, r.index, r.credit_closed, r.credit});
+      msg.items.back().lots_as_of = lots_as_of;
       ++end;
     }
     engine::AccountEntry* debit = routes[begin].debit;

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -85,7 +86,8 @@ struct Engine::Impl {
   std::unique_ptr<engine::Webhooks> webhooks;
   /// submit_transfers; `workflow`: submitted by the workflows (reserved ids and codes allowed,
   /// not bounded by inflight_transfers_max).
-  void submit(std::vector<Transfer> transfers, TransferCallback callback, bool workflow);
+  void submit(std::vector<Transfer> transfers, TransferCallback callback, bool workflow,
+              std::uint64_t lots_as_of = 0);
   /// lookup_transfer (blocking; it asks the debit account's actor).
   [[nodiscard]] Status lookup_transfer(AccountId debit_account, TransferId id,
                                        std::optional<TransferInfo>* transfer);
@@ -95,6 +97,18 @@ struct Engine::Impl {
   caf::actor expiry;
 
   std::uint64_t now() const { return options.clock_ns(); }
+
+  /// The expiry sweep (expiry_sweep.cpp): ledgers already logged as skipped (no expiry
+  /// account), so that each is logged once.
+  std::mutex expiry_sweep_mutex;
+  std::set<LedgerId> expiry_sweep_skipped;
+  /// The expiry thread: sweeps every options.expiry_sweep_interval_s (none when 0).
+  std::condition_variable expiry_sweep_wake;
+  bool expiry_sweep_stopping = false;
+  std::thread expiry_sweeper;
+  Status sweep_expired_points(ExpirySweepReport* report);
+  void start_expiry_sweeper();
+  void stop_expiry_sweeper();
 
   /// Waits until the read models include `min_position` (bounded by read_wait_ms_max).
   Status wait_for_read_models(std::uint64_t min_position);

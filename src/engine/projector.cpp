@@ -34,6 +34,10 @@ Status Projector::load() {
   applied_position_ = from;
   s = read_model_.account_count(&account_count_);
   if (!s.is_ok()) return s;
+  std::vector<Ledger> ledgers;
+  s = read_model_.ledgers(&ledgers);
+  if (!s.is_ok()) return s;
+  for (Ledger& l : ledgers) ledgers_[l.id] = std::move(l);
   publish(from);
   return Status::ok();
 }
@@ -191,12 +195,14 @@ Status Projector::apply(std::uint64_t position, std::string_view bytes) {
     s = apply_transfer(position, *t);
   } else if (const auto* l = std::get_if<domain::LedgerCreated>(&event)) {
     writer_->put_ledger(l->ledger);
+    ledgers_[l->ledger.id] = l->ledger;
   } else if (const auto* a = std::get_if<domain::AccountCreated>(&event)) {
     ++account_count_;
     Cached& c = accounts_[a->spec.id];
     c.account = Account{};
     c.account.spec = a->spec;
     c.account.timestamp = a->timestamp;
+    c.lot_expiry_ns = lot_expiry_ns(a->spec);
     c.last_position = position;
     mark_dirty(a->spec.id, c);
   } else if (const auto* closed = std::get_if<domain::AccountClosed>(&event)) {
@@ -245,6 +251,8 @@ Status Projector::apply_transfer(std::uint64_t position, const domain::TransferE
   if (!s.is_ok()) return s;
   domain::apply_balances(debit->account, e);
   domain::apply_balances(credit->account, e);
+  domain::apply_lots(debit->account, debit->lot_expiry_ns, e);
+  domain::apply_lots(credit->account, credit->lot_expiry_ns, e);
   debit->last_position = credit->last_position = position;
   mark_dirty(e.debit_account, *debit);
   mark_dirty(e.credit_account, *credit);
@@ -333,10 +341,17 @@ Status Projector::account(AccountId id, Cached** out) {
     if (!a)
       return Status::corruption("read models: event names account " + std::to_string(id) +
                                 " that is not in them");
-    it = accounts_.emplace(id, Cached{*a, last, debits, false}).first;
+    const std::uint64_t expiry_ns = lot_expiry_ns(a->spec);
+    it = accounts_.emplace(id, Cached{std::move(*a), last, debits, expiry_ns, false}).first;
   }
   *out = &it->second;
   return Status::ok();
+}
+
+std::uint64_t Projector::lot_expiry_ns(const AccountSpec& spec) const {
+  const auto it = ledgers_.find(spec.ledger);
+  POINTEX_ASSERT(it != ledgers_.end());  // an account is created after its ledger
+  return domain::account_lot_expiry_ns(spec, it->second);
 }
 
 Status Projector::day_stats(LedgerId ledger, std::uint32_t day, store::DayStats** out) {

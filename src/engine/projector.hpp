@@ -78,6 +78,8 @@ class Projector {
     Account account;
     std::uint64_t last_position = 0;
     std::uint64_t debit_transfers = 0;
+    /// domain::account_lot_expiry_ns of the account (0: it has no lots).
+    std::uint64_t lot_expiry_ns = 0;
     bool dirty = false;
   };
   struct StatsKey {
@@ -113,6 +115,8 @@ class Projector {
   /// Writes the counters changed since the last flush (part of flush()).
   void flush_processes();
   [[nodiscard]] Status account(AccountId id, Cached** out);
+  /// The lot expiry duration of an account (its ledger must be known).
+  std::uint64_t lot_expiry_ns(const AccountSpec& spec) const;
   void mark_dirty(AccountId id, Cached& c);
   AccountBalances balances_of(AccountId id) const;
   [[nodiscard]] Status day_stats(LedgerId ledger, std::uint32_t day, store::DayStats** out);
@@ -133,6 +137,8 @@ class Projector {
 
   // Projection state (projector thread only).
   std::unordered_map<AccountId, Cached> accounts_;
+  /// Every ledger's expiry_days (ledgers are few and immutable): for the accounts' lots.
+  std::unordered_map<LedgerId, Ledger> ledgers_;
   std::vector<AccountId> dirty_accounts_;
   std::unordered_map<StatsKey, store::DayStats, StatsKeyHash> stats_;
   std::unordered_set<StatsKey, StatsKeyHash> dirty_stats_;

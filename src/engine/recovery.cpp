@@ -188,6 +188,7 @@ Status prefetch_tail_accounts(Engine::Impl& core, std::uint64_t checkpoint) {
   return core.read_model->accounts(ids, [&](Account&& account, std::uint64_t debit_transfers) {
     auto state = std::make_unique<domain::AccountState>();
     state->account = std::move(account);
+    state->account.expiring.clear();  // lots are the read models' (docs/expiry.md)
     state->records_complete = debit_transfers == 0;
     bool inserted = false;
     core.directory.insert(std::move(state), &inserted)->unpin();

@@ -65,19 +65,20 @@ void read_string(const json& object, const std::string& where, const char* key, 
 
 void read_engine(const json& e, EngineOptions* o) {
   const std::string w = "engine";
-  only_known(
-      e, w,
-      {"batch_items_max", "inflight_transfers_max", "commit_group_events_max",
-       "recovery_progress_events", "history_page_max", "read_wait_ms_max", "feed_buffer_events_max",
-       "feed_batch_events_max", "projection_lag_max", "account_records_cached_max",
-       "live_actors_max", "accounts_in_memory_max", "account_idle_s", "read_threads",
-       "async_reads_max", "order_timeout_s_default", "order_timeout_s_max"});
+  only_known(e, w,
+             {"batch_items_max", "inflight_transfers_max", "commit_group_events_max",
+              "recovery_progress_events", "history_page_max", "read_wait_ms_max",
+              "feed_buffer_events_max", "feed_batch_events_max", "projection_lag_max",
+              "account_records_cached_max", "live_actors_max", "accounts_in_memory_max",
+              "account_idle_s", "read_threads", "async_reads_max", "order_timeout_s_default",
+              "order_timeout_s_max", "expiry_sweep_interval_s"});
   read_uint(e, w, "batch_items_max", &o->batch_items_max, 1);
   read_uint(e, w, "inflight_transfers_max", &o->inflight_transfers_max, 1);
   read_uint(e, w, "commit_group_events_max", &o->commit_group_events_max, 1);
   read_uint(e, w, "recovery_progress_events", &o->recovery_progress_events, 1);
   read_uint(e, w, "history_page_max", &o->history_page_max, 1);
   read_uint(e, w, "read_wait_ms_max", &o->read_wait_ms_max);
+  read_uint(e, w, "expiry_sweep_interval_s", &o->expiry_sweep_interval_s);
   read_uint(e, w, "feed_buffer_events_max", &o->feed_buffer_events_max, 1);
   read_uint(e, w, "feed_batch_events_max", &o->feed_batch_events_max, 1);
   read_uint(e, w, "projection_lag_max", &o->projection_lag_max);

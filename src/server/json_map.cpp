@@ -837,8 +837,12 @@ json account_json(const Account& a) {
             {"user_data", a.spec.user_data},
             {"timestamp", a.timestamp}};
   j.update(balances_json(a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending));
-  // Expiry lots come with the expiry issue; until then nothing is listed as expiring.
-  j["expiring"] = json::array();
+  // The read model's lots, oldest first (docs/expiry.md); [] for accounts without lots.
+  json expiring = json::array();
+  for (const ExpiringLot& lot : a.expiring) {
+    expiring.push_back({{"amount", lot.amount}, {"at", lot.at}});
+  }
+  j["expiring"] = std::move(expiring);
   return j;
 }
 

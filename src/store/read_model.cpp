@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "domain/assert.hpp"
+#include "domain/lots.hpp"
 #include "domain/rebate.hpp"
 #include "domain/varint.hpp"
 #include "store/db.hpp"
@@ -87,6 +88,11 @@ void encode_account(std::string& v, const Account& a, std::uint64_t last_positio
   put_varint(v, a.timestamp);
   put_varint(v, last_position);
   put_varint(v, debit_transfers);
+  put_varint(v, a.expiring.size());
+  for (const ExpiringLot& lot : a.expiring) {
+    put_varint(v, lot.amount);
+    put_varint(v, lot.at);
+  }
 }
 Status decode_account(const std::string& v, Account* a, std::uint64_t* last_position,
                       std::uint64_t* debit_transfers) {
@@ -105,9 +111,18 @@ Status decode_account(const std::string& v, Account* a, std::uint64_t* last_posi
   a->timestamp = in.varint();
   const std::uint64_t last = in.varint();
   const std::uint64_t debits = in.varint();
+  const auto lots = in.bounded<std::uint64_t>(domain::lots_decoded_max);
+  a->expiring.clear();
+  for (std::uint64_t i = 0; i < lots && in.error() == domain::DecodeError::none; ++i) {
+    ExpiringLot lot;
+    lot.amount = in.varint();
+    lot.at = in.varint();
+    a->expiring.push_back(lot);
+  }
   if (last_position != nullptr) *last_position = last;
   if (debit_transfers != nullptr) *debit_transfers = debits;
   if (in.finish() != domain::DecodeError::none) return Status::corruption("bad account record");
+  if (!domain::lots_valid(a->expiring)) return Status::corruption("bad account lots");
   return Status::ok();
 }
 
@@ -496,6 +511,18 @@ Status ReadModel::accounts(
     if (d.is_ok()) fn(std::move(a), debits);
     return d;
   });
+}
+
+Status ReadModel::accounts_with_lots(const std::function<void(Account&& account)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db->NewIterator(rocksdb::ReadOptions(), db_->accounts));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Account a;
+    const Status s = decode_account(it->value().ToString(), &a, nullptr, nullptr);
+    if (!s.is_ok()) return s;
+    if (!a.expiring.empty()) fn(std::move(a));
+  }
+  return from_rocks(it->status(), "reading accounts");
 }
 
 Status ReadModel::transfers(AccountId debit, const std::vector<TransferId>& sorted_ids,

@@ -20,7 +20,7 @@
 ///   rm_rules         ledger id(8)                 -> the ledger's earning (rebate) rules
 ///   default          "checkpoint"                 -> position(8): every event up to it is in
 ///                    "accounts"                   -> number of accounts, at the checkpoint
-///                    "format"                     -> "pointex-read-models-6"
+///                    "format"                     -> "pointex-read-models-7"
 /// They live in their own RocksDB database, `<data_dir>/read-models`, with its own write
 /// queue, so projecting never delays the event log's commits.
 /// Every update is written in one WriteBatch together with the new checkpoint, without a
@@ -148,6 +148,9 @@ class ReadModel {
   [[nodiscard]] Status transfers(AccountId debit, const std::vector<TransferId>& sorted_ids,
                                  const std::function<void(TransferInfo&& transfer)>& fn) const;
   [[nodiscard]] Status account_count(std::uint64_t* count) const;
+  /// Calls fn for every account with lots (Account::expiring not empty), in id order: the
+  /// expiry sweep's scan (docs/expiry.md).
+  [[nodiscard]] Status accounts_with_lots(const std::function<void(Account&& account)>& fn) const;
   [[nodiscard]] Status ledgers(std::vector<Ledger>* out) const;
   /// Calls fn(debit, id, expires_at) for every open pending transfer with a timeout.
   [[nodiscard]] Status expiries(
