@@ -93,6 +93,10 @@ struct AccountActorState {
   /// Position of the account's last durable debit (at spawn: of its last event), for expiries
   /// computed from the read models (DebitItem::lots_as_of).
   std::uint64_t last_debit_position = 0;
+  /// The id of an expiry of due lots decided and not yet durable or undone, else 0. Debits
+  /// decided meanwhile wait for it: they go to other credit accounts, so they could reach the
+  /// log before it, and the log's order decides which lots a debit consumes (docs/expiry.md).
+  TransferId expiry_in_flight = 0;
   /// Commands waiting for an in-flight transfer (by its id) to be durable or undone.
   std::unordered_map<TransferId, std::vector<DebitItem>> parked;
   /// Per handler: accepted events grouped by credit account (entry null: look it up by id).
@@ -312,6 +316,10 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded =
     return;
   }
   if (item.lots_as_of != 0 && !expiry_guard(st, item)) return;
+  if (st.expiry_in_flight != 0 && item.lots_as_of == 0) {
+    st.parked[st.expiry_in_flight].push_back(item);  // decided after the expiry is in the log
+    return;
+  }
   domain::DebitDecision d = domain::decide_debit(*st.account, item.transfer, item.credit_closed,
                                                  now, item.batch->workflow);
   switch (d.kind) {
@@ -335,6 +343,7 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded =
   }
   domain::apply_debit(*st.account, d.event);
   ++st.uncommitted;
+  if (item.lots_as_of != 0) st.expiry_in_flight = d.event.request.id;
   if (d.event.kind == domain::TransferKind::pending && d.event.expires_at != 0) {
     st.expiries.push_back({d.event.expires_at, st.account->id(), d.event.request.id});
   }
@@ -362,6 +371,7 @@ bool absorb_commits(Self* self, std::uint64_t now) {
     for (std::size_t i = 0; i < node->events.size(); ++i) {
       const auto& e = std::get<domain::TransferEvent>(node->events[i]);
       domain::confirm_debit(*st.account, e, node->first_timestamp + i, node->first_position + i);
+      if (e.request.id == st.expiry_in_flight) st.expiry_in_flight = 0;
     }
     st.uncommitted -= node->events.size();
     st.last_debit_position =
@@ -463,6 +473,7 @@ void on_refusals(Self* self, RefusalBatch& msg) {
   for (Refusal& r : msg.items) {
     domain::revert_debit(*st.account, r.event);
     --st.uncommitted;
+    if (r.event.request.id == st.expiry_in_flight) st.expiry_in_flight = 0;
     if (r.batch != nullptr) r.batch->complete(r.index, {r.result, 0, 0});
   }
   for (Refusal& r : msg.items) {

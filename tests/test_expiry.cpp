@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <mutex>
 #include <pointex/engine.hpp>
 #include <string>
 #include <thread>
@@ -394,6 +396,71 @@ TEST_CASE("expiry sweep: SIGKILL during a sweep of many accounts, reopen, sweep:
       f.verify();
     }
   }
+}
+
+TEST_CASE("expiry sweep: debits racing the sweep never make it expire points that are not due",
+          "[expiry]") {
+  Fixture f;
+  f.set_rules();
+  REQUIRE(f.move(issuer, alice, 1000) == TransferResult::ok);
+  f.clock.advance_s(31 * 86'400);                              // that lot is due
+  REQUIRE(f.move(issuer, alice, 1000) == TransferResult::ok);  // this one is not
+  const std::uint64_t second_due = f.due_of_now();
+  // Alice spends 1 point at a time while sweeps run: the sweep's read models lag her debits,
+  // so an expiry decided from them alone would take points her spending already took from the
+  // due lot, i.e. from the lot that is not due.
+  constexpr std::uint64_t spends_max = 900;
+  std::mutex mutex;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> spent;  // position, amount
+  std::size_t failures = 0;
+  std::atomic<bool> stop{false};
+  std::thread spender([&] {
+    for (TransferId id = 100'000; id < 100'000 + spends_max && !stop.load(); ++id) {
+      std::vector<TransferOutcome> o;
+      const Status s =
+          f.engine->submit_transfers({{id, alice, issuer, 1, mall, 1, 0, 0, 0, 0}}, &o);
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!s.is_ok() || o.size() != 1 || o[0].result != TransferResult::ok) {
+        ++failures;
+        continue;
+      }
+      spent.emplace_back(o[0].position, 1);
+    }
+  });
+  for (int i = 0; i < 10'000; ++i) {  // sweep while she spends
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (spent.size() + failures >= 50) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ExpirySweepReport total;
+  for (int i = 0; i < 100'000 && total.expired == 0; ++i) {
+    const ExpirySweepReport r = f.sweep();
+    total.expired += r.expired;
+    total.deferred += r.deferred;
+  }
+  stop.store(true);
+  spender.join();
+  if (total.expired == 0) total.expired += f.sweep().expired;  // the spender is done: not busy
+  REQUIRE(failures == 0);
+  REQUIRE(total.expired == 1);
+  std::optional<TransferInfo> t;
+  REQUIRE(f.engine->lookup_transfer(alice, expiry_transfer_id(f.clock.now() / day_ns), &t).is_ok());
+  REQUIRE(t);
+  std::uint64_t spent_before = 0, spent_all = 0;
+  for (const auto& [position, amount] : spent) {
+    spent_all += amount;
+    if (position < t->position) spent_before += amount;
+  }
+  INFO("spent " << spent_all << ", " << spent_before << " before the expiry; deferred "
+                << total.deferred);
+  // Exactly what the due lot still held when the expiry committed.
+  CHECK(t->amount == 1000 - spent_before);
+  CHECK(f.balance(alice) == static_cast<std::int64_t>(1000 - (spent_all - spent_before)));
+  CHECK(f.read_latest(alice).expiring ==
+        std::vector<ExpiringLot>{{1000 - (spent_all - spent_before), second_due}});
+  f.verify();
 }
 
 TEST_CASE("expiry sweep: the engine's expiry thread sweeps every expiry_sweep_interval_s",

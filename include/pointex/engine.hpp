@@ -250,7 +250,8 @@ struct ExpirySweepReport {
   std::uint64_t already_expired = 0;
   /// Nothing available to expire (points reserved by pending debits, or none left).
   std::uint64_t nothing_available = 0;
-  /// Busy (a debit in flight or newer than the read models): tried again at the next sweep.
+  /// Still busy after the sweep's passes (a debit in flight or newer than the read models at
+  /// each): tried again at the next sweep.
   std::uint64_t deferred = 0;
   /// Ledgers with expiry_days > 0 whose rules name no expiry account: skipped.
   std::uint64_t ledgers_skipped = 0;

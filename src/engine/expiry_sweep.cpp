@@ -19,6 +19,11 @@
 #include "store/read_model.hpp"
 
 namespace pointex {
+namespace {
+/// Passes of one sweep: the first over every account with lots, the others over the accounts
+/// the previous one deferred.
+constexpr int expiry_sweep_passes = 4;
+}  // namespace
 
 Status Engine::sweep_expired_points(ExpirySweepReport* report) {
   return impl_->sweep_expired_points(report);
@@ -64,7 +69,7 @@ Status Engine::Impl::sweep_expired_points(ExpirySweepReport* report) {
   // Read models with everything committed so far; later debits are caught by the actors.
   Status s = core.wait_for_read_models(core.journal->stats().committed_position);
   if (!s.is_ok()) return s;
-  const std::uint64_t checkpoint = core.projector->checkpoint();
+  std::uint64_t checkpoint = core.projector->checkpoint();
 
   // Ledgers whose points expire, and where to.
   std::vector<Ledger> ledgers;
@@ -89,8 +94,9 @@ Status Engine::Impl::sweep_expired_points(ExpirySweepReport* report) {
   }
   if (expiry_account.empty()) return Status::ok();
 
-  std::vector<Transfer> due;
-  s = core.read_model->accounts_with_lots([&](Account&& a) {
+  // An account busy with debits when its expiry reaches it is deferred; a few more passes at
+  // fresh checkpoints, reading only those accounts again, catch most of them this sweep.
+  const auto expiry_of = [&](const Account& a, std::vector<Transfer>* due) {
     const auto it = expiry_account.find(a.spec.ledger);
     if (it == expiry_account.end() || a.spec.kind != AccountKind::member) return;
     const std::uint64_t amount = domain::lots_due(a.expiring, now);
@@ -103,37 +109,59 @@ Status Engine::Impl::sweep_expired_points(ExpirySweepReport* report) {
     t.ledger = a.spec.ledger;
     t.code = expiry_transfer_code;
     t.flags = transfer_flags::balancing_debit;
-    due.push_back(t);
-  });
-  if (!s.is_ok()) return s;
-  report->accounts_due = due.size();
-
-  // One transfer per batch: a deferred account fails its own batch only.
-  std::mutex mutex;
-  std::condition_variable done;
-  std::size_t answered = 0;
-  for (const Transfer& t : due) {
-    core.submit(
-        {t},
-        [&](const Status& status, std::vector<TransferOutcome> outcomes) {
-          std::lock_guard<std::mutex> lock(mutex);
-          if (!status.is_ok() || outcomes.size() != 1) {
-            ++report->deferred;
-          } else if (outcomes[0].result == TransferResult::ok) {
-            ++report->expired;
-          } else if (outcomes[0].result == TransferResult::exists ||
-                     outcomes[0].result == TransferResult::exists_with_different_fields) {
-            ++report->already_expired;
-          } else {
-            ++report->nothing_available;
-          }
-          ++answered;
-          done.notify_one();
-        },
-        /*workflow=*/true, checkpoint);
+    due->push_back(t);
+  };
+  std::vector<AccountId> deferred;
+  for (int pass = 0; pass < expiry_sweep_passes; ++pass) {
+    std::vector<Transfer> due;
+    if (pass == 0) {
+      s = core.read_model->accounts_with_lots([&](Account&& a) { expiry_of(a, &due); });
+      if (!s.is_ok()) return s;
+      report->accounts_due = due.size();
+    } else {
+      if (deferred.empty()) break;
+      s = core.wait_for_read_models(core.journal->stats().committed_position);
+      if (!s.is_ok()) return s;
+      checkpoint = core.projector->checkpoint();
+      report->deferred -= deferred.size();  // counted again below if deferred again
+      for (const AccountId id : deferred) {
+        std::optional<Account> a;
+        s = core.read_model->account(id, &a);
+        if (!s.is_ok()) return s;
+        if (a) expiry_of(*a, &due);
+      }
+      deferred.clear();
+    }
+    // One transfer per batch: a deferred account fails its own batch only.
+    std::mutex mutex;
+    std::condition_variable done;
+    std::size_t answered = 0;
+    for (const Transfer& t : due) {
+      core.submit(
+          {t},
+          [&, account = t.debit_account](const Status& status,
+                                         std::vector<TransferOutcome> outcomes) {
+            std::lock_guard<std::mutex> lock(mutex);
+            if (!status.is_ok() || outcomes.size() != 1) {
+              ++report->deferred;
+              deferred.push_back(account);
+            } else if (outcomes[0].result == TransferResult::ok) {
+              ++report->expired;
+            } else if (outcomes[0].result == TransferResult::exists ||
+                       outcomes[0].result == TransferResult::exists_with_different_fields) {
+              ++report->already_expired;
+            } else {
+              ++report->nothing_available;
+            }
+            ++answered;
+            done.notify_one();
+          },
+          /*workflow=*/true, checkpoint);
+    }
+    std::unique_lock<std::mutex> lock(mutex);
+    done.wait(lock, [&] { return answered == due.size(); });
+    if (core.stopping.load()) break;
   }
-  std::unique_lock<std::mutex> lock(mutex);
-  done.wait(lock, [&] { return answered == due.size(); });
   return Status::ok();
 }
 
