@@ -388,6 +388,8 @@ bool absorb_commits(Self* self, std::uint64_t now) {
   return true;
 }
 
+void on_fail_parked(Self* self);
+
 /// Ends every handler: while commands are parked, ask the journal for a poke, and absorb what
 /// arrived meanwhile (see AckInbox); then send what was decided.
 void settle(Self* self, std::uint64_t now) {
@@ -401,6 +403,9 @@ void settle(Self* self, std::uint64_t now) {
     if (!want || !absorb_commits(self, now)) break;
   }
   flush_outbox(self);
+  // A log that failed before this handler's commands were parked sent its FailParked earlier
+  // (or before this actor existed): nothing will wake them, so answer them now.
+  if (!st.parked.empty() && st.core->journal->failed()) on_fail_parked(self);
   touch(st);
   const std::size_t cached_max = st.core->options.account_records_cached_max;
   if (st.account->transfers.size() > cached_max) {

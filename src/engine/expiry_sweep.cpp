@@ -132,6 +132,9 @@ Status Engine::Impl::sweep_expired_points(ExpirySweepReport* report) {
       }
       deferred.clear();
     }
+    if (!due.empty()) {
+      pointex::log().info("expiry sweep: pass {}: {} accounts due, expiring", pass + 1, due.size());
+    }
     // One transfer per batch: a deferred account fails its own batch only.
     std::mutex mutex;
     std::condition_variable done;
