@@ -22,14 +22,14 @@ demo: build
 	./$(BUILD_DIR)/pointex-demo --data-dir ./data
 
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j 2
+	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 600
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer (CI runs this too).
 test-asan: setup
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPOINTEX_SANITIZE=ON \
 	  -DPOINTEX_WERROR=ON $(CMAKE_FLAGS)
 	cmake --build $(ASAN_DIR) -j $(JOBS)
-	cd $(ASAN_DIR) && ctest --output-on-failure -j 2
+	cd $(ASAN_DIR) && ctest --output-on-failure -j 2 --timeout 600
 
 # PointEx and the PostgreSQL 15 baseline side by side, W1-W4 (bench/run.py): a table on stdout,
 # results/<timestamp>/ with results.json, table.txt and SVG charts. About 20 minutes; the quick
