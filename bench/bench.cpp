@@ -78,6 +78,9 @@ struct Config {
   bool reuse = false;
   /// Engine option projection_lag_max (-1: the engine's default).
   std::int64_t projection_lag_max = -1;
+  /// The bench ledger's expiry_days (0: its points never expire; else members keep expiry lots
+  /// in the read models, docs/expiry.md).
+  std::uint32_t expiry_days = 0;
   std::uint64_t seed = 42;
   double query_s = 3;
   std::uint32_t query_threads = 2;
@@ -180,7 +183,8 @@ std::pair<double, double> rss_mib() {
 
 Status setup_accounts(Engine& engine, const Config& cfg) {
   LedgerResult lr{};
-  Status s = engine.create_ledger({bench_ledger, "BENCH", "bench points", 0, 0}, &lr);
+  Status s =
+      engine.create_ledger({bench_ledger, "BENCH", "bench points", cfg.expiry_days, 0}, &lr);
   if (!s.is_ok()) return s;
   const auto started = Clock::now();
   Pipeline pipeline(4);
@@ -708,6 +712,11 @@ void add_options(CLI::App& app, Config& cfg) {
   app.add_option("--projection-lag-max", cfg.projection_lag_max,
                  "engine option projection_lag_max (events; 0: unbounded; default: the engine's)")
       ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
+  app.add_option("--expiry-days", cfg.expiry_days,
+                 "the bench ledger's expiry_days (0: points never expire; else members keep "
+                 "expiry lots in the read models)")
+      ->check(CLI::Range(0U, 36500U))
+      ->capture_default_str();
   app.add_flag("--reuse", cfg.reuse,
                "the --data-dir was set up by an earlier run with the same --accounts (kept with "
                "--keep): skip the setup");
@@ -903,6 +912,7 @@ int main(int argc, char** argv) {
                              {"redeem_fail_share", cfg.redeem_fail_share},
                              {"post_share", cfg.post_share},
                              {"seed", cfg.seed},
+                             {"expiry_days", cfg.expiry_days},
                              {"cores", std::thread::hardware_concurrency()}}},
                            {"runs", nlohmann::json::array()}};
   bool all_good = true;
