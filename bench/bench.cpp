@@ -183,8 +183,7 @@ std::pair<double, double> rss_mib() {
 
 Status setup_accounts(Engine& engine, const Config& cfg) {
   LedgerResult lr{};
-  Status s =
-      engine.create_ledger({bench_ledger, "BENCH", "bench points", cfg.expiry_days, 0}, &lr);
+  Status s = engine.create_ledger({bench_ledger, "BENCH", "bench points", cfg.expiry_days, 0}, &lr);
   if (!s.is_ok()) return s;
   const auto started = Clock::now();
   Pipeline pipeline(4);
