@@ -1,6 +1,8 @@
 #pragma once
 // Helpers for engine tests: temporary data dirs and a clock the test moves by hand.
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,6 +14,7 @@
 #include <pointex/engine.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace pointex::test {
 
@@ -105,6 +108,38 @@ inline std::unique_ptr<Engine> open_engine(const std::string& dir,
   INFO(s.to_string());
   REQUIRE(s.is_ok());
   return engine;
+}
+
+/// Audits a closed data dir with Engine::verify: the audit must run and find nothing (its
+/// problems are shown when it does). The report is returned for the caller's own checks.
+inline VerifyReport verified(const std::string& dir) {
+  VerifyReport report;
+  REQUIRE(Engine::verify(dir, &report).is_ok());
+  std::string problems;
+  for (const std::string& p : report.problems) problems += p + "\n";
+  INFO(problems);
+  CHECK(report.ok);
+  return report;
+}
+
+/// Runs `program` with `args` in a child process, with POINTEX_TEST_CRASH_AT=`crash_at` when
+/// not empty (the step after which the child SIGKILLs itself), and waits for it: true when
+/// SIGKILL ended it.
+inline bool killed_child(const char* program, const std::vector<std::string>& args,
+                         const std::string& crash_at = "") {
+  std::vector<char*> argv{const_cast<char*>(program)};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (!crash_at.empty()) setenv("POINTEX_TEST_CRASH_AT", crash_at.c_str(), 1);
+    execv(program, argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
 }  // namespace pointex::test

@@ -184,12 +184,7 @@ struct Fixture {
   }
   void verify() {
     engine.reset();
-    VerifyReport report;
-    REQUIRE(Engine::verify(dir.path(), &report).is_ok());
-    std::string problems;
-    for (const std::string& p : report.problems) problems += p + "\n";
-    INFO(problems);
-    CHECK(report.ok);
+    const VerifyReport report = test::verified(dir.path());
     CHECK(report.open_pending_transfers == 0);
   }
 };
@@ -452,17 +447,7 @@ TEST_CASE("check-back rules: backoff, the last answer's decision, the fold's ref
 namespace {
 
 bool run_check_child(const std::string& dir, const std::string& step, const std::string& answer) {
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    setenv("POINTEX_TEST_CRASH_AT", ("check:" + step).c_str(), 1);
-    execl(POINTEX_CHECKBACK_CRASH_CHILD, POINTEX_CHECKBACK_CRASH_CHILD, dir.c_str(), answer.c_str(),
-          nullptr);
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  return test::killed_child(POINTEX_CHECKBACK_CRASH_CHILD, {dir, answer}, "check:" + step);
 }
 
 }  // namespace

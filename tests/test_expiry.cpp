@@ -132,12 +132,7 @@ struct Fixture {
   }
   void verify() {
     engine.reset();
-    VerifyReport report;
-    REQUIRE(Engine::verify(dir.path(), &report).is_ok());
-    std::string problems;
-    for (const std::string& p : report.problems) problems += p + "\n";
-    INFO(problems);
-    CHECK(report.ok);
+    test::verified(dir.path());
   }
 };
 
@@ -324,16 +319,8 @@ namespace {
 
 /// Runs an expiry sweep in a child process at `now_ns` that SIGKILLs itself after `delay_us`.
 bool run_expiry_child(const std::string& dir, std::uint64_t now_ns, std::uint64_t delay_us) {
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    execl(POINTEX_EXPIRY_CRASH_CHILD, POINTEX_EXPIRY_CRASH_CHILD, dir.c_str(),
-          std::to_string(now_ns).c_str(), std::to_string(delay_us).c_str(), nullptr);
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  return test::killed_child(POINTEX_EXPIRY_CRASH_CHILD,
+                            {dir, std::to_string(now_ns), std::to_string(delay_us)});
 }
 
 }  // namespace

@@ -177,12 +177,7 @@ struct Fixture {
   /// Closes the engine and audits the data dir: conservation, no order half done.
   void verify(std::uint64_t orders) {
     engine.reset();
-    VerifyReport report;
-    REQUIRE(Engine::verify(dir.path(), &report).is_ok());
-    std::string problems;
-    for (const std::string& p : report.problems) problems += p + "\n";
-    INFO(problems);
-    CHECK(report.ok);
+    const VerifyReport report = test::verified(dir.path());
     CHECK(report.orders == orders);
     CHECK(report.open_orders == 0);
     CHECK(report.open_pending_transfers == 0);
@@ -647,19 +642,10 @@ struct CrashCase {
 /// Runs one order in a child process that SIGKILLs itself after `c.step`; true when killed.
 bool run_order_child(const std::string& dir, OrderId id, const CrashCase& c,
                      std::uint32_t timeout_s) {
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    setenv("POINTEX_TEST_CRASH_AT", (std::string("order:") + c.step).c_str(), 1);
-    const std::string args[] = {std::to_string(id), std::to_string(c.points),
-                                std::to_string(c.cash), std::to_string(timeout_s)};
-    execl(POINTEX_ORDER_CRASH_CHILD, POINTEX_ORDER_CRASH_CHILD, dir.c_str(), args[0].c_str(),
-          args[1].c_str(), args[2].c_str(), args[3].c_str(), c.action, nullptr);
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  return test::killed_child(POINTEX_ORDER_CRASH_CHILD,
+                            {dir, std::to_string(id), std::to_string(c.points),
+                             std::to_string(c.cash), std::to_string(timeout_s), c.action},
+                            std::string("order:") + c.step);
 }
 
 /// After the restart: what the child had still to do, done by the test (the same order again
@@ -753,12 +739,7 @@ TEST_CASE("crash after every step of an order: it completes or compensates", "[o
       CHECK(f.engine->stats().open_processes == 0);
       // The audit: per-ledger conservation, nothing pending, the order's points agree with it.
       f.engine.reset();
-      VerifyReport report;
-      REQUIRE(Engine::verify(dir.path(), &report).is_ok());
-      std::string problems;
-      for (const std::string& p : report.problems) problems += p + "\n";
-      INFO(problems);
-      CHECK(report.ok);
+      const VerifyReport report = test::verified(dir.path());
       CHECK(report.orders == 1);
       CHECK(report.open_orders == 0);
       CHECK(report.open_pending_transfers == 0);

@@ -125,12 +125,7 @@ struct Fixture {
   }
   void verify() {
     engine.reset();
-    VerifyReport report;
-    REQUIRE(Engine::verify(dir.path(), &report).is_ok());
-    std::string problems;
-    for (const std::string& p : report.problems) problems += p + "\n";
-    INFO(problems);
-    CHECK(report.ok);
+    const VerifyReport report = test::verified(dir.path());
     CHECK(report.open_pending_transfers == 0);
     CHECK(report.open_purchases == 0);
     purchases_verified = report.purchases;
@@ -436,17 +431,7 @@ namespace {
 
 /// Runs purchase 77 in a child process that SIGKILLs itself after `step`; true when killed.
 bool run_rebate_child(const std::string& dir, const std::string& step, const std::string& action) {
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    setenv("POINTEX_TEST_CRASH_AT", ("purchase:" + step).c_str(), 1);
-    execl(POINTEX_REBATE_CRASH_CHILD, POINTEX_REBATE_CRASH_CHILD, dir.c_str(), action.c_str(),
-          nullptr);
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  return test::killed_child(POINTEX_REBATE_CRASH_CHILD, {dir, action}, "purchase:" + step);
 }
 
 }  // namespace

@@ -102,12 +102,7 @@ Account account(Engine& e, AccountId id) {
 }
 
 void require_verified(const std::string& dir, std::uint64_t exchanges) {
-  VerifyReport report;
-  REQUIRE(Engine::verify(dir, &report).is_ok());
-  std::string problems;
-  for (const std::string& p : report.problems) problems += p + "\n";
-  INFO(problems);
-  CHECK(report.ok);
+  const VerifyReport report = test::verified(dir);
   CHECK(report.exchanges == exchanges);
   CHECK(report.open_exchanges == 0);
   CHECK(report.open_pending_transfers == 0);
@@ -425,21 +420,10 @@ namespace {
 
 /// Runs one exchange in a child process that SIGKILLs itself after `step`; true when killed.
 bool run_child(const std::string& dir, const Exchange& ex, const std::string& step) {
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    setenv("POINTEX_TEST_CRASH_AT", step.c_str(), 1);
-    const std::string id = std::to_string(ex.id);
-    const std::string from = std::to_string(ex.from_account);
-    const std::string to = std::to_string(ex.to_account);
-    const std::string amount = std::to_string(ex.amount);
-    execl(POINTEX_EXCHANGE_CRASH_CHILD, POINTEX_EXCHANGE_CRASH_CHILD, dir.c_str(), id.c_str(),
-          from.c_str(), to.c_str(), amount.c_str(), nullptr);
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  return test::killed_child(POINTEX_EXCHANGE_CRASH_CHILD,
+                            {dir, std::to_string(ex.id), std::to_string(ex.from_account),
+                             std::to_string(ex.to_account), std::to_string(ex.amount)},
+                            step);
 }
 
 }  // namespace
