@@ -5,7 +5,9 @@
 #include "actors/account_actor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <caf/all.hpp>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -34,8 +36,19 @@ class TransferChunk final : public store::JournalChunk {
   engine::AccountEntry* debit_entry = nullptr;
   std::vector<engine::AccountEntry*> credit_entries;
   caf::actor debit_actor;
+  /// False from the append until the debit actor has pushed this chunk's credits to their
+  /// accounts' inboxes (credits without a message push after the append, so that nothing the
+  /// credit accounts decide on them reaches the log before them). The answers wait for it: a
+  /// caller that got its answer and then reads the credit account must see the credit. The
+  /// chunk lives until then (its answer, or its failure, waits), so the actor may set it.
+  std::atomic<bool> credits_pushed{true};
+
+  void wait_for_credits() const {
+    while (!credits_pushed.load(std::memory_order_acquire)) std::this_thread::yield();
+  }
 
   void on_durable() override {
+    wait_for_credits();
     const std::uint64_t last = first_position + events.size() - 1;
     debit_entry->committed_at(last);
     for (engine::AccountEntry* credit : credit_entries) credit->committed_at(last);
@@ -51,6 +64,9 @@ class TransferChunk final : public store::JournalChunk {
     unpin();
   }
   void on_failed(const Status&) override {
+    // A refused append (first_position 0) is answered in the actor's own append call, which
+    // pushes nothing then; a group that failed later is answered on the writer thread.
+    if (first_position != 0) wait_for_credits();
     for (const Completion& c : completions) {
       if (c.batch != nullptr) c.batch->fail(c.index);
     }
@@ -242,8 +258,10 @@ void flush_outbox(Self* self) {
     chunk->debit_entry = st.entry;
     chunk->debit_actor = caf::actor_cast<caf::actor>(self);
     // Appended before the credits are pushed: anything the credit accounts decide on them is
-    // appended after them.
+    // appended after them. Its answers wait until they are pushed (credits_pushed).
     const std::size_t events = chunk->events.size();
+    TransferChunk* appending = chunk.get();
+    appending->credits_pushed.store(entered.empty(), std::memory_order_relaxed);
     const bool appended = st.core->journal->append(std::move(chunk)).first_position != 0;
     if (appended) st.core->direct_credits.fetch_add(events, std::memory_order_relaxed);
     for (Entered& e : entered) {
@@ -253,6 +271,12 @@ void flush_outbox(Self* self) {
         e.entry->credits.give_room(e.room);
         while (e.newest != nullptr) delete std::exchange(e.newest, e.newest->next);
       }
+    }
+    // Not touched after this (a refused append answered and freed it at once).
+    if (appended && !entered.empty()) {
+      appending->credits_pushed.store(true, std::memory_order_release);
+    }
+    for (Entered& e : entered) {
       e.entry->credits.leave();
       if (e.pins != 0) e.entry->unpin(e.pins);
     }
