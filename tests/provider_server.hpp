@@ -35,6 +35,10 @@ class ProviderServer {
   void up() { receiver_.start(); }
   /// The next creations are answered with these statuses, then 201.
   void script(std::vector<int> statuses) { receiver_.script(std::move(statuses)); }
+  /// Each creation is answered after `delay` (a slow provider).
+  void set_delay(std::chrono::milliseconds delay) { receiver_.set_delay(delay); }
+  /// The most creations it held unanswered at one time.
+  std::size_t max_in_flight() const { return receiver_.max_in_flight(); }
 
   /// Every creation request as received (answered or not by a 2xx).
   std::vector<Received> requests() const { return receiver_.received(); }

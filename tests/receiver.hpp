@@ -7,7 +7,9 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
@@ -113,10 +115,17 @@ class Receiver {
     body_ = std::move(body);
   }
 
-  /// Each answer waits this long first (a slow receiver).
+  /// Each answer waits this long first (a slow receiver; requests on other connections are
+  /// read and wait meanwhile, as at a server with many threads).
   void set_delay(std::chrono::milliseconds delay) {
     std::lock_guard<std::mutex> lock(mutex_);
     delay_ = delay;
+  }
+
+  /// The most requests that were read and not yet answered at one time.
+  std::size_t max_in_flight() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return max_in_flight_;
   }
 
   std::vector<Received> received() const {
@@ -139,14 +148,23 @@ class Receiver {
     boost::beast::flat_buffer buffer;
     boost::beast::http::request<boost::beast::http::string_body> request;
     boost::beast::http::response<boost::beast::http::string_body> response;
+    std::unique_ptr<boost::asio::steady_timer> timer;
 
     void read() {
       request = {};
       boost::beast::http::async_read(
           socket, buffer, request,
           [self = shared_from_this()](boost::beast::error_code ec, std::size_t) {
-            if (!ec) self->answer();
+            if (!ec) self->wait();
           });
+    }
+    void wait() {
+      const std::chrono::milliseconds delay = owner->arrived();
+      if (delay.count() == 0) return answer();
+      timer = std::make_unique<boost::asio::steady_timer>(socket.get_executor(), delay);
+      timer->async_wait([self = shared_from_this()](boost::beast::error_code ec) {
+        if (!ec) self->answer();
+      });
     }
     void answer() {
       std::string body;
@@ -181,6 +199,13 @@ class Receiver {
         });
   }
 
+  /// A request was read: counted in flight until recorded; how long to wait before answering.
+  std::chrono::milliseconds arrived() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
+    return delay_;
+  }
+
   int record(const boost::beast::http::request<boost::beast::http::string_body>& request,
              std::string* body) {
     Received r;
@@ -192,13 +217,8 @@ class Receiver {
       r.headers[name] = std::string(field.value());
     }
     r.body = request.body();
-    std::chrono::milliseconds delay{0};
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      delay = delay_;
-    }
-    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     std::lock_guard<std::mutex> lock(mutex_);
+    --in_flight_;
     if (script_.empty()) {
       r.status = default_status_;
     } else {
@@ -223,6 +243,8 @@ class Receiver {
   std::deque<int> script_;
   int default_status_ = 200;
   std::chrono::milliseconds delay_{0};
+  std::size_t in_flight_ = 0;
+  std::size_t max_in_flight_ = 0;
   std::function<std::string(const Received&)> body_;
   std::vector<Received> received_;
 };

@@ -16,14 +16,15 @@ namespace {
 
 constexpr const char* provider_secret = "provider-secret-0123456789";
 
-json provider_config(const ProviderServer& provider) {
+json provider_config(const ProviderServer& provider, std::uint32_t threads = 4) {
   return {{"payment_providers",
            {{{"name", "acme"},
              {"type", "http"},
              {"secret", provider_secret},
              {"url", provider.url()},
              {"timeout_ms", 1000},
-             {"attempts_max", 3}}}}};
+             {"attempts_max", 3},
+             {"threads", threads}}}}};
 }
 
 /// Ledger 1: issuer 1000, shop 1500, member 2001 with 1000 points.
@@ -217,4 +218,37 @@ TEST_CASE("orders: a late success after the deadline, and a SIGKILL while an ord
   CHECK(account(again, 1500)["balance"] == 300);
   CHECK(account(again, 2001)["balance"] == 700);
   CHECK(account(again, 2001)["debits_pending"] == 0);
+}
+
+TEST_CASE("orders: a slow provider gets creations in parallel, up to the provider's threads",
+          "[daemon][orders]") {
+  for (const std::uint32_t threads : {1U, 3U}) {
+    DYNAMIC_SECTION(threads << " creation threads") {
+      TempDir dir;
+      ProviderServer provider{provider_secret};
+      provider.set_delay(std::chrono::milliseconds(300));
+      Daemon d{dir.path(), provider_config(provider, threads)};
+      client::HttpClient c{"127.0.0.1", d.port()};
+      setup(c);
+      // Four orders at once, each from a client of its own; each creation takes 300 ms.
+      std::vector<std::thread> clients;
+      std::vector<int> statuses(4, 0);
+      for (std::uint64_t id = 1; id <= 4; ++id) {
+        clients.emplace_back([&, id] {
+          client::HttpClient own{"127.0.0.1", d.port()};
+          json body = json::parse(order_body(id));
+          body["points"] = 100;
+          statuses[id - 1] = own.request("POST", "/v1/orders", body.dump(),
+                                         {{"Content-Type", "application/json"},
+                                          {"Authorization", "Bearer " + std::string(admin_key)}})
+                                 .status;
+        });
+      }
+      for (std::thread& t : clients) t.join();
+      for (const int s : statuses) CHECK(s == 200);
+      REQUIRE(provider.payments().size() == 4);
+      // One thread: one creation at a time; three: three held by the provider at once.
+      CHECK(provider.max_in_flight() == threads);
+    }
+  }
 }

@@ -935,13 +935,14 @@ TEST_CASE("config: payment providers, field by field", "[server]") {
   std::string err;
   REQUIRE(parse_config(R"({"payment_providers":[
       {"name":"acme","type":"http","secret":"0123456789abcdef","url":"http://127.0.0.1:9000/pay",
-       "timeout_ms":100,"attempts_max":5},
+       "timeout_ms":100,"attempts_max":5,"threads":8},
       {"name":"sim","type":"simulated","latency_ms":0,"failure_rate":0.25,"seed":7}],
       "engine":{"order_timeout_s_default":30,"order_timeout_s_max":60}})",
                        &c, &err));
   REQUIRE(c.payment_providers.size() == 2);
   CHECK(c.payment_providers[0].type == PaymentProviderConfig::Type::http);
   CHECK(c.payment_providers[0].attempts_max == 5);
+  CHECK(c.payment_providers[0].threads == 8);
   CHECK(c.payment_providers[0].callback_url.empty());  // pointexd's own address by default
   CHECK(c.payment_providers[1].type == PaymentProviderConfig::Type::simulated);
   CHECK(c.payment_providers[1].failure_rate == 0.25);
@@ -973,6 +974,11 @@ TEST_CASE("config: payment providers, field by field", "[server]") {
            Bad{R"([{"name":"a","type":"http","secret":"0123456789abcdef","url":"http://x",
                     "attempts_max":0}])",
                "payment_providers[0].attempts_max: must be between 1"},
+           Bad{R"([{"name":"a","type":"http","secret":"0123456789abcdef","url":"http://x",
+                    "threads":65}])",
+               "payment_providers[0].threads: must be between 1 and 64"},
+           Bad{R"([{"name":"a","type":"simulated","threads":2}])",
+               "payment_providers[0].threads: only for type http"},
            Bad{R"([{"name":"a","type":"simulated"},{"name":"a","type":"simulated"}])",
                "payment_providers[1].name: duplicate provider"},
            Bad{R"([{"name":"a","type":"simulated","colour":1}])",

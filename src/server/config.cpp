@@ -232,7 +232,7 @@ void read_http_url(const json& p, const std::string& w, const char* key, std::st
 PaymentProviderConfig read_provider(const json& p, const std::string& w) {
   only_known(p, w,
              {"name", "type", "secret", "url", "callback_url", "timeout_ms", "attempts_max",
-              "latency_ms", "failure_rate", "seed"});
+              "threads", "latency_ms", "failure_rate", "seed"});
   PaymentProviderConfig out;
   if (!p.contains("name")) fail(w + ".name", "required");
   read_string(p, w, "name", &out.name);
@@ -249,9 +249,10 @@ PaymentProviderConfig read_provider(const json& p, const std::string& w) {
     if (p.contains("callback_url")) read_http_url(p, w, "callback_url", &out.callback_url);
     read_uint(p, w, "timeout_ms", &out.timeout_ms, 1, 600'000);
     read_uint(p, w, "attempts_max", &out.attempts_max, 1, 100);
+    read_uint(p, w, "threads", &out.threads, 1, 64);
   } else if (type == "simulated") {
     out.type = PaymentProviderConfig::Type::simulated;
-    type_only(p, w, "http", {"url", "callback_url", "timeout_ms", "attempts_max"});
+    type_only(p, w, "http", {"url", "callback_url", "timeout_ms", "attempts_max", "threads"});
     read_uint(p, w, "latency_ms", &out.latency_ms, 0, 3'600'000);
     if (const auto it = p.find("failure_rate"); it != p.end()) {
       if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 1) {

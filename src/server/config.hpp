@@ -40,6 +40,9 @@ struct PaymentProviderConfig {
   /// http: attempts of a creation that got no answer or a 5xx, 429 or 408 (backoff 100 ms,
   /// doubled), before the order fails with payment_not_created. Default: 3.
   std::uint32_t attempts_max = 3;
+  /// http: creations sent at the same time, each on a thread of its own (a slow or retried
+  /// creation holds one thread, not the others). Default: 4.
+  std::uint32_t threads = 4;
   /// simulated: from a creation to its result; share of payments that fail (0 to 1); the
   /// seed that chooses them. Default: 10 ms, 0, 1.
   std::uint32_t latency_ms = 10;

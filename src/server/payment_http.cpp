@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -30,10 +31,12 @@ HttpPaymentProvider::HttpPaymentProvider(server::PaymentProviderConfig config)
     : config_(std::move(config)) {
   const bool parsed = domain::parse_http_url(config_.url, &host_, &port_, &target_);
   if (!parsed) spdlog::error("payment provider {}: bad url {}", config_.name, config_.url);
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "pointex-payhttp");
-    run();
-  });
+  for (std::uint32_t i = 0; i < std::max<std::uint32_t>(config_.threads, 1); ++i) {
+    threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "pointex-payhttp");
+      run();
+    });
+  }
 }
 
 HttpPaymentProvider::~HttpPaymentProvider() {
@@ -41,8 +44,9 @@ HttpPaymentProvider::~HttpPaymentProvider() {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
-  wake_.notify_one();
-  thread_.join();
+  wake_.notify_all();
+  stopped_.notify_all();
+  for (std::thread& t : threads_) t.join();
   // Creations still queued are answered: the engine has stopped and drops the answers.
   for (auto& [request, done] : queue_) done({false, {}, "pointexd is stopping"});
 }
@@ -96,7 +100,7 @@ PaymentCreation HttpPaymentProvider::create(const PaymentRequest& request) {
     spdlog::warn("payment provider {}: creating {} answered {}{}; trying again", config_.name,
                  request.payment_id, r.status, r.status == 0 ? " (" + r.error + ")" : "");
     std::unique_lock<std::mutex> lock(mutex_);
-    if (wake_.wait_for(lock, backoff, [this] { return stopping_; })) break;
+    if (stopped_.wait_for(lock, backoff, [this] { return stopping_; })) break;
     backoff *= 2;
   }
   if (r.status >= 200 && r.status < 300) {

@@ -1,8 +1,9 @@
 #pragma once
 /// The `http` payment provider of pointexd (docs/workflows.md, "Payments"): creates each payment
-/// with a signed POST to the provider's URL, on a thread of its own (never the engine's flows
-/// thread), and learns results from the provider's callback, POST
-/// /v1/payments/{provider}/callback (server/api.cpp), which calls Engine::payment_result.
+/// with a signed POST to the provider's URL, on threads of its own (`threads` of them, never
+/// the engine's flows thread: a slow creation holds one of them only), and learns results from the
+/// provider's callback, POST /v1/payments/{provider}/callback (server/api.cpp), which calls
+/// Engine::payment_result.
 ///
 /// A creation is `POST <url>` with `{"payment_id","order_id","amount","currency",
 /// "callback_url"}`, `X-Signature: <hex HMAC-SHA256 of the body with the secret>` and
@@ -18,6 +19,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "server/config.hpp"
 
@@ -46,10 +48,14 @@ class HttpPaymentProvider final : public pointex::PaymentProvider {
   std::uint16_t port_ = 0;
   std::string target_;
   std::mutex mutex_;
+  /// A creation queued, or stopping (idle threads wait on it).
   std::condition_variable wake_;
+  /// Stopping (threads waiting out a retry's backoff wait on it, so that a creation's
+  /// notify_one always reaches an idle thread).
+  std::condition_variable stopped_;
   std::deque<std::pair<PaymentRequest, PaymentCreationCallback>> queue_;
   bool stopping_ = false;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 /// The providers of a configuration, as the engine takes them. `listen` is the address
