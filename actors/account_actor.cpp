@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <caf/all.hpp>
+#include <chrono>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -264,6 +265,11 @@ void flush_outbox(Self* self) {
     appending->credits_pushed.store(entered.empty(), std::memory_order_relaxed);
     const bool appended = st.core->journal->append(std::move(chunk)).first_position != 0;
     if (appended) st.core->direct_credits.fetch_add(events, std::memory_order_relaxed);
+    if (const std::uint32_t delay_us =
+            st.core->test_credit_push_delay_us.load(std::memory_order_relaxed);
+        delay_us != 0 && appended) {
+      std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+    }
     for (Entered& e : entered) {
       if (appended) {
         e.entry->credits.push(e.newest, e.oldest);

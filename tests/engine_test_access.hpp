@@ -2,6 +2,7 @@
 // Fault injection for engine tests: the engine's event log and read models (Engine befriends
 // EngineTestAccess). Engine tests only: it includes the engine's private parts.
 
+#include <chrono>
 #include <pointex/engine.hpp>
 
 #include "engine/engine_impl.hpp"
@@ -12,5 +13,9 @@ namespace pointex {
 struct EngineTestAccess {
   static store::EventLog& log(Engine& e) { return *e.impl_->log; }
   static store::ReadModel& read_model(Engine& e) { return *e.impl_->read_model; }
+  /// Debit actors sleep this long between appending fast credits and pushing them.
+  static void delay_credit_pushes(Engine& e, std::chrono::microseconds delay) {
+    e.impl_->test_credit_push_delay_us.store(static_cast<std::uint32_t>(delay.count()));
+  }
 };
 }  // namespace pointex

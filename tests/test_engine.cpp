@@ -1020,3 +1020,24 @@ TEST_CASE("credits near overflow from concurrent debit accounts: exactly those t
   CHECK(submit_one(*e, single(3, 311, target, 1)) == TransferResult::overflow);
   CHECK(account(*e, target).credits_posted == amount_sum_max);
 }
+
+TEST_CASE(
+    "a fast credit is in its account once the transfer is answered, however late it is pushed",
+    "[engine]") {
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  // The first credit spawns alice's actor (a message), which opens her credit gate.
+  REQUIRE(submit(*e, {single(1, issuer, alice, 100)})[0].result == TransferResult::ok);
+  const std::uint64_t direct_before = e->stats().direct_credits;
+  // The issuer's actor now appends the credit and sleeps 50 ms before pushing it to alice's
+  // inbox; the log makes it durable long before that.
+  EngineTestAccess::delay_credit_pushes(*e, std::chrono::milliseconds(50));
+  REQUIRE(submit(*e, {single(2, issuer, alice, 7)})[0].result == TransferResult::ok);
+  CHECK(e->stats().direct_credits == direct_before + 1);  // it went without a message
+  std::vector<std::optional<Account>> live;
+  REQUIRE(e->lookup_accounts({alice}, &live).is_ok());
+  REQUIRE(live[0]);
+  CHECK(live[0]->credits_posted == 107);
+  EngineTestAccess::delay_credit_pushes(*e, std::chrono::microseconds(0));
+}

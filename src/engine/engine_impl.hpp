@@ -60,6 +60,9 @@ struct Engine::Impl {
   std::atomic<std::uint64_t> records_loaded{0};
   /// Credits committed through the credit fast path (EngineStats::direct_credits).
   std::atomic<std::uint64_t> direct_credits{0};
+  /// Fault injection (tests/engine_test_access.hpp): a debit actor sleeps this long between
+  /// appending fast credits and pushing them to their inboxes (the window a preemption opens).
+  std::atomic<std::uint32_t> test_credit_push_delay_us{0};
 
   /// Passivation: a coarse clock (one tick per sweep interval) stamped into entries by their
   /// actors, and the sweeper thread that stops idle accounts (passivation.cpp).
