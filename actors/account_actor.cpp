@@ -108,7 +108,7 @@ struct AccountActorState {
   /// Debits applied tentatively and not yet durable or undone.
   std::uint64_t uncommitted = 0;
   /// Position of the account's last durable debit (at spawn: of its last event), for expiries
-  /// computed from the read models (DebitItem::lots_as_of).
+  /// computed from the read models (TransferBatch::lots_as_of).
   std::uint64_t last_debit_position = 0;
   /// The id of an expiry of due lots decided and not yet durable or undone, else 0. Debits
   /// decided meanwhile wait for it: they go to other credit accounts, so they could reach the
@@ -315,13 +315,13 @@ void touch(AccountActorState& st) {
                               std::memory_order_relaxed);
 }
 
-/// An expiry of due lots computed from the read models at `item.lots_as_of` (docs/expiry.md):
-/// false when the read models may not have this account's lots as they are (a debit in flight
-/// or after the checkpoint). Else takes at most what the account has available (accounts
-/// without the debit limit too; balancing_debit clamps the others alike); false with the item
-/// answered when nothing is.
+/// An expiry of due lots computed from the read models at the batch's `lots_as_of`
+/// (docs/expiry.md): false when the read models may not have this account's lots as they are (a
+/// debit in flight or after the checkpoint). Else takes at most what the account has available
+/// (accounts without the debit limit too; balancing_debit clamps the others alike); false with the
+/// item answered when nothing is.
 bool expiry_guard(AccountActorState& st, DebitItem& item) {
-  if (st.uncommitted > 0 || st.last_debit_position > item.lots_as_of) {
+  if (st.uncommitted > 0 || st.last_debit_position > item.batch->lots_as_of) {
     release_credit(item);
     item.batch->fail(item.index);  // tried again at the next sweep
     return false;
@@ -345,8 +345,9 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded =
     item.batch->fail(item.index);
     return;
   }
-  if (item.lots_as_of != 0 && !expiry_guard(st, item)) return;
-  if (st.expiry_in_flight != 0 && item.lots_as_of == 0) {
+  const bool expiry = item.batch->lots_as_of != 0;
+  if (expiry && !expiry_guard(st, item)) return;
+  if (st.expiry_in_flight != 0 && !expiry) {
     st.parked[st.expiry_in_flight].push_back(item);  // decided after the expiry is in the log
     return;
   }
@@ -373,7 +374,7 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded =
   }
   domain::apply_debit(*st.account, d.event);
   ++st.uncommitted;
-  if (item.lots_as_of != 0) st.expiry_in_flight = d.event.request.id;
+  if (expiry) st.expiry_in_flight = d.event.request.id;
   if (d.event.kind == domain::TransferKind::pending && d.event.expires_at != 0) {
     st.expiries.push_back({d.event.expires_at, st.account->id(), d.event.request.id});
   }

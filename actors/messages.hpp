@@ -28,11 +28,6 @@ struct DebitItem {
   /// The credit account's directory entry when the transfer names it (null for a post or void
   /// that leaves it to the pending transfer). The item holds a pin on it.
   engine::AccountEntry* credit_entry = nullptr;
-  /// An expiry of due lots (docs/expiry.md) computed from the read models at this checkpoint,
-  /// else 0. The actor decides it only if none of its debits is in flight or after the
-  /// checkpoint (else the item fails: the sweep tries again later), and never takes more than
-  /// the account has available.
-  std::uint64_t lots_as_of = 0;
 };
 struct DebitBatch {
   std::vector<DebitItem> items;

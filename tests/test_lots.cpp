@@ -17,6 +17,13 @@ constexpr std::uint64_t ns_per_s = 1'000'000'000ULL;
 constexpr std::uint64_t day0 = 19'675ULL * lot_day_ns;
 constexpr std::uint64_t days30 = 30ULL * lot_day_ns;
 
+/// What the lots hold in all.
+std::uint64_t lots_total(const Lots& lots) {
+  std::uint64_t total = 0;
+  for (const Lot& lot : lots) total += lot.amount;
+  return total;
+}
+
 }  // namespace
 
 TEST_CASE("lots: a credit expires at the start of the day after earning day plus expiry days",

@@ -54,12 +54,6 @@ std::uint64_t lots_due(const Lots& lots, std::uint64_t now_ns) {
   return due;
 }
 
-std::uint64_t lots_total(const Lots& lots) {
-  std::uint64_t total = 0;
-  for (const Lot& lot : lots) total += lot.amount;
-  return total;
-}
-
 bool lots_valid(const Lots& lots) {
   for (std::size_t i = 0; i < lots.size(); ++i) {
     if (lots[i].amount == 0) return false;

@@ -49,9 +49,6 @@ std::uint64_t consume_lots(Lots& lots, std::uint64_t amount);
 /// The sum of the remaining of the lots due at `now_ns` (expires_at <= now_ns).
 std::uint64_t lots_due(const Lots& lots, std::uint64_t now_ns);
 
-/// The sum of the remaining of all lots.
-std::uint64_t lots_total(const Lots& lots);
-
 /// Whether `lots` keep their invariants (oldest first, `at` strictly increasing, no amount 0).
 bool lots_valid(const Lots& lots);
 

@@ -464,6 +464,7 @@ void Engine::Impl::submit(std::vector<Transfer> transfers, TransferCallback call
   }
   auto* batch = new engine::TransferBatch(n, std::move(callback), &core.inflight);
   batch->workflow = workflow;
+  batch->lots_as_of = lots_as_of;
 
   struct Route {
     engine::AccountEntry* debit;
@@ -507,7 +508,6 @@ void Engine::Impl::submit(std::vector<Transfer> transfers, TransferCallback call
     while (end < routes.size() && routes[end].debit == routes[begin].debit) {
       const Route& r = routes[end];
       msg.items.push_back({transfers[r.index], batch, r.index, r.credit_closed, r.credit});
-      msg.items.back().lots_as_of = lots_as_of;
       ++end;
     }
     engine::AccountEntry* debit = routes[begin].debit;

@@ -123,7 +123,6 @@ Status Engine::Impl::sweep_expired_points(ExpirySweepReport* report) {
       s = core.wait_for_read_models(core.journal->stats().committed_position);
       if (!s.is_ok()) return s;
       checkpoint = core.projector->checkpoint();
-      report->deferred -= deferred.size();  // counted again below if deferred again
       for (const AccountId id : deferred) {
         std::optional<Account> a;
         s = core.read_model->account(id, &a);
@@ -146,7 +145,6 @@ Status Engine::Impl::sweep_expired_points(ExpirySweepReport* report) {
                                          std::vector<TransferOutcome> outcomes) {
             std::lock_guard<std::mutex> lock(mutex);
             if (!status.is_ok() || outcomes.size() != 1) {
-              ++report->deferred;
               deferred.push_back(account);
             } else if (outcomes[0].result == TransferResult::ok) {
               ++report->expired;
@@ -165,6 +163,7 @@ Status Engine::Impl::sweep_expired_points(ExpirySweepReport* report) {
     done.wait(lock, [&] { return answered == due.size(); });
     if (core.stopping.load()) break;
   }
+  report->deferred = deferred.size();  // still busy after the last pass
   return Status::ok();
 }
 

@@ -24,6 +24,11 @@ class TransferBatch {
 
   /// Submitted by the engine's workflows (docs/workflows.md), not by a client.
   bool workflow = false;
+  /// An expiry sweep's batch (docs/expiry.md): its expiries were computed from the read models
+  /// at this checkpoint; else 0. The actor decides one only if none of its debits is in flight
+  /// or after the checkpoint (else the item fails: the sweep tries again later), and never takes
+  /// more than the account has available.
+  std::uint64_t lots_as_of = 0;
 
   /// Sets an item's slot without counting it down (before the batch is shared).
   void set(std::uint32_t index, TransferOutcome outcome) { outcomes_[index] = outcome; }
