@@ -1648,3 +1648,51 @@ TEST_CASE("the credit fast path's rules: who must decide a credit, and the room 
   a.credits_posted = amount_sum_max - 23;
   CHECK(credit_room(a) == 0);
 }
+
+TEST_CASE("IdMap agrees with a std::map under random emplace, erase and lookup",
+          "[domain][records]") {
+  // Ids from a small range collide in the index and wrap around its end, the cases
+  // backward-shift deletion must get right; sequential ids are the bench's.
+  for (const TransferId range : {TransferId{40}, TransferId{5000}}) {
+    IdMap<std::uint64_t> map;
+    std::map<TransferId, std::uint64_t> reference;
+    std::uint64_t rng = 0x2545F4914F6CDD1DULL;
+    auto next = [&rng] {
+      rng ^= rng << 13;
+      rng ^= rng >> 7;
+      rng ^= rng << 17;
+      return rng;
+    };
+    for (int step = 0; step < 20000; ++step) {
+      const TransferId id = 1 + next() % range;
+      const std::uint64_t op = next() % 3;
+      if (op == 0) {
+        const auto [it, added] = map.emplace(id, step);
+        const bool ref_added = reference.emplace(id, step).second;
+        REQUIRE(added == ref_added);
+        REQUIRE(it->first == id);
+        REQUIRE(it->second == reference.at(id));
+      } else if (op == 1) {
+        REQUIRE(map.erase(id) == reference.erase(id));
+      } else {
+        const auto it = map.find(id);
+        const auto ref = reference.find(id);
+        REQUIRE((it == map.end()) == (ref == reference.end()));
+        if (ref != reference.end()) REQUIRE(it->second == ref->second);
+      }
+      REQUIRE(map.size() == reference.size());
+    }
+    // Every id is still reachable, and iteration visits each record once.
+    std::set<TransferId> seen;
+    for (const auto& [id, value] : map) {
+      REQUIRE(seen.insert(id).second);
+      REQUIRE(reference.at(id) == value);
+      REQUIRE(map.count(id) == 1);
+    }
+    CHECK(seen.size() == reference.size());
+    for (const auto& [id, value] : reference) CHECK(map.at(id) == value);
+    map.clear();
+    CHECK(map.empty());
+    CHECK(map.find(1) == map.end());
+  }
+}

@@ -3,10 +3,10 @@
 /// transfers it is the debit account of (transfer ids are unique per debit account).
 
 #include <cstdint>
-#include <unordered_map>
 #include <vector>
 
 #include "domain/events.hpp"
+#include "domain/id_map.hpp"
 #include "pointex/types.hpp"
 
 namespace pointex::domain {
@@ -31,7 +31,7 @@ struct TransferRecord {
 /// the read models, which then hold it with its current state (see evictable()).
 struct AccountState {
   Account account;
-  std::unordered_map<TransferId, TransferRecord> transfers;
+  IdMap<TransferRecord> transfers;
   bool records_complete = true;
   /// Committed changes to records, oldest first: (id, changed_at). An entry whose record has
   /// changed since is stale and skipped. Eviction walks it from `changes_head`, so evicting

@@ -6,8 +6,7 @@ namespace pointex::engine {
 
 namespace {
 
-AccountEntry* find_pinned(const std::unordered_map<AccountId, std::unique_ptr<AccountEntry>>& map,
-                          AccountId id) {
+AccountEntry* find_pinned(const domain::IdMap<std::unique_ptr<AccountEntry>>& map, AccountId id) {
   const auto it = map.find(id);
   if (it == map.end()) return nullptr;
   it->second->pin();

@@ -21,13 +21,13 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "domain/account_state.hpp"
 #include "domain/assert.hpp"
 #include "domain/events.hpp"
+#include "domain/id_map.hpp"
 #include "pointex/status.hpp"
 #include "pointex/types.hpp"
 
@@ -232,7 +232,8 @@ class Directory {
   static constexpr std::size_t stripes = 64;
   struct Stripe {
     mutable std::mutex mutex;
-    std::unordered_map<AccountId, std::unique_ptr<AccountEntry>> entries;
+    /// Flat: two lookups per transfer when routing it (domain/id_map.hpp).
+    domain::IdMap<std::unique_ptr<AccountEntry>> entries;
   };
   static std::size_t stripe_of(AccountId id) { return (id * 0x9E3779B97F4A7C15ULL) >> 58; }
   std::array<Stripe, stripes> stripes_;

@@ -247,8 +247,10 @@ Status Projector::apply_transfer(std::uint64_t position, const domain::TransferE
   Cached* debit = nullptr;
   Cached* credit = nullptr;
   Status s = account(e.debit_account, &debit);
+  const std::size_t cached = accounts_.size();
   if (s.is_ok()) s = account(e.credit_account, &credit);
   if (!s.is_ok()) return s;
+  if (accounts_.size() != cached) debit = &accounts_.at(e.debit_account);  // moved by the load
   domain::apply_balances(debit->account, e);
   domain::apply_balances(credit->account, e);
   domain::apply_lots(debit->account, debit->lot_expiry_ns, e);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "domain/events.hpp"
+#include "domain/id_map.hpp"
 #include "domain/process.hpp"
 #include "domain/webhook.hpp"
 #include "pointex/engine.hpp"
@@ -136,7 +137,9 @@ class Projector {
   std::vector<FeedEvent> feed_events_;
 
   // Projection state (projector thread only).
-  std::unordered_map<AccountId, Cached> accounts_;
+  /// Flat (two lookups per transfer): a load may move the others, so no pointer into it is held
+  /// across account().
+  domain::IdMap<Cached> accounts_;
   /// Every ledger's expiry_days (ledgers are few and immutable): for the accounts' lots.
   std::unordered_map<LedgerId, Ledger> ledgers_;
   std::vector<AccountId> dirty_accounts_;
