@@ -45,8 +45,10 @@ struct CommittedGroup {
 class Projector {
  public:
   /// Read models are written at least every this many updates (larger batches insert closer
-  /// together in the memtables: 4x larger cut the rebuild CPU by 16%).
-  static constexpr std::size_t flush_events_max = 262144;
+  /// together in the memtables: 4x larger cut the rebuild CPU by 16%; and every flush writes
+  /// each account it touched: 3x larger, 786k, took uniform from 0.95 to 0.59 account rows per
+  /// transfer). Under light load the projector writes whenever it has caught up, sooner.
+  static constexpr std::size_t flush_events_max = 786432;
 
   Projector(store::ReadModel& read_model, const store::EventLog& log);
   ~Projector();

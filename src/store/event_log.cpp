@@ -50,6 +50,10 @@ rocksdb::ColumnFamilyOptions read_model_options() {
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // History keys spread over every account, so each L0 -> L1 compaction rewrites all of L1:
+  // merging 8 flushes at a time instead of 4 halves how often (a 30 s uniform run: compaction
+  // CPU 12.8 -> 9.2 s; Gets check at most 8 more L0 files, behind their bloom filters).
+  o.level0_file_num_compaction_trigger = 8;
   return o;
 }
 
