@@ -6,6 +6,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <pointex/engine.hpp>
@@ -891,4 +892,125 @@ TEST_CASE("asynchronous reads racing commits from several threads are each answe
   CHECK(answered.load() == threads * per_thread);
   CHECK(failed.load() == 0);
   CHECK(e->stats().async_reads == 0);
+}
+
+TEST_CASE("history rows group an account's entries per write: pages and lookups cross groups",
+          "[read][history]") {
+  // Account 1 gets positions 1-300 in three writes (the second one 190 entries: two rows of at
+  // most 128), account 2 every third position; the queries must not see where rows begin.
+  TempDir dir;
+  std::filesystem::create_directories(dir.path());
+  std::unique_ptr<store::ReadModel> model;
+  REQUIRE(store::ReadModel::open(dir.path(), &model).is_ok());
+  auto entry = [](std::uint64_t position) {
+    store::HistoryEntry e;
+    e.position = position;
+    e.timestamp = position * 1000;
+    e.debit_account = 9;
+    e.transfer_id = position + 7;
+    e.code = position % 3 == 0 ? 7 : 1;
+    e.amount = position;
+    e.after.credits_posted = position * (position + 1) / 2;
+    return e;
+  };
+  std::map<AccountId, std::vector<std::uint64_t>> written;  // positions, oldest first
+  for (const auto& [from, to] : {std::pair{1, 10}, std::pair{11, 200}, std::pair{201, 300}}) {
+    store::ReadModel::Writer w(*model);
+    for (std::uint64_t p = from; p <= static_cast<std::uint64_t>(to); ++p) {
+      w.put_history(1, entry(p));
+      written[1].push_back(p);
+      if (p % 3 == 0) {
+        w.put_history(2, entry(p));
+        written[2].push_back(p);
+      }
+    }
+    w.set_checkpoint(to);
+    REQUIRE(model->write(w).is_ok());
+  }
+  for (const AccountId account : {AccountId{1}, AccountId{2}}) {
+    for (const std::uint64_t before :
+         {0, 1, 2, 3, 10, 11, 12, 73, 138, 139, 140, 199, 200, 201, 202, 299, 300, 301, 400}) {
+      for (const std::uint16_t code : {0, 7}) {
+        for (const std::uint32_t limit : {1U, 3U, 7U, 128U, 1000U}) {
+          store::HistoryFilter filter;
+          filter.before_position = before;
+          filter.code = code;
+          std::vector<std::uint64_t> expected;  // newest first
+          for (auto p = written[account].rbegin(); p != written[account].rend(); ++p) {
+            if ((before == 0 || *p < before) && (code == 0 || entry(*p).code == code)) {
+              expected.push_back(*p);
+            }
+          }
+          std::vector<store::HistoryEntry> page;
+          std::uint64_t next = 0;
+          REQUIRE(model->history(account, filter, limit, &page, &next).is_ok());
+          INFO("account " << account << " before " << before << " code " << code << " limit "
+                          << limit);
+          const std::size_t n = std::min<std::size_t>(limit, expected.size());
+          REQUIRE(page.size() == n);
+          for (std::size_t i = 0; i < n; ++i) {
+            REQUIRE(page[i].position == expected[i]);
+            REQUIRE(page[i].timestamp == expected[i] * 1000);
+            REQUIRE(page[i].transfer_id == expected[i] + 7);
+            REQUIRE(page[i].after.credits_posted == expected[i] * (expected[i] + 1) / 2);
+          }
+          CHECK(next == (expected.size() > limit ? expected[limit - 1] : 0));
+        }
+      }
+    }
+    // A time window [from, to) across a row boundary (account 1: rows 11-138 and 139-200).
+    store::HistoryFilter window;
+    window.from_ns = 130 * 1000;
+    window.to_ns = 150 * 1000;
+    std::vector<store::HistoryEntry> page;
+    std::uint64_t next = 0;
+    REQUIRE(model->history(account, window, 1000, &page, &next).is_ok());
+    std::vector<std::uint64_t> got;
+    for (const auto& e : page) got.push_back(e.position);
+    std::vector<std::uint64_t> expected;
+    for (std::uint64_t p = 149; p >= 130; --p) {
+      if (account == 1 || p % 3 == 0) expected.push_back(p);
+    }
+    CHECK(got == expected);
+    // Point lookups (the feed's): every position, present or not.
+    for (std::uint64_t p = 0; p <= 302; ++p) {
+      std::optional<store::HistoryEntry> e;
+      REQUIRE(model->history_at(account, p, &e).is_ok());
+      const bool present = p >= 1 && p <= 300 && (account == 1 || p % 3 == 0);
+      INFO("account " << account << " position " << p);
+      REQUIRE(e.has_value() == present);
+      if (present) CHECK(e->amount == p);
+    }
+  }
+  // The dump shows one item per entry, as a one-by-one build would have written them.
+  std::size_t items = 0;
+  REQUIRE(model
+              ->dump([&](const std::string& cf, const std::string&, const std::string&) {
+                if (cf == "rm_history") ++items;
+              })
+              .is_ok());
+  CHECK(items == written[1].size() + written[2].size());
+
+  // On disk, one row per account per write, split at 128: account 1 has 1 + 2 + 1 rows,
+  // account 2 one per write.
+  model.reset();  // flushes the memtables (written without a WAL)
+  std::vector<std::string> names;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.path() + "/read-models", &names)
+              .ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& n : names) families.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), dir.path() + "/read-models", families,
+                                       &handles, &raw)
+              .ok());
+  std::size_t rows = 0;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] != "rm_history") continue;
+    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[i]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++rows;
+  }
+  for (rocksdb::ColumnFamilyHandle* h : handles) (void)raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+  CHECK(rows == 7);
 }

@@ -65,6 +65,7 @@ class Reader {
     return s;
   }
   DecodeError error() const { return error_; }
+  bool at_end() const { return p_ == end_; }
   DecodeError finish() {
     if (error_ == DecodeError::none && p_ != end_) error_ = DecodeError::trailing_bytes;
     return error_;

@@ -24,7 +24,7 @@ namespace pointex::store {
 struct Db;
 
 inline constexpr std::string_view log_format = "pointex-log-1";
-inline constexpr std::string_view read_models_format = "pointex-read-models-7";
+inline constexpr std::string_view read_models_format = "pointex-read-models-8";
 
 class EventLog {
  public:

@@ -56,6 +56,10 @@ std::string transfer_key(AccountId debit, TransferId id) {
 KeyParts history_key_parts(AccountId account, std::uint64_t position) {
   return {account, UINT64_MAX - position};
 }
+/// Entries per history row at most: a hot account (every transfer of a campaign) would else
+/// make one row of a whole write, read entirely for a page of ten.
+constexpr std::size_t history_group_max = 128;
+
 std::string history_key(AccountId account, std::uint64_t position) {
   const KeyParts k = history_key_parts(account, position);
   return key2(k.hi, k.lo);
@@ -153,7 +157,9 @@ Status decode_transfer(const std::string& v, TransferInfo* t) {
   return Status::ok();
 }
 
+/// One history entry as it sits in a group (below): its position first.
 void encode_history(std::string& v, const HistoryEntry& e) {
+  put_varint(v, e.position);
   put_varint(v, e.timestamp);
   put_varint(v, e.debit_account);
   put_varint(v, e.transfer_id);
@@ -162,17 +168,33 @@ void encode_history(std::string& v, const HistoryEntry& e) {
   put_varint(v, e.amount);
   put_balances(v, e.after);
 }
-Status decode_history(std::uint64_t position, const rocksdb::Slice& v, HistoryEntry* e) {
+
+/// Calls `fn` with each entry of one history group, newest first, until it answers false.
+/// A group is what one read-model write holds of one account's history (at most
+/// history_group_max entries), keyed by its oldest position (see Writer::Impl::Family).
+template <class Fn>
+Status for_each_history(const rocksdb::Slice& key, const rocksdb::Slice& v, Fn&& fn) {
+  if (key.size() != 16) return Status::corruption("bad history key");
+  const std::uint64_t oldest = UINT64_MAX - get_be64(key.data() + 8);
   Reader in(std::string_view(v.data(), v.size()));
-  e->position = position;
-  e->timestamp = in.varint();
-  e->debit_account = in.varint();
-  e->transfer_id = in.varint();
-  e->kind = static_cast<domain::TransferKind>(in.bounded<std::uint8_t>(4));
-  e->code = in.bounded<std::uint16_t>(UINT16_MAX);
-  e->amount = in.varint();
-  e->after = read_balances(in);
-  if (in.finish() != domain::DecodeError::none) return Status::corruption("bad history record");
+  std::uint64_t previous = UINT64_MAX;
+  while (!in.at_end()) {
+    HistoryEntry e;
+    e.position = in.varint();
+    e.timestamp = in.varint();
+    e.debit_account = in.varint();
+    e.transfer_id = in.varint();
+    e.kind = static_cast<domain::TransferKind>(in.bounded<std::uint8_t>(4));
+    e.code = in.bounded<std::uint16_t>(UINT16_MAX);
+    e.amount = in.varint();
+    e.after = read_balances(in);
+    if (in.error() != domain::DecodeError::none || e.position >= previous || e.position < oldest) {
+      return Status::corruption("bad history group");
+    }
+    previous = e.position;
+    if (!fn(e)) return Status::ok();
+  }
+  if (previous != oldest) return Status::corruption("bad history group");
   return Status::ok();
 }
 
@@ -280,6 +302,13 @@ Status decode_process(const rocksdb::Slice& v, domain::ProcessRecord* out) {
 /// The updates of the big families are collected and written in key order: each memtable
 /// insert then starts next to the previous one (the skiplist keeps the last insert's splice),
 /// instead of searching from the top for keys spread over the whole memtable.
+///
+/// History is written in groups: an account's entries of one write (newest first, at most
+/// history_group_max) make one row keyed by the oldest one's position. Two rows per transfer
+/// were the read models' largest cost; now it is about one per account touched per write.
+/// Groups of one account never overlap (each write holds the positions after the previous
+/// one), so a scan newest first from position p seeks to the first group whose oldest entry
+/// is at or below p and skips that group's newer entries.
 struct ReadModel::Writer::Impl {
   /// One of the big families and its updates of this batch. Their values are appended to one
   /// buffer as they arrive; seal() sorts small references by key (numeric: every key of these
@@ -295,8 +324,11 @@ struct ReadModel::Writer::Impl {
     rocksdb::ColumnFamilyHandle* handle = nullptr;
     /// 8 (hi only) or 16 bytes.
     std::size_t key_size = 16;
+    /// History: consecutive updates of one `hi` make one row (see above).
+    bool grouped = false;
     std::string values;
     std::vector<Ref> refs;
+    std::vector<rocksdb::Slice> parts;
 
     /// Starts an update of (hi, lo): the caller appends its value to `values`, then end().
     std::string& begin() { return values; }
@@ -315,12 +347,23 @@ struct ReadModel::Writer::Impl {
         return x.seq < y.seq;
       });
       char key[16];
-      for (const Ref& r : refs) {
-        write_be64(key, r.hi);
-        write_be64(key + 8, r.lo);
-        const std::uint32_t start = starts[r.seq];
-        (void)batch.Put(handle, rocksdb::Slice(key, key_size),
-                        rocksdb::Slice(values.data() + start, r.value_end - start));
+      for (std::size_t i = 0; i < refs.size();) {
+        std::size_t next = i + 1;
+        if (grouped) {
+          while (next < refs.size() && refs[next].hi == refs[i].hi && next - i < history_group_max)
+            ++next;
+        }
+        parts.clear();
+        for (std::size_t j = i; j < next; ++j) {
+          const std::uint32_t start = starts[refs[j].seq];
+          parts.emplace_back(values.data() + start, refs[j].value_end - start);
+        }
+        write_be64(key, refs[i].hi);
+        write_be64(key + 8, refs[next - 1].lo);  // history: the group's oldest position
+        const rocksdb::Slice k(key, key_size);
+        (void)batch.Put(handle, rocksdb::SliceParts(&k, 1),
+                        rocksdb::SliceParts(parts.data(), static_cast<int>(parts.size())));
+        i = next;
       }
       refs.clear();
       values.clear();
@@ -332,9 +375,9 @@ struct ReadModel::Writer::Impl {
 
   explicit Impl(Db* d)
       : db(d),
-        accounts{d->accounts, 8, {}, {}},
-        transfers{d->transfers, 16, {}, {}},
-        history{d->history, 16, {}, {}} {}
+        accounts{d->accounts, 8, false, {}, {}, {}},
+        transfers{d->transfers, 16, false, {}, {}, {}},
+        history{d->history, 16, true, {}, {}, {}} {}
 
   std::size_t collected() const {
     return accounts.refs.size() + transfers.refs.size() + history.refs.size();
@@ -625,20 +668,22 @@ Status ReadModel::history(AccountId account, const HistoryFilter& filter, std::u
   rocksdb::ReadOptions ro;
   ro.prefix_same_as_start = true;
   std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(ro, db_->history));
-  for (it->Seek(history_key(account, start)); it->Valid() && it->key().starts_with(prefix);
+  bool done = false;
+  for (it->Seek(history_key(account, start)); !done && it->Valid() && it->key().starts_with(prefix);
        it->Next()) {
-    if (it->key().size() != 16) return Status::corruption("bad history key");
-    HistoryEntry e;
-    const Status s = decode_history(UINT64_MAX - get_be64(it->key().data() + 8), it->value(), &e);
+    const Status s = for_each_history(it->key(), it->value(), [&](const HistoryEntry& e) {
+      if (e.position > start) return true;  // the first group's entries newer than the page
+      if (filter.from_ns != 0 && e.timestamp < filter.from_ns) return !(done = true);  // older
+      if (filter.to_ns != 0 && e.timestamp >= filter.to_ns) return true;
+      if (filter.code != 0 && e.code != filter.code) return true;
+      if (out->size() == limit) {
+        *next_before = out->back().position;
+        return !(done = true);
+      }
+      out->push_back(e);
+      return true;
+    });
     if (!s.is_ok()) return s;
-    if (filter.from_ns != 0 && e.timestamp < filter.from_ns) break;  // older from here on
-    if (filter.to_ns != 0 && e.timestamp >= filter.to_ns) continue;
-    if (filter.code != 0 && e.code != filter.code) continue;
-    if (out->size() == limit) {
-      *next_before = out->back().position;
-      break;
-    }
-    out->push_back(e);
   }
   return from_rocks(it->status(), "reading history");
 }
@@ -646,15 +691,17 @@ Status ReadModel::history(AccountId account, const HistoryFilter& filter, std::u
 Status ReadModel::history_at(AccountId account, std::uint64_t position,
                              std::optional<HistoryEntry>* out) const {
   out->reset();
-  std::string v;
-  const rocksdb::Status s =
-      db_->db->Get(rocksdb::ReadOptions(), db_->history, history_key(account, position), &v);
-  if (s.IsNotFound()) return Status::ok();
-  if (!s.ok()) return from_rocks(s, "reading history");
-  HistoryEntry e;
-  const Status d = decode_history(position, rocksdb::Slice(v), &e);
-  if (d.is_ok()) *out = e;
-  return d;
+  rocksdb::ReadOptions ro;
+  ro.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(ro, db_->history));
+  it->Seek(history_key(account, position));  // the group holding it, if any
+  if (!it->Valid() || !it->key().starts_with(key1(account))) {
+    return from_rocks(it->status(), "reading history");
+  }
+  return for_each_history(it->key(), it->value(), [&](const HistoryEntry& e) {
+    if (e.position == position) *out = e;
+    return e.position > position;
+  });
 }
 
 Status ReadModel::stats(LedgerId ledger, std::uint32_t from_day, std::uint32_t to_day,
@@ -809,7 +856,19 @@ Status ReadModel::dump(const std::function<void(const std::string&, const std::s
   for (rocksdb::ColumnFamilyHandle* cf : db_->read_models()) {
     std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(all, cf));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      fn(cf->GetName(), it->key().ToString(), it->value().ToString());
+      if (cf != db_->history) {
+        fn(cf->GetName(), it->key().ToString(), it->value().ToString());
+        continue;
+      }
+      // One item per entry: how a history is grouped depends on where writes ended, which a
+      // rebuild does not repeat.
+      const Status s = for_each_history(it->key(), it->value(), [&](const HistoryEntry& e) {
+        std::string v;
+        encode_history(v, e);
+        fn(cf->GetName(), history_key(get_be64(it->key().data()), e.position), v);
+        return true;
+      });
+      if (!s.is_ok()) return s;
     }
     if (!it->status().ok()) return from_rocks(it->status(), "dumping read models");
   }

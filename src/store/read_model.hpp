@@ -4,9 +4,12 @@
 /// Column families (keys big-endian, so that RocksDB's order is numeric order):
 ///   rm_accounts      account id(8)                -> the account with balances, last position
 ///   rm_transfers     id(8) + debit account(8)     -> the transfer and its state
-///   rm_history       account(8) + ~position(8)    -> one event that touched the account, with
-///                                                    the account's balances after it (position
-///                                                    inverted: newest first is a forward scan)
+///   rm_history       account(8) + ~position(8)    -> a group of the events that touched the
+///                                                    account in one write (newest first, at
+///                                                    most 128), each with its position and the
+///                                                    account's balances after it; keyed by the
+///                                                    oldest (inverted: newest first is a
+///                                                    forward scan)
 ///   rm_stats         ledger(8) + day(4)           -> per-day ledger statistics
 ///   rm_ledgers       ledger id(8)                 -> the ledger
 ///   rm_expiries      debit account(8) + id(8)     -> expires_at: open pending transfers with a
@@ -20,7 +23,7 @@
 ///   rm_rules         ledger id(8)                 -> the ledger's earning (rebate) rules
 ///   default          "checkpoint"                 -> position(8): every event up to it is in
 ///                    "accounts"                   -> number of accounts, at the checkpoint
-///                    "format"                     -> "pointex-read-models-7"
+///                    "format"                     -> "pointex-read-models-8"
 /// They live in their own RocksDB database, `<data_dir>/read-models`, with its own write
 /// queue, so projecting never delays the event log's commits.
 /// Every update is written in one WriteBatch together with the new checkpoint, without a
@@ -191,7 +194,9 @@ class ReadModel {
 
   /// Deletes every read model and the checkpoint (rebuild starts from there).
   [[nodiscard]] Status drop_all();
-  /// Calls fn(family, key, value) for every read-model entry (tests compare two builds).
+  /// Calls fn(family, key, value) for every read-model entry (tests compare two builds); a
+  /// history group is given entry by entry (key: account + ~position), as if written one by
+  /// one, since how entries group depends on where writes ended.
   [[nodiscard]] Status dump(const std::function<void(const std::string&, const std::string&,
                                                      const std::string&)>& fn) const;
 
