@@ -1695,4 +1695,23 @@ TEST_CASE("IdMap agrees with a std::map under random emplace, erase and lookup",
     CHECK(map.empty());
     CHECK(map.find(1) == map.end());
   }
+  // Mostly emptied, the index shrinks (a rebuild): what is left is still found, erasing while
+  // walking visits every value once, and the map grows again from there.
+  IdMap<std::uint64_t> map;
+  for (TransferId id = 1; id <= 3000; ++id) REQUIRE(map.emplace(id * 7919, id).second);
+  for (TransferId id = 1; id <= 2990; ++id) REQUIRE(map.erase(id * 7919) == 1);
+  REQUIRE(map.size() == 10);
+  for (TransferId id = 2991; id <= 3000; ++id) REQUIRE(map.at(id * 7919) == id);
+  CHECK(map.find(7919) == map.end());
+  std::set<std::uint64_t> walked;
+  for (auto it = map.begin(); it != map.end();) {
+    walked.insert(it->second);
+    it = it->second % 2 == 0 ? map.erase(it) : it + 1;  // erase the even ones as we go
+  }
+  CHECK(walked.size() == 10);
+  REQUIRE(map.size() == 5);
+  for (TransferId id = 2991; id <= 3000; ++id) CHECK(map.count(id * 7919) == (id % 2 == 1 ? 1 : 0));
+  for (TransferId id = 1; id <= 100; ++id) REQUIRE(map.emplace(id, id).second);
+  CHECK(map.size() == 105);
+  for (TransferId id = 1; id <= 100; ++id) CHECK(map.at(id) == id);
 }

@@ -79,6 +79,14 @@ class IdMap {
       slots_[slot_of(entries_[place - 1].first)].place = place;
     }
     entries_.pop_back();
+    // Give memory back once mostly empty (passivated accounts, evicted records): at most half
+    // full afterwards, so growing again takes as many inserts as it had erases.
+    if (slots_.size() > 64 && entries_.size() * 8 < slots_.size()) {
+      entries_.shrink_to_fit();
+      std::size_t n = 8;
+      while (n < entries_.size() * 2) n *= 2;
+      rehash(n);
+    }
     return 1;
   }
   /// Erases the value at `it`; returns `it` again, now holding the value not yet walked that
@@ -89,9 +97,10 @@ class IdMap {
     return entries_.data() + at;
   }
 
+  /// Empties the map and frees its memory.
   void clear() {
-    entries_.clear();
-    slots_.clear();
+    std::vector<value_type>().swap(entries_);
+    std::vector<Slot>().swap(slots_);
   }
 
  private:
@@ -131,14 +140,15 @@ class IdMap {
     slots_[s] = Slot{};
   }
 
-  void grow() {
-    std::vector<Slot> old = std::move(slots_);
-    slots_.assign(old.empty() ? 8 : old.size() * 2, Slot{});
-    for (const Slot& o : old) {
-      if (o.place == 0) continue;
-      std::size_t s = home(o.id);
+  void grow() { rehash(slots_.empty() ? 8 : slots_.size() * 2); }
+
+  /// Rebuilds the index with `n` slots (a power of two, more than the values).
+  void rehash(std::size_t n) {
+    std::vector<Slot>(n).swap(slots_);
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+      std::size_t s = home(entries_[i].first);
       while (slots_[s].place != 0) s = (s + 1) & mask();
-      slots_[s] = o;
+      slots_[s] = {entries_[i].first, static_cast<std::uint32_t>(i + 1)};
     }
   }
 
