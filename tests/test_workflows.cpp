@@ -7,12 +7,15 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <future>
 #include <map>
 #include <pointex/engine.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "domain/exchange.hpp"
+#include "engine_test_access.hpp"
 #include "store/read_model.hpp"
 #include "support.hpp"
 
@@ -473,4 +476,45 @@ TEST_CASE("crash after every step of an exchange: it completes or compensates", 
       require_verified(dir.path(), 1);
     }
   }
+}
+
+TEST_CASE("set_rate answers once the rate is readable, however late set_rate publishes it",
+          "[exchange][workflows]") {
+  // The journal may make a rate durable (and answer) before set_rate, preempted after its
+  // append, publishes it: the answer's callback then read no rate (a PUT answered 500 "rate
+  // vanished" on a loaded machine). The durable callback publishes it first now.
+  TempDir dir;
+  auto e = test::open_engine(dir.path());
+  setup(*e);  // MALL -> AIR at 3/2
+  EngineTestAccess::delay_rate_publication(*e, std::chrono::milliseconds(200));
+  auto seen_by_callback = [&](const Rate& r) {
+    std::promise<std::optional<Rate>> seen;
+    e->set_rate(r, [&](const Status& s, RateResult result) {
+      CHECK(s.is_ok());
+      CHECK(result == RateResult::ok);
+      seen.set_value(e->rate(r.from_ledger, r.to_ledger));
+    });
+    return seen.get_future().get();
+  };
+  Rate back;  // a pair never set before
+  back.from_ledger = air;
+  back.to_ledger = mall;
+  back.numerator = 2;
+  back.denominator = 3;
+  back.from_exchange_account = air_exchange;
+  back.to_exchange_account = mall_exchange;
+  const std::optional<Rate> first = seen_by_callback(back);
+  REQUIRE(first);
+  CHECK(first->numerator == 2);
+  CHECK(first->timestamp > 0);
+  // A changed definition: the callback sees the new one, and it stays after the late publish.
+  const std::optional<Rate> changed = seen_by_callback(mall_to_air(5, 4));
+  REQUIRE(changed);
+  CHECK(changed->numerator == 5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::optional<Rate> later = e->rate(mall, air);
+  REQUIRE(later);
+  CHECK(later->numerator == 5);
+  CHECK(later->timestamp == changed->timestamp);
+  EngineTestAccess::delay_rate_publication(*e, std::chrono::microseconds(0));
 }

@@ -4,7 +4,9 @@
 
 #include "engine/exchange_flow.hpp"
 
+#include <chrono>
 #include <memory>
+#include <thread>
 
 #include "domain/assert.hpp"
 #include "engine/log.hpp"
@@ -16,7 +18,18 @@ namespace {
 class RateChunk final : public store::JournalChunk {
  public:
   ResultCallback<RateResult> callback;
-  void on_durable() override { callback(Status::ok(), RateResult::ok); }
+  /// A creation's flow (null for a barrier): publishes the rate before answering, since the
+  /// journal may make it durable before set_rate's own publication after append() returns.
+  ExchangeFlow* flow = nullptr;
+  Rate rate;
+  void on_durable() override {
+    if (flow != nullptr) {
+      Rate stored = rate;
+      stored.timestamp = first_timestamp;
+      flow->publish_rate(stored);
+    }
+    callback(Status::ok(), RateResult::ok);
+  }
   void on_failed(const Status& status) override { callback(status, RateResult::ok); }
 };
 
@@ -142,10 +155,21 @@ void ExchangeFlow::set_rate(const Rate& rate, ResultCallback<RateResult> callbac
   }
   Rate stored = rate;
   chunk->events.emplace_back(domain::RateSet{stored});
+  chunk->flow = this;
+  chunk->rate = rate;
   stored.timestamp = core.journal->append(std::move(chunk)).first_timestamp;
+  if (stored.timestamp == 0) return;  // refused: answered with the log's failure
+  const std::uint32_t delay_us = core.test_rate_publish_delay_us.load(std::memory_order_relaxed);
+  if (delay_us != 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
   // Published at once, like a ledger: an exchange using it is logged after it.
-  std::lock_guard<std::mutex> rates_lock(rates_mutex_);
-  rates_[{stored.from_ledger, stored.to_ledger}] = stored;
+  publish_rate(stored);
+}
+
+void ExchangeFlow::publish_rate(const Rate& rate) {
+  std::lock_guard<std::mutex> lock(rates_mutex_);
+  Rate& slot = rates_[{rate.from_ledger, rate.to_ledger}];
+  // Set twice (at append and when durable): never back to an older definition.
+  if (slot.timestamp < rate.timestamp) slot = rate;
 }
 
 std::optional<Rate> ExchangeFlow::rate(LedgerId from_ledger, LedgerId to_ledger) const {
