@@ -17,9 +17,9 @@ struct EngineTestAccess {
   static void delay_credit_pushes(Engine& e, std::chrono::microseconds delay) {
     e.impl_->test_credit_push_delay_us.store(static_cast<std::uint32_t>(delay.count()));
   }
-  /// set_rate sleeps this long between appending a rate and publishing it.
-  static void delay_rate_publication(Engine& e, std::chrono::microseconds delay) {
-    e.impl_->test_rate_publish_delay_us.store(static_cast<std::uint32_t>(delay.count()));
+  /// set_rate and set_rules sleep this long between appending and publishing.
+  static void delay_publication(Engine& e, std::chrono::microseconds delay) {
+    e.impl_->test_publish_delay_us.store(static_cast<std::uint32_t>(delay.count()));
   }
 };
 }  // namespace pointex

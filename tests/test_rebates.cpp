@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <future>
 #include <pointex/engine.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "engine_test_access.hpp"
 #include "support.hpp"
 
 using namespace pointex;
@@ -493,4 +495,35 @@ TEST_CASE("crash after every step of a purchase: it completes, with conservation
       f.verify();
     }
   }
+}
+
+TEST_CASE("set_rules answers once the rules are readable, however late set_rules publishes them",
+          "[rebate]") {
+  // As for rates: the journal may answer before set_rules, preempted after its append,
+  // publishes them (a PUT would answer 500 "rules set but not found").
+  Fixture f;
+  EngineTestAccess::delay_publication(*f.engine, std::chrono::milliseconds(200));
+  auto seen_by_callback = [&](const EarningRules& r) {
+    std::promise<std::optional<EarningRules>> seen;
+    f.engine->set_rules(r, [&](const Status& s, RulesResult result) {
+      CHECK(s.is_ok());
+      CHECK(result == RulesResult::ok);
+      seen.set_value(f.engine->rules(r.ledger));
+    });
+    return seen.get_future().get();
+  };
+  const std::optional<EarningRules> first = seen_by_callback(mall_rules());
+  REQUIRE(first);
+  CHECK(first->min_purchase == 500);
+  EarningRules changed = mall_rules();
+  changed.min_purchase = 700;
+  const std::optional<EarningRules> second = seen_by_callback(changed);
+  REQUIRE(second);
+  CHECK(second->min_purchase == 700);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the late publications
+  const std::optional<EarningRules> later = f.engine->rules(mall);
+  REQUIRE(later);
+  CHECK(later->min_purchase == 700);
+  CHECK(later->timestamp == second->timestamp);
+  EngineTestAccess::delay_publication(*f.engine, std::chrono::microseconds(0));
 }

@@ -486,7 +486,7 @@ TEST_CASE("set_rate answers once the rate is readable, however late set_rate pub
   TempDir dir;
   auto e = test::open_engine(dir.path());
   setup(*e);  // MALL -> AIR at 3/2
-  EngineTestAccess::delay_rate_publication(*e, std::chrono::milliseconds(200));
+  EngineTestAccess::delay_publication(*e, std::chrono::milliseconds(200));
   auto seen_by_callback = [&](const Rate& r) {
     std::promise<std::optional<Rate>> seen;
     e->set_rate(r, [&](const Status& s, RateResult result) {
@@ -516,5 +516,5 @@ TEST_CASE("set_rate answers once the rate is readable, however late set_rate pub
   REQUIRE(later);
   CHECK(later->numerator == 5);
   CHECK(later->timestamp == changed->timestamp);
-  EngineTestAccess::delay_rate_publication(*e, std::chrono::microseconds(0));
+  EngineTestAccess::delay_publication(*e, std::chrono::microseconds(0));
 }

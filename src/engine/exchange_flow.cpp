@@ -159,7 +159,7 @@ void ExchangeFlow::set_rate(const Rate& rate, ResultCallback<RateResult> callbac
   chunk->rate = rate;
   stored.timestamp = core.journal->append(std::move(chunk)).first_timestamp;
   if (stored.timestamp == 0) return;  // refused: answered with the log's failure
-  const std::uint32_t delay_us = core.test_rate_publish_delay_us.load(std::memory_order_relaxed);
+  const std::uint32_t delay_us = core.test_publish_delay_us.load(std::memory_order_relaxed);
   if (delay_us != 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
   // Published at once, like a ledger: an exchange using it is logged after it.
   publish_rate(stored);

@@ -4,6 +4,9 @@
 
 #include "engine/rebate_flow.hpp"
 
+#include <chrono>
+#include <thread>
+
 #include "domain/assert.hpp"
 #include "domain/exchange.hpp"
 #include "engine/log.hpp"
@@ -16,7 +19,18 @@ constexpr std::uint64_t ns_per_s = 1'000'000'000ULL;
 class RulesChunk final : public store::JournalChunk {
  public:
   ResultCallback<RulesResult> callback;
-  void on_durable() override { callback(Status::ok(), RulesResult::ok); }
+  /// A change's flow (null for a barrier): publishes the rules before answering, since the
+  /// journal may make them durable before set_rules' own publication after append() returns.
+  RebateFlow* flow = nullptr;
+  EarningRules rules;
+  void on_durable() override {
+    if (flow != nullptr) {
+      EarningRules stored = rules;
+      stored.timestamp = first_timestamp;
+      flow->publish_rules(stored);
+    }
+    callback(Status::ok(), RulesResult::ok);
+  }
   void on_failed(const Status& status) override { callback(status, RulesResult::ok); }
 };
 
@@ -82,10 +96,21 @@ void RebateFlow::set_rules(const EarningRules& rules, ResultCallback<RulesResult
   }
   EarningRules stored = rules;
   chunk->events.emplace_back(domain::RulesSet{stored});
+  chunk->flow = this;
+  chunk->rules = rules;
   stored.timestamp = core_.journal->append(std::move(chunk)).first_timestamp;
+  if (stored.timestamp == 0) return;  // refused: answered with the log's failure
+  const std::uint32_t delay_us = core_.test_publish_delay_us.load(std::memory_order_relaxed);
+  if (delay_us != 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
   // Published at once: a purchase using them is logged after them.
-  std::lock_guard<std::mutex> rules_lock(rules_mutex_);
-  rules_[stored.ledger] = stored;
+  publish_rules(stored);
+}
+
+void RebateFlow::publish_rules(const EarningRules& rules) {
+  std::lock_guard<std::mutex> lock(rules_mutex_);
+  EarningRules& slot = rules_[rules.ledger];
+  // Set twice (at append and when durable): never back to an older definition.
+  if (slot.timestamp < rules.timestamp) slot = rules;
 }
 
 std::optional<EarningRules> RebateFlow::rules(LedgerId ledger) const {

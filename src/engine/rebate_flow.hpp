@@ -39,6 +39,9 @@ class RebateFlow final : public Flow {
   // Rules (caller's thread).
   void set_rules(const EarningRules& rules, ResultCallback<RulesResult> callback);
   std::optional<EarningRules> rules(LedgerId ledger) const;
+  /// Makes `rules` current unless a newer definition of their ledger is (set_rules and its
+  /// durable callback both publish).
+  void publish_rules(const EarningRules& rules);
   std::vector<EarningRules> all_rules() const;
 
   // Purchases (any thread): they post to the flows thread.
