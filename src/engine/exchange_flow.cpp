@@ -4,34 +4,17 @@
 
 #include "engine/exchange_flow.hpp"
 
-#include <chrono>
 #include <memory>
-#include <thread>
 
 #include "domain/assert.hpp"
+#include "engine/definition_chunk.hpp"
 #include "engine/log.hpp"
 
 namespace pointex::engine {
 namespace {
 
 /// A rate's creation or an identical PUT's barrier.
-class RateChunk final : public store::JournalChunk {
- public:
-  ResultCallback<RateResult> callback;
-  /// A creation's flow (null for a barrier): publishes the rate before answering, since the
-  /// journal may make it durable before set_rate's own publication after append() returns.
-  ExchangeFlow* flow = nullptr;
-  Rate rate;
-  void on_durable() override {
-    if (flow != nullptr) {
-      Rate stored = rate;
-      stored.timestamp = first_timestamp;
-      flow->publish_rate(stored);
-    }
-    callback(Status::ok(), RateResult::ok);
-  }
-  void on_failed(const Status& status) override { callback(status, RateResult::ok); }
-};
+using RateChunk = DefinitionChunk<Rate, RateResult>;
 
 }  // namespace
 
@@ -155,12 +138,11 @@ void ExchangeFlow::set_rate(const Rate& rate, ResultCallback<RateResult> callbac
   }
   Rate stored = rate;
   chunk->events.emplace_back(domain::RateSet{stored});
-  chunk->flow = this;
-  chunk->rate = rate;
+  chunk->publish = [this](const Rate& r) { publish_rate(r); };
+  chunk->definition = rate;
   stored.timestamp = core.journal->append(std::move(chunk)).first_timestamp;
   if (stored.timestamp == 0) return;  // refused: answered with the log's failure
-  const std::uint32_t delay_us = core.test_publish_delay_us.load(std::memory_order_relaxed);
-  if (delay_us != 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+  pause_before_publishing(core.test_publish_delay_us);
   // Published at once, like a ledger: an exchange using it is logged after it.
   publish_rate(stored);
 }

@@ -37,13 +37,13 @@ class ExchangeFlow final : public Flow {
   void set_rate(const Rate& rate, ResultCallback<RateResult> callback);
   std::optional<Rate> rate(LedgerId from_ledger, LedgerId to_ledger) const;
   std::vector<Rate> rates() const;
-  /// Makes `rate` current unless a newer definition of its pair is (set_rate and its durable
-  /// callback both publish).
-  void publish_rate(const Rate& rate);
   void exchange(const Exchange& exchange, ResultCallback<ExchangeOutcome> callback);
   void lookup_exchange(ExchangeId id, ResultCallback<std::optional<ExchangeInfo>> callback);
 
  private:
+  /// Makes `rate` current unless a newer definition of its pair is (set_rate and its durable
+  /// callback both publish).
+  void publish_rate(const Rate& rate);
   using Key = Workflows::Key;
   struct Waiter {
     ResultCallback<ExchangeOutcome> callback;

@@ -4,11 +4,9 @@
 
 #include "engine/rebate_flow.hpp"
 
-#include <chrono>
-#include <thread>
-
 #include "domain/assert.hpp"
 #include "domain/exchange.hpp"
+#include "engine/definition_chunk.hpp"
 #include "engine/log.hpp"
 
 namespace pointex::engine {
@@ -16,23 +14,7 @@ namespace {
 
 constexpr std::uint64_t ns_per_s = 1'000'000'000ULL;
 
-class RulesChunk final : public store::JournalChunk {
- public:
-  ResultCallback<RulesResult> callback;
-  /// A change's flow (null for a barrier): publishes the rules before answering, since the
-  /// journal may make them durable before set_rules' own publication after append() returns.
-  RebateFlow* flow = nullptr;
-  EarningRules rules;
-  void on_durable() override {
-    if (flow != nullptr) {
-      EarningRules stored = rules;
-      stored.timestamp = first_timestamp;
-      flow->publish_rules(stored);
-    }
-    callback(Status::ok(), RulesResult::ok);
-  }
-  void on_failed(const Status& status) override { callback(status, RulesResult::ok); }
-};
+using RulesChunk = DefinitionChunk<EarningRules, RulesResult>;
 
 }  // namespace
 
@@ -96,12 +78,11 @@ void RebateFlow::set_rules(const EarningRules& rules, ResultCallback<RulesResult
   }
   EarningRules stored = rules;
   chunk->events.emplace_back(domain::RulesSet{stored});
-  chunk->flow = this;
-  chunk->rules = rules;
+  chunk->publish = [this](const EarningRules& r) { publish_rules(r); };
+  chunk->definition = rules;
   stored.timestamp = core_.journal->append(std::move(chunk)).first_timestamp;
   if (stored.timestamp == 0) return;  // refused: answered with the log's failure
-  const std::uint32_t delay_us = core_.test_publish_delay_us.load(std::memory_order_relaxed);
-  if (delay_us != 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+  pause_before_publishing(core_.test_publish_delay_us);
   // Published at once: a purchase using them is logged after them.
   publish_rules(stored);
 }

@@ -39,9 +39,6 @@ class RebateFlow final : public Flow {
   // Rules (caller's thread).
   void set_rules(const EarningRules& rules, ResultCallback<RulesResult> callback);
   std::optional<EarningRules> rules(LedgerId ledger) const;
-  /// Makes `rules` current unless a newer definition of their ledger is (set_rules and its
-  /// durable callback both publish).
-  void publish_rules(const EarningRules& rules);
   std::vector<EarningRules> all_rules() const;
 
   // Purchases (any thread): they post to the flows thread.
@@ -50,6 +47,9 @@ class RebateFlow final : public Flow {
   void lookup(PurchaseId id, ResultCallback<std::optional<PurchaseInfo>> callback);
 
  private:
+  /// Makes `rules` current unless a newer definition of their ledger is (set_rules and its
+  /// durable callback both publish).
+  void publish_rules(const EarningRules& rules);
   using Key = Workflows::Key;
   struct Waiter {
     /// purchase: the caller whose request started it (ok) or a retry (exists).
