@@ -17,7 +17,7 @@ struct EngineTestAccess {
   static void delay_credit_pushes(Engine& e, std::chrono::microseconds delay) {
     e.impl_->test_credit_push_delay_us.store(static_cast<std::uint32_t>(delay.count()));
   }
-  /// set_rate and set_rules sleep this long between appending and publishing.
+  /// set_rate, set_rules and create_accounts sleep this long between appending and publishing.
   static void delay_publication(Engine& e, std::chrono::microseconds delay) {
     e.impl_->test_publish_delay_us.store(static_cast<std::uint32_t>(delay.count()));
   }

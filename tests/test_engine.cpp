@@ -158,6 +158,52 @@ TEST_CASE("accounts: results per item, duplicates within a batch, batch limit", 
   CHECK(e->stats().accounts == 5);
 }
 
+TEST_CASE("create_accounts answers once its accounts take transfers, however late it inserts them",
+          "[engine]") {
+  // The journal may make new accounts durable (and answer) before create_accounts, preempted
+  // after its append, puts them in the directory: a transfer sent on the answer then found no
+  // account. The answer waits for both now.
+  TempDir dir;
+  auto e = open_engine(dir.path());
+  setup(*e);
+  EngineTestAccess::delay_publication(*e, std::chrono::milliseconds(200));
+  constexpr AccountId dave = 50;
+  std::promise<std::pair<std::uint64_t, TransferResult>> seen;
+  e->create_accounts({{dave, mall, AccountKind::member, no_overdraft, 0, "dave"}},
+                     [&](const Status& s, std::vector<AccountResult> r) {
+                       CHECK(s.is_ok());
+                       CHECK(r == std::vector<AccountResult>{AccountResult::ok});
+                       const std::uint64_t accounts = e->stats().accounts;
+                       // On the journal's thread: asynchronous, never wait here.
+                       e->submit_transfers(
+                           {single(900, issuer, dave, 5)},
+                           [&seen, accounts](const Status& st, std::vector<TransferOutcome> out) {
+                             CHECK(st.is_ok());
+                             REQUIRE(out.size() == 1);
+                             seen.set_value({accounts, out[0].result});
+                           });
+                     });
+  const auto [accounts, result] = seen.get_future().get();
+  CHECK(accounts == 5);
+  CHECK(result == TransferResult::ok);
+  // The blocking call, then a transfer at once.
+  std::vector<AccountResult> r;
+  REQUIRE(e->create_accounts({{dave + 1, mall, AccountKind::member, 0, 0, "erin"}}, &r).is_ok());
+  REQUIRE(r == std::vector<AccountResult>{AccountResult::ok});
+  CHECK(submit_one(*e, single(901, dave, dave + 1, 2)) == TransferResult::ok);
+  // A retry of both (already durable and inserted) answers exists, a failure nothing moves.
+  REQUIRE(e->create_accounts({{dave, mall, AccountKind::member, no_overdraft, 0, "dave"},
+                              {dave + 1, mall, AccountKind::member, 0, 0, "erin"}},
+                             &r)
+              .is_ok());
+  CHECK(r == std::vector<AccountResult>(2, AccountResult::exists));
+  EngineTestAccess::delay_publication(*e, std::chrono::microseconds(0));
+  CHECK(account(*e, dave).credits_posted == 5);
+  CHECK(account(*e, dave).debits_posted == 2);
+  CHECK(account(*e, dave + 1).credits_posted == 2);
+  CHECK(e->stats().accounts == 6);
+}
+
 TEST_CASE("transfers: ok, idempotent retry, every early rejection", "[engine]") {
   TempDir dir;
   auto e = open_engine(dir.path());

@@ -4,11 +4,13 @@
 #include "pointex/engine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <future>
+#include <memory>
 #include <thread>
 
 #include "actors/account_actor.hpp"
@@ -16,6 +18,7 @@
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
 #include "engine/account_loader.hpp"
+#include "engine/definition_chunk.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/log.hpp"
 #include "engine/order_flow.hpp"
@@ -104,12 +107,30 @@ class LedgerChunk final : public store::JournalChunk {
   void on_failed(const Status& status) override { callback(status, result); }
 };
 
-class AccountsChunk final : public store::JournalChunk {
- public:
+/// create_accounts answers once its accounts are durable AND in the directory. The caller
+/// inserts them after append() returns (it needs their positions and timestamps), but the
+/// journal may make them durable first, and a transfer sent on that answer would then find no
+/// account. So whichever of the two arrives second answers.
+struct AccountsAnswer {
+  std::atomic<int> arrivals{0};
+  Status status = Status::ok();  // written by the journal before it arrives
   std::vector<AccountResult> results;
   AccountCallback callback;
-  void on_durable() override { callback(Status::ok(), std::move(results)); }
-  void on_failed(const Status& status) override { callback(status, {}); }
+  void arrive() {
+    if (arrivals.fetch_add(1, std::memory_order_acq_rel) == 1) {
+      callback(status, status.is_ok() ? std::move(results) : std::vector<AccountResult>{});
+    }
+  }
+};
+
+class AccountsChunk final : public store::JournalChunk {
+ public:
+  std::shared_ptr<AccountsAnswer> answer = std::make_shared<AccountsAnswer>();
+  void on_durable() override { answer->arrive(); }
+  void on_failed(const Status& status) override {
+    answer->status = status;
+    answer->arrive();
+  }
 };
 
 /// Pending transfers with a timeout still pending: the read models' index of them, and those
@@ -371,8 +392,9 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
                     {});
   }
   auto chunk = std::make_unique<AccountsChunk>();
-  chunk->results.resize(accounts.size());
-  chunk->callback = std::move(callback);
+  const std::shared_ptr<AccountsAnswer> answer = chunk->answer;
+  answer->results.resize(accounts.size());
+  answer->callback = std::move(callback);
   std::lock_guard<std::mutex> lock(core.create_mutex);
   std::unordered_map<AccountId, std::size_t> in_batch;  // id -> first index in this batch
   std::vector<std::size_t> created;
@@ -385,7 +407,7 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
       const Status looked = core.directory.lookup(spec.id, &existing);
       if (!looked.is_ok()) {
         // Whether the id is taken is unknown: nothing of this batch is applied.
-        return chunk->callback(looked, {});
+        return answer->callback(looked, {});
       }
       // Its spec never changes: comparing it after unpinning is safe only because we copy.
       std::optional<AccountSpec> existing_spec;
@@ -405,11 +427,13 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
         chunk->events.emplace_back(domain::AccountCreated{spec, 0});
       }
     }
-    chunk->results[i] = r;
+    answer->results[i] = r;
   }
   // Append before publishing: any transfer naming a new account is logged after its creation.
   const store::Journal::Appended appended = core.journal->append(std::move(chunk));
-  if (appended.first_position == 0) return;  // the log failed; on_failed answered
+  // Nothing to create (all refused or existing), or the log failed (on_failed arrived).
+  if (appended.first_position == 0) return answer->arrive();
+  engine::pause_before_publishing(core.test_publish_delay_us);
   const std::uint64_t timestamp = appended.first_timestamp;
   for (std::size_t k = 0; k < created.size(); ++k) {
     auto state = std::make_unique<domain::AccountState>();
@@ -423,6 +447,7 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
     entry->unpin();
   }
   core.account_count.fetch_add(created.size());
+  answer->arrive();
 }
 
 Status Engine::create_accounts(std::vector<AccountSpec> accounts,

@@ -63,7 +63,8 @@ struct Engine::Impl {
   /// Fault injection (tests/engine_test_access.hpp): a debit actor sleeps this long between
   /// appending fast credits and pushing them to their inboxes (the window a preemption opens).
   std::atomic<std::uint32_t> test_credit_push_delay_us{0};
-  /// Fault injection: set_rate and set_rules sleep this long between appending and publishing.
+  /// Fault injection: set_rate, set_rules and create_accounts sleep this long between appending
+  /// and publishing.
   std::atomic<std::uint32_t> test_publish_delay_us{0};
 
   /// Passivation: a coarse clock (one tick per sweep interval) stamped into entries by their
