@@ -15,6 +15,7 @@
 
 #include "actors/account_actor.hpp"
 #include "actors/messages.hpp"
+#include "actors/scheduler.hpp"
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
 #include "engine/account_loader.hpp"
@@ -158,9 +159,8 @@ Status start_actors(Engine::Impl& core) {
                                     ? core.options.threads
                                     : std::max(1U, std::thread::hardware_concurrency());
   core.caf_config.set("scheduler.max-threads", static_cast<std::size_t>(threads));
-  // Work sharing: with many small messages, work stealing spins threads on each other's
-  // queues (measured 7x slower in ../shared/notes/CAF-0.17.md).
-  core.caf_config.set("scheduler.policy", caf::atom("sharing"));
+  // Work sharing, without CAF's per-job logging cost (actors/scheduler.cpp).
+  actors::load_scheduler(core.caf_config);
   core.caf_config.set("logger.verbosity", caf::atom("quiet"));
   core.caf_config.set("logger.console", caf::atom("none"));
   core.system = std::make_unique<caf::actor_system>(core.caf_config);
