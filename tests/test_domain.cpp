@@ -1691,7 +1691,16 @@ TEST_CASE("IdMap agrees with a std::map under random emplace, erase and lookup",
     }
     CHECK(seen.size() == reference.size());
     for (const auto& [id, value] : reference) CHECK(map.at(id) == value);
+    // find_many answers what find answers, for present, absent and repeated ids.
+    std::vector<std::uint64_t> ids;
+    for (TransferId id = 0; id <= range + 5; ++id) ids.push_back(id);
+    for (int k = 0; k < 50; ++k) ids.push_back(1 + next() % range);
+    std::vector<IdMap<std::uint64_t>::iterator> found(ids.size());
+    map.find_many(ids.data(), ids.size(), found.data());
+    for (std::size_t k = 0; k < ids.size(); ++k) REQUIRE(found[k] == map.find(ids[k]));
     map.clear();
+    map.find_many(ids.data(), ids.size(), found.data());
+    for (const auto& it : found) CHECK(it == map.end());
     CHECK(map.empty());
     CHECK(map.find(1) == map.end());
   }

@@ -1,5 +1,7 @@
 #include "engine/directory.hpp"
 
+#include <algorithm>
+
 #include "engine/log.hpp"
 
 namespace pointex::engine {
@@ -46,6 +48,46 @@ Status Directory::lookup(AccountId id, AccountEntry** entry) {
   bool inserted = false;
   *entry = insert(std::move(state), &inserted);
   return Status::ok();
+}
+
+void Directory::find_many(const AccountId* ids, std::size_t n, AccountEntry** out) {
+  // Counting sort of the lookups by stripe.
+  std::array<std::uint32_t, stripes + 1> starts{};
+  for (std::size_t i = 0; i < n; ++i) ++starts[stripe_of(ids[i]) + 1];
+  for (std::size_t k = 0; k < stripes; ++k) starts[k + 1] += starts[k];
+  std::vector<std::uint32_t> order(n);
+  std::array<std::uint32_t, stripes> next{};
+  std::copy_n(starts.begin(), stripes, next.begin());
+  for (std::size_t i = 0; i < n; ++i)
+    order[next[stripe_of(ids[i])]++] = static_cast<std::uint32_t>(i);
+  std::vector<AccountId> sorted(n);
+  for (std::size_t j = 0; j < n; ++j) sorted[j] = ids[order[j]];
+  using Map = domain::IdMap<std::unique_ptr<AccountEntry>>;
+  std::vector<Map::iterator> found(n);
+  std::vector<std::uint32_t> missing;
+  for (std::size_t k = 0; k < stripes; ++k) {
+    const std::uint32_t begin = starts[k];
+    const std::uint32_t end = starts[k + 1];
+    if (begin == end) continue;
+    Stripe& s = stripes_[k];
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.entries.find_many(&sorted[begin], end - begin, &found[begin]);
+    // The entries themselves are the next misses: fetch them all, then pin them.
+    for (std::uint32_t j = begin; j < end; ++j) {
+      if (found[j] != s.entries.end()) __builtin_prefetch(found[j]->second.get());
+    }
+    for (std::uint32_t j = begin; j < end; ++j) {
+      if (found[j] == s.entries.end()) {
+        out[order[j]] = nullptr;
+        missing.push_back(order[j]);
+      } else {
+        found[j]->second->pin();
+        out[order[j]] = found[j]->second.get();
+      }
+    }
+  }
+  // Not in memory: loaded one at a time, outside the stripes' locks (they read from disk).
+  for (const std::uint32_t i : missing) out[i] = find(ids[i]);
 }
 
 AccountEntry* Directory::insert(std::unique_ptr<domain::AccountState> state, bool* inserted) {

@@ -209,6 +209,10 @@ class Directory {
   bool ledger_of(AccountId id, LedgerId* ledger) const;
   /// Same, with the loader's failure as status.
   [[nodiscard]] Status lookup(AccountId id, AccountEntry** entry);
+  /// find() for each of ids[0, n) into out[0, n) (an id may repeat: pinned once per time),
+  /// for routing a batch: the ids are taken stripe by stripe, one lock each, with their cache
+  /// misses overlapped (IdMap::find_many) instead of one after the other.
+  void find_many(const AccountId* ids, std::size_t n, AccountEntry** out);
   /// Inserts a new entry holding `state` (dormant); returns it pinned, or the existing entry
   /// (pinned) with `*inserted` false.
   AccountEntry* insert(std::unique_ptr<domain::AccountState> state, bool* inserted);

@@ -500,18 +500,34 @@ void Engine::Impl::submit(std::vector<Transfer> transfers, TransferCallback call
   std::vector<Route> routes;
   routes.reserve(n);
   std::uint32_t answered = 0;
+  // The checks without accounts first; then every account of the batch is looked up at once
+  // (their cache misses overlap: a lookup one at a time was the largest item of routing).
+  std::vector<std::uint32_t> valid;
+  valid.reserve(n);
+  std::vector<AccountId> ids;
+  ids.reserve(2 * n);
   for (std::uint32_t i = 0; i < n; ++i) {
     const Transfer& t = transfers[i];
     TransferResult r = domain::validate_transfer(t);
     if (r == TransferResult::ok && !workflow) r = domain::check_client_transfer(t);
-    engine::AccountEntry* debit = nullptr;
-    engine::AccountEntry* credit = nullptr;
-    if (r == TransferResult::ok) {
-      debit = core.directory.find(t.debit_account);
-      credit = t.credit_account != 0 ? core.directory.find(t.credit_account) : nullptr;
-      r = domain::check_accounts(t, debit ? &debit->spec : nullptr,
-                                 credit ? &credit->spec : nullptr);
+    if (r != TransferResult::ok) {
+      batch->set(i, {r, 0, 0});
+      ++answered;
+      continue;
     }
+    valid.push_back(i);
+    ids.push_back(t.debit_account);
+    if (t.credit_account != 0) ids.push_back(t.credit_account);
+  }
+  std::vector<engine::AccountEntry*> entries(ids.size());
+  core.directory.find_many(ids.data(), ids.size(), entries.data());
+  std::size_t next_entry = 0;
+  for (const std::uint32_t i : valid) {
+    const Transfer& t = transfers[i];
+    engine::AccountEntry* debit = entries[next_entry++];
+    engine::AccountEntry* credit = t.credit_account != 0 ? entries[next_entry++] : nullptr;
+    const TransferResult r =
+        domain::check_accounts(t, debit ? &debit->spec : nullptr, credit ? &credit->spec : nullptr);
     if (r != TransferResult::ok) {
       if (debit != nullptr) debit->unpin();
       if (credit != nullptr) credit->unpin();
