@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 #include "domain/assert.hpp"
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
@@ -172,14 +174,47 @@ Status Projector::flush_and_publish() {
 }
 
 Status Projector::apply_group(const CommittedGroup& group) {
+  // In windows: decode a few dozen events, fetch the cached accounts they touch (spread over
+  // all accounts, each a cache miss), then apply them.
+  constexpr std::size_t window = 32;
   std::uint32_t begin = 0;
-  for (std::size_t i = 0; i < group.ends.size(); ++i) {
-    const std::string_view bytes(group.bytes.data() + begin, group.ends[i] - begin);
-    const Status s = apply(group.first_position + i, bytes);
-    if (!s.is_ok()) return s;
-    begin = group.ends[i];
+  for (std::size_t first = 0; first < group.ends.size(); first += window) {
+    const std::size_t n = std::min(window, group.ends.size() - first);
+    if (window_.size() < n) window_.resize(n);
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::uint32_t end = group.ends[first + k];
+      const std::string_view bytes(group.bytes.data() + begin, end - begin);
+      begin = end;
+      const domain::DecodeError err = domain::decode_event(bytes, &window_[k]);
+      if (err != domain::DecodeError::none) {
+        return Status::corruption("event at position " +
+                                  std::to_string(group.first_position + first + k) + ": " +
+                                  std::string(domain::to_string(err)));
+      }
+    }
+    prefetch_accounts(window_, n);
+    for (std::size_t k = 0; k < n; ++k) {
+      const Status s = apply_event(group.first_position + first + k, window_[k]);
+      if (!s.is_ok()) return s;
+    }
   }
   return Status::ok();
+}
+
+void Projector::prefetch_accounts(const std::vector<domain::Event>& events, std::size_t n) {
+  window_ids_.clear();
+  for (std::size_t k = 0; k < n; ++k) {
+    if (const auto* t = std::get_if<domain::TransferEvent>(&events[k])) {
+      window_ids_.push_back(t->debit_account);
+      window_ids_.push_back(t->credit_account);
+    }
+  }
+  window_found_.resize(window_ids_.size());
+  accounts_.find_many(window_ids_.data(), window_ids_.size(), window_found_.data());
+  // find_many fetched each account's first line; the balances are further in.
+  for (const auto& it : window_found_) {
+    if (it != accounts_.end()) __builtin_prefetch(&it->second.account.debits_posted);
+  }
 }
 
 Status Projector::apply(std::uint64_t position, std::string_view bytes) {
@@ -190,6 +225,11 @@ Status Projector::apply(std::uint64_t position, std::string_view bytes) {
     return Status::corruption("event at position " + std::to_string(position) + ": " +
                               std::string(domain::to_string(err)));
   }
+  return apply_event(position, event);
+}
+
+Status Projector::apply_event(std::uint64_t position, const domain::Event& event) {
+  if (position <= applied_position_) return Status::ok();  // already in the read models
   Status s;
   if (const auto* t = std::get_if<domain::TransferEvent>(&event)) {
     s = apply_transfer(position, *t);

@@ -109,6 +109,7 @@ class Projector {
   void fail(const Status& status);
   [[nodiscard]] Status apply_group(const CommittedGroup& group);
   [[nodiscard]] Status apply(std::uint64_t position, std::string_view bytes);
+  [[nodiscard]] Status apply_event(std::uint64_t position, const domain::Event& event);
   [[nodiscard]] Status apply_transfer(std::uint64_t position, const domain::TransferEvent& e);
   /// A process step: its record, the open-process index and its counters
   /// (projector_workflows.cpp).
@@ -118,6 +119,8 @@ class Projector {
   /// Writes the counters changed since the last flush (part of flush()).
   void flush_processes();
   [[nodiscard]] Status account(AccountId id, Cached** out);
+  /// Brings the cached accounts `events` touch into the cache (apply_group's window).
+  void prefetch_accounts(const std::vector<domain::Event>& events, std::size_t n);
   /// The lot expiry duration of an account (its ledger must be known).
   std::uint64_t lot_expiry_ns(const AccountSpec& spec) const;
   void mark_dirty(AccountId id, Cached& c);
@@ -142,6 +145,10 @@ class Projector {
   /// Flat (two lookups per transfer): a load may move the others, so no pointer into it is held
   /// across account().
   domain::IdMap<Cached> accounts_;
+  /// apply_group's window of decoded events and the ids to prefetch (reused).
+  std::vector<domain::Event> window_;
+  std::vector<AccountId> window_ids_;
+  std::vector<domain::IdMap<Cached>::iterator> window_found_;
   /// Every ledger's expiry_days (ledgers are few and immutable): for the accounts' lots.
   std::unordered_map<LedgerId, Ledger> ledgers_;
   std::vector<AccountId> dirty_accounts_;
