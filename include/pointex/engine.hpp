@@ -38,7 +38,9 @@ struct EngineOptions {
   Durability durability = Durability::sync;
 
   /// Scheduler threads that run account actors. 0 means one per core. The event log writer
-  /// has its own thread besides these. Default: 0.
+  /// has its own thread besides these. An application that submits large batches gets more
+  /// from cores + 1 (uniform batched +5-15% on 2 cores; one transfer at a time -4%, over HTTP
+  /// -6-11%: docs/performance.md, session 8). Default: 0.
   std::uint32_t threads = 0;
 
   /// Largest number of transfers (or accounts) in one submitted batch. Default: 8190.
