@@ -11,13 +11,6 @@
 #include "engine/log.hpp"
 
 namespace pointex::engine {
-namespace {
-
-/// A rate's creation or an identical PUT's barrier.
-using RateChunk = DefinitionChunk<Rate, RateResult>;
-
-}  // namespace
-
 ExchangeFlow::ExchangeFlow(Workflows& host) : host_(host) {}
 
 // ---------------------------------------------------------------------------------------------
@@ -128,23 +121,10 @@ void ExchangeFlow::set_rate(const Rate& rate, ResultCallback<RateResult> callbac
   }
   r = domain::check_rate_accounts(rate, from ? &*from : nullptr, to ? &*to : nullptr);
   if (r != RateResult::ok) return callback(Status::ok(), r);
-  auto chunk = std::make_unique<RateChunk>();
-  chunk->callback = std::move(callback);
   std::lock_guard<std::mutex> lock(set_rate_mutex_);
-  const std::optional<Rate> existing = this->rate(rate.from_ledger, rate.to_ledger);
-  if (existing && existing->same_definition(rate)) {
-    core.journal->append(std::move(chunk));  // a barrier behind the original
-    return;
-  }
-  Rate stored = rate;
-  chunk->events.emplace_back(domain::RateSet{stored});
-  chunk->publish = [this](const Rate& r) { publish_rate(r); };
-  chunk->definition = rate;
-  stored.timestamp = core.journal->append(std::move(chunk)).first_timestamp;
-  if (stored.timestamp == 0) return;  // refused: answered with the log's failure
-  pause_before_publishing(core.test_publish_delay_us);
-  // Published at once, like a ledger: an exchange using it is logged after it.
-  publish_rate(stored);
+  append_definition<domain::RateSet>(
+      *core.journal, core.test_publish_delay_us, rate, this->rate(rate.from_ledger, rate.to_ledger),
+      [this](const Rate& r) { publish_rate(r); }, std::move(callback));
 }
 
 void ExchangeFlow::publish_rate(const Rate& rate) {

@@ -14,8 +14,6 @@ namespace {
 
 constexpr std::uint64_t ns_per_s = 1'000'000'000ULL;
 
-using RulesChunk = DefinitionChunk<EarningRules, RulesResult>;
-
 }  // namespace
 
 RebateFlow::RebateFlow(Workflows& host) : host_(host), core_(host.core()) {}
@@ -68,23 +66,10 @@ void RebateFlow::set_rules(const EarningRules& rules, ResultCallback<RulesResult
   if (r == RulesResult::ok) r = domain::validate_rules(rules);
   if (r != RulesResult::ok) return callback(Status::ok(), r);
 
-  auto chunk = std::make_unique<RulesChunk>();
-  chunk->callback = std::move(callback);
   std::lock_guard<std::mutex> lock(set_rules_mutex_);
-  const std::optional<EarningRules> existing = this->rules(rules.ledger);
-  if (existing && existing->same_definition(rules)) {
-    core_.journal->append(std::move(chunk));  // a barrier behind the original
-    return;
-  }
-  EarningRules stored = rules;
-  chunk->events.emplace_back(domain::RulesSet{stored});
-  chunk->publish = [this](const EarningRules& r) { publish_rules(r); };
-  chunk->definition = rules;
-  stored.timestamp = core_.journal->append(std::move(chunk)).first_timestamp;
-  if (stored.timestamp == 0) return;  // refused: answered with the log's failure
-  pause_before_publishing(core_.test_publish_delay_us);
-  // Published at once: a purchase using them is logged after them.
-  publish_rules(stored);
+  append_definition<domain::RulesSet>(
+      *core_.journal, core_.test_publish_delay_us, rules, this->rules(rules.ledger),
+      [this](const EarningRules& r) { publish_rules(r); }, std::move(callback));
 }
 
 void RebateFlow::publish_rules(const EarningRules& rules) {
