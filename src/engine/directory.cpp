@@ -51,6 +51,12 @@ Status Directory::lookup(AccountId id, AccountEntry** entry) {
 }
 
 void Directory::find_many(const AccountId* ids, std::size_t n, AccountEntry** out) {
+  // A few (one transfer at a time): nothing to overlap, and no buffers to allocate.
+  constexpr std::size_t few = 8;
+  if (n <= few) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = find(ids[i]);
+    return;
+  }
   // Counting sort of the lookups by stripe.
   std::array<std::uint32_t, stripes + 1> starts{};
   for (std::size_t i = 0; i < n; ++i) ++starts[stripe_of(ids[i]) + 1];
