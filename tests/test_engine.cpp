@@ -168,24 +168,34 @@ TEST_CASE("create_accounts answers once its accounts take transfers, however lat
   setup(*e);
   EngineTestAccess::delay_publication(*e, std::chrono::milliseconds(200));
   constexpr AccountId dave = 50;
+  constexpr AccountId frank = 60;
   std::promise<std::pair<std::uint64_t, TransferResult>> seen;
-  e->create_accounts({{dave, mall, AccountKind::member, no_overdraft, 0, "dave"}},
-                     [&](const Status& s, std::vector<AccountResult> r) {
-                       CHECK(s.is_ok());
-                       CHECK(r == std::vector<AccountResult>{AccountResult::ok});
-                       const std::uint64_t accounts = e->stats().accounts;
-                       // On the journal's thread: asynchronous, never wait here.
-                       e->submit_transfers(
-                           {single(900, issuer, dave, 5)},
-                           [&seen, accounts](const Status& st, std::vector<TransferOutcome> out) {
+  std::promise<std::vector<AccountResult>> nested;
+  e->create_accounts(
+      {{dave, mall, AccountKind::member, no_overdraft, 0, "dave"}},
+      [&](const Status& s, std::vector<AccountResult> r) {
+        CHECK(s.is_ok());
+        CHECK(r == std::vector<AccountResult>{AccountResult::ok});
+        const std::uint64_t accounts = e->stats().accounts;
+        // The answer runs on whichever thread came second (here the caller's):
+        // creating accounts from it must not deadlock on create_accounts' lock.
+        e->create_accounts({{frank, mall, AccountKind::member, 0, 0, "frank"}},
+                           [&nested](const Status& st, std::vector<AccountResult> rr) {
                              CHECK(st.is_ok());
-                             REQUIRE(out.size() == 1);
-                             seen.set_value({accounts, out[0].result});
+                             nested.set_value(std::move(rr));
                            });
-                     });
+        // Asynchronous: never wait in an answer.
+        e->submit_transfers({single(900, issuer, dave, 5)},
+                            [&seen, accounts](const Status& st, std::vector<TransferOutcome> out) {
+                              CHECK(st.is_ok());
+                              REQUIRE(out.size() == 1);
+                              seen.set_value({accounts, out[0].result});
+                            });
+      });
   const auto [accounts, result] = seen.get_future().get();
   CHECK(accounts == 5);
   CHECK(result == TransferResult::ok);
+  CHECK(nested.get_future().get() == std::vector<AccountResult>{AccountResult::ok});
   // The blocking call, then a transfer at once.
   std::vector<AccountResult> r;
   REQUIRE(e->create_accounts({{dave + 1, mall, AccountKind::member, 0, 0, "erin"}}, &r).is_ok());
@@ -201,7 +211,7 @@ TEST_CASE("create_accounts answers once its accounts take transfers, however lat
   CHECK(account(*e, dave).credits_posted == 5);
   CHECK(account(*e, dave).debits_posted == 2);
   CHECK(account(*e, dave + 1).credits_posted == 2);
-  CHECK(e->stats().accounts == 6);
+  CHECK(e->stats().accounts == 7);
 }
 
 TEST_CASE("transfers: ok, idempotent retry, every early rejection", "[engine]") {

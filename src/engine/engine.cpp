@@ -395,7 +395,8 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
   const std::shared_ptr<AccountsAnswer> answer = chunk->answer;
   answer->results.resize(accounts.size());
   answer->callback = std::move(callback);
-  std::lock_guard<std::mutex> lock(core.create_mutex);
+  // Answers run without the lock: a callback may create accounts again.
+  std::unique_lock<std::mutex> lock(core.create_mutex);
   std::unordered_map<AccountId, std::size_t> in_batch;  // id -> first index in this batch
   std::vector<std::size_t> created;
   for (std::size_t i = 0; i < accounts.size(); ++i) {
@@ -407,6 +408,7 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
       const Status looked = core.directory.lookup(spec.id, &existing);
       if (!looked.is_ok()) {
         // Whether the id is taken is unknown: nothing of this batch is applied.
+        lock.unlock();
         return answer->callback(looked, {});
       }
       // Its spec never changes: comparing it after unpinning is safe only because we copy.
@@ -432,7 +434,10 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
   // Append before publishing: any transfer naming a new account is logged after its creation.
   const store::Journal::Appended appended = core.journal->append(std::move(chunk));
   // Nothing to create (all refused or existing), or the log failed (on_failed arrived).
-  if (appended.first_position == 0) return answer->arrive();
+  if (appended.first_position == 0) {
+    lock.unlock();
+    return answer->arrive();
+  }
   engine::pause_before_publishing(core.test_publish_delay_us);
   const std::uint64_t timestamp = appended.first_timestamp;
   for (std::size_t k = 0; k < created.size(); ++k) {
@@ -447,6 +452,7 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
     entry->unpin();
   }
   core.account_count.fetch_add(created.size());
+  lock.unlock();
   answer->arrive();
 }
 
