@@ -482,7 +482,7 @@ TEST_CASE("set_rate answers once the rate is readable, however late set_rate pub
           "[exchange][workflows]") {
   // The journal may make a rate durable (and answer) before set_rate, preempted after its
   // append, publishes it: the answer's callback then read no rate (a PUT answered 500 "rate
-  // vanished" on a loaded machine). The durable callback publishes it first now.
+  // vanished" on a loaded machine). The answer now waits for set_rate to publish it too.
   TempDir dir;
   auto e = test::open_engine(dir.path());
   setup(*e);  // MALL -> AIR at 3/2

@@ -19,7 +19,7 @@
 #include "domain/codec.hpp"
 #include "domain/decide.hpp"
 #include "engine/account_loader.hpp"
-#include "engine/definition_chunk.hpp"
+#include "engine/answer_latch.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/log.hpp"
 #include "engine/order_flow.hpp"
@@ -106,32 +106,6 @@ class LedgerChunk final : public store::JournalChunk {
   ResultCallback<LedgerResult> callback;
   void on_durable() override { callback(Status::ok(), result); }
   void on_failed(const Status& status) override { callback(status, result); }
-};
-
-/// create_accounts answers once its accounts are durable AND in the directory. The caller
-/// inserts them after append() returns (it needs their positions and timestamps), but the
-/// journal may make them durable first, and a transfer sent on that answer would then find no
-/// account. So whichever of the two arrives second answers.
-struct AccountsAnswer {
-  std::atomic<int> arrivals{0};
-  Status status = Status::ok();  // written by the journal before it arrives
-  std::vector<AccountResult> results;
-  AccountCallback callback;
-  void arrive() {
-    if (arrivals.fetch_add(1, std::memory_order_acq_rel) == 1) {
-      callback(status, status.is_ok() ? std::move(results) : std::vector<AccountResult>{});
-    }
-  }
-};
-
-class AccountsChunk final : public store::JournalChunk {
- public:
-  std::shared_ptr<AccountsAnswer> answer = std::make_shared<AccountsAnswer>();
-  void on_durable() override { answer->arrive(); }
-  void on_failed(const Status& status) override {
-    answer->status = status;
-    answer->arrive();
-  }
 };
 
 /// Pending transfers with a timeout still pending: the read models' index of them, and those
@@ -391,69 +365,69 @@ void Engine::create_accounts(std::vector<AccountSpec> accounts, AccountCallback 
                                              std::to_string(core.options.batch_items_max)),
                     {});
   }
-  auto chunk = std::make_unique<AccountsChunk>();
-  const std::shared_ptr<AccountsAnswer> answer = chunk->answer;
-  answer->results.resize(accounts.size());
-  answer->callback = std::move(callback);
-  // Answers run without the lock: a callback may create accounts again.
-  std::unique_lock<std::mutex> lock(core.create_mutex);
-  std::unordered_map<AccountId, std::size_t> in_batch;  // id -> first index in this batch
-  std::vector<std::size_t> created;
-  for (std::size_t i = 0; i < accounts.size(); ++i) {
-    const AccountSpec& spec = accounts[i];
-    AccountResult r = domain::validate_account(spec);
-    if (r == AccountResult::ok && !ledger(spec.ledger)) r = AccountResult::ledger_not_found;
-    if (r == AccountResult::ok) {
-      engine::AccountEntry* existing = nullptr;
-      const Status looked = core.directory.lookup(spec.id, &existing);
-      if (!looked.is_ok()) {
-        // Whether the id is taken is unknown: nothing of this batch is applied.
-        lock.unlock();
-        return answer->callback(looked, {});
+  auto results = std::make_shared<std::vector<AccountResult>>(accounts.size());
+  auto latch = std::make_shared<engine::AnswerLatch>(
+      [results, callback = std::move(callback)](const Status& s) {
+        callback(s, s.is_ok() ? std::move(*results) : std::vector<AccountResult>{});
+      });
+  // Under the lock: decided, appended and put in the directory. The caller arrives after it
+  // (engine/answer_latch.hpp).
+  const auto create = [&] {
+    std::lock_guard<std::mutex> lock(core.create_mutex);
+    auto chunk = std::make_unique<engine::LatchedChunk>(latch);
+    std::unordered_map<AccountId, std::size_t> in_batch;  // id -> first index in this batch
+    std::vector<std::size_t> created;
+    for (std::size_t i = 0; i < accounts.size(); ++i) {
+      const AccountSpec& spec = accounts[i];
+      AccountResult r = domain::validate_account(spec);
+      if (r == AccountResult::ok && !ledger(spec.ledger)) r = AccountResult::ledger_not_found;
+      if (r == AccountResult::ok) {
+        engine::AccountEntry* existing = nullptr;
+        const Status looked = core.directory.lookup(spec.id, &existing);
+        if (!looked.is_ok()) {
+          // Whether the id is taken is unknown: nothing of this batch is applied.
+          return latch->fail(looked);
+        }
+        // Its spec never changes: comparing it after unpinning is safe only because we copy.
+        std::optional<AccountSpec> existing_spec;
+        if (existing != nullptr) {
+          existing_spec = existing->spec;
+          existing->unpin();
+        }
+        const auto earlier = in_batch.find(spec.id);
+        const AccountSpec* other = existing_spec               ? &*existing_spec
+                                   : earlier != in_batch.end() ? &accounts[earlier->second]
+                                                               : nullptr;
+        if (other != nullptr) {
+          r = *other == spec ? AccountResult::exists : AccountResult::exists_with_different_fields;
+        } else {
+          in_batch.emplace(spec.id, i);
+          created.push_back(i);
+          chunk->events.emplace_back(domain::AccountCreated{spec, 0});
+        }
       }
-      // Its spec never changes: comparing it after unpinning is safe only because we copy.
-      std::optional<AccountSpec> existing_spec;
-      if (existing != nullptr) {
-        existing_spec = existing->spec;
-        existing->unpin();
-      }
-      const auto earlier = in_batch.find(spec.id);
-      const AccountSpec* other = existing_spec               ? &*existing_spec
-                                 : earlier != in_batch.end() ? &accounts[earlier->second]
-                                                             : nullptr;
-      if (other != nullptr) {
-        r = *other == spec ? AccountResult::exists : AccountResult::exists_with_different_fields;
-      } else {
-        in_batch.emplace(spec.id, i);
-        created.push_back(i);
-        chunk->events.emplace_back(domain::AccountCreated{spec, 0});
-      }
+      (*results)[i] = r;
     }
-    answer->results[i] = r;
-  }
-  // Append before publishing: any transfer naming a new account is logged after its creation.
-  const store::Journal::Appended appended = core.journal->append(std::move(chunk));
-  // Nothing to create (all refused or existing), or the log failed (on_failed arrived).
-  if (appended.first_position == 0) {
-    lock.unlock();
-    return answer->arrive();
-  }
-  engine::pause_before_publishing(core.test_publish_delay_us);
-  const std::uint64_t timestamp = appended.first_timestamp;
-  for (std::size_t k = 0; k < created.size(); ++k) {
-    auto state = std::make_unique<domain::AccountState>();
-    state->account.spec = accounts[created[k]];
-    state->account.timestamp = timestamp + k;
-    // Not inserted only if a lookup loaded it from the read models meanwhile (the projector
-    // was quicker): the same account, fresh.
-    bool inserted = false;
-    engine::AccountEntry* entry = core.directory.insert(std::move(state), &inserted);
-    entry->committed_at(appended.first_position + k);
-    entry->unpin();
-  }
-  core.account_count.fetch_add(created.size());
-  lock.unlock();
-  answer->arrive();
+    // Append before publishing: any transfer naming a new account is logged after its creation.
+    const store::Journal::Appended appended = core.journal->append(std::move(chunk));
+    // Nothing to create (all refused or existing), or the log refused it (the journal arrived).
+    if (appended.first_position == 0) return;
+    engine::pause_before_publishing(core.test_publish_delay_us);
+    for (std::size_t k = 0; k < created.size(); ++k) {
+      auto state = std::make_unique<domain::AccountState>();
+      state->account.spec = accounts[created[k]];
+      state->account.timestamp = appended.first_timestamp + k;
+      // Not inserted only if a lookup loaded it from the read models meanwhile (the projector
+      // was quicker): the same account, fresh.
+      bool inserted = false;
+      engine::AccountEntry* entry = core.directory.insert(std::move(state), &inserted);
+      entry->committed_at(appended.first_position + k);
+      entry->unpin();
+    }
+    core.account_count.fetch_add(created.size());
+  };
+  create();
+  latch->arrive();
 }
 
 Status Engine::create_accounts(std::vector<AccountSpec> accounts,

@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "domain/assert.hpp"
-#include "engine/definition_chunk.hpp"
+#include "engine/answer_latch.hpp"
 #include "engine/log.hpp"
 
 namespace pointex::engine {
@@ -121,17 +121,20 @@ void ExchangeFlow::set_rate(const Rate& rate, ResultCallback<RateResult> callbac
   }
   r = domain::check_rate_accounts(rate, from ? &*from : nullptr, to ? &*to : nullptr);
   if (r != RateResult::ok) return callback(Status::ok(), r);
-  std::lock_guard<std::mutex> lock(set_rate_mutex_);
-  append_definition<domain::RateSet>(
-      *core.journal, core.test_publish_delay_us, rate, this->rate(rate.from_ledger, rate.to_ledger),
-      [this](const Rate& r) { publish_rate(r); }, std::move(callback));
-}
-
-void ExchangeFlow::publish_rate(const Rate& rate) {
-  std::lock_guard<std::mutex> lock(rates_mutex_);
-  Rate& slot = rates_[{rate.from_ledger, rate.to_ledger}];
-  // Set twice (at append and when durable): never back to an older definition.
-  if (slot.timestamp < rate.timestamp) slot = rate;
+  std::shared_ptr<AnswerLatch> latch;
+  {
+    std::lock_guard<std::mutex> lock(set_rate_mutex_);
+    // Published at once, like a ledger: an exchange using it is logged after it.
+    latch = append_definition<domain::RateSet>(
+        *core.journal, core.test_publish_delay_us, rate,
+        this->rate(rate.from_ledger, rate.to_ledger),
+        [this](const Rate& r) {
+          std::lock_guard<std::mutex> rates_lock(rates_mutex_);
+          rates_[{r.from_ledger, r.to_ledger}] = r;
+        },
+        std::move(callback));
+  }
+  latch->arrive();
 }
 
 std::optional<Rate> ExchangeFlow::rate(LedgerId from_ledger, LedgerId to_ledger) const {

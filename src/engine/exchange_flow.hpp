@@ -41,9 +41,6 @@ class ExchangeFlow final : public Flow {
   void lookup_exchange(ExchangeId id, ResultCallback<std::optional<ExchangeInfo>> callback);
 
  private:
-  /// Makes `rate` current unless a newer definition of its pair is (set_rate and its durable
-  /// callback both publish).
-  void publish_rate(const Rate& rate);
   using Key = Workflows::Key;
   struct Waiter {
     ResultCallback<ExchangeOutcome> callback;

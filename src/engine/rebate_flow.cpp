@@ -6,7 +6,7 @@
 
 #include "domain/assert.hpp"
 #include "domain/exchange.hpp"
-#include "engine/definition_chunk.hpp"
+#include "engine/answer_latch.hpp"
 #include "engine/log.hpp"
 
 namespace pointex::engine {
@@ -66,17 +66,19 @@ void RebateFlow::set_rules(const EarningRules& rules, ResultCallback<RulesResult
   if (r == RulesResult::ok) r = domain::validate_rules(rules);
   if (r != RulesResult::ok) return callback(Status::ok(), r);
 
-  std::lock_guard<std::mutex> lock(set_rules_mutex_);
-  append_definition<domain::RulesSet>(
-      *core_.journal, core_.test_publish_delay_us, rules, this->rules(rules.ledger),
-      [this](const EarningRules& r) { publish_rules(r); }, std::move(callback));
-}
-
-void RebateFlow::publish_rules(const EarningRules& rules) {
-  std::lock_guard<std::mutex> lock(rules_mutex_);
-  EarningRules& slot = rules_[rules.ledger];
-  // Set twice (at append and when durable): never back to an older definition.
-  if (slot.timestamp < rules.timestamp) slot = rules;
+  std::shared_ptr<AnswerLatch> latch;
+  {
+    std::lock_guard<std::mutex> lock(set_rules_mutex_);
+    // Published at once: a purchase using them is logged after them.
+    latch = append_definition<domain::RulesSet>(
+        *core_.journal, core_.test_publish_delay_us, rules, this->rules(rules.ledger),
+        [this](const EarningRules& r) {
+          std::lock_guard<std::mutex> rules_lock(rules_mutex_);
+          rules_[r.ledger] = r;
+        },
+        std::move(callback));
+  }
+  latch->arrive();
 }
 
 std::optional<EarningRules> RebateFlow::rules(LedgerId ledger) const {

@@ -47,9 +47,6 @@ class RebateFlow final : public Flow {
   void lookup(PurchaseId id, ResultCallback<std::optional<PurchaseInfo>> callback);
 
  private:
-  /// Makes `rules` current unless a newer definition of their ledger is (set_rules and its
-  /// durable callback both publish).
-  void publish_rules(const EarningRules& rules);
   using Key = Workflows::Key;
   struct Waiter {
     /// purchase: the caller whose request started it (ok) or a retry (exists).
