@@ -18,6 +18,13 @@ constexpr std::uint64_t ns_per_day = 86'400ULL * 1'000'000'000ULL;
 /// (everything in it is written by then, so it can be reloaded).
 constexpr std::size_t cached_accounts_max = 1U << 20;
 
+Status decode_at(std::uint64_t position, std::string_view bytes, domain::Event* event) {
+  const domain::DecodeError err = domain::decode_event(bytes, event);
+  if (err == domain::DecodeError::none) return Status::ok();
+  return Status::corruption("event at position " + std::to_string(position) + ": " +
+                            std::string(domain::to_string(err)));
+}
+
 }  // namespace
 
 Projector::Projector(store::ReadModel& read_model, const store::EventLog& log)
@@ -185,12 +192,8 @@ Status Projector::apply_group(const CommittedGroup& group) {
       const std::uint32_t end = group.ends[first + k];
       const std::string_view bytes(group.bytes.data() + begin, end - begin);
       begin = end;
-      const domain::DecodeError err = domain::decode_event(bytes, &window_[k]);
-      if (err != domain::DecodeError::none) {
-        return Status::corruption("event at position " +
-                                  std::to_string(group.first_position + first + k) + ": " +
-                                  std::string(domain::to_string(err)));
-      }
+      const Status s = decode_at(group.first_position + first + k, bytes, &window_[k]);
+      if (!s.is_ok()) return s;
     }
     prefetch_accounts(window_, n);
     for (std::size_t k = 0; k < n; ++k) {
@@ -220,12 +223,8 @@ void Projector::prefetch_accounts(const std::vector<domain::Event>& events, std:
 Status Projector::apply(std::uint64_t position, std::string_view bytes) {
   if (position <= applied_position_) return Status::ok();  // already in the read models
   domain::Event event;
-  const domain::DecodeError err = domain::decode_event(bytes, &event);
-  if (err != domain::DecodeError::none) {
-    return Status::corruption("event at position " + std::to_string(position) + ": " +
-                              std::string(domain::to_string(err)));
-  }
-  return apply_event(position, event);
+  const Status s = decode_at(position, bytes, &event);
+  return s.is_ok() ? apply_event(position, event) : s;
 }
 
 Status Projector::apply_event(std::uint64_t position, const domain::Event& event) {
