@@ -1,7 +1,7 @@
 #pragma once
 /// The answer to a command whose caller makes its effect visible only after append() returns
 /// (it needs the event's position or timestamp, or must publish after the event is in the log
-/// so that what uses it is logged after it): new accounts, an exchange rate, earning rules.
+/// so that what uses it is logged after it): a ledger, new accounts, a rate, earning rules.
 ///
 /// The journal may make the event durable and answer before a preempted caller has published
 /// it; an answer before that lets the client ask for what it was told exists and not find it

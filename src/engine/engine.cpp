@@ -100,14 +100,6 @@ Status validate_options(const EngineOptions& o) {
 }
 
 /// A ledger's creation (or, for an `exists` answer, a barrier behind the original).
-class LedgerChunk final : public store::JournalChunk {
- public:
-  LedgerResult result = LedgerResult::ok;
-  ResultCallback<LedgerResult> callback;
-  void on_durable() override { callback(Status::ok(), result); }
-  void on_failed(const Status& status) override { callback(status, result); }
-};
-
 /// Pending transfers with a timeout still pending: the read models' index of them, and those
 /// recovery replayed from the log's tail (a timeout that fires for a transfer resolved since
 /// finds it resolved and does nothing).
@@ -320,25 +312,35 @@ void Engine::create_ledger(const Ledger& ledger, ResultCallback<LedgerResult> ca
   }
   const LedgerResult valid = domain::validate_ledger(ledger);
   if (valid != LedgerResult::ok) return callback(Status::ok(), valid);
-  auto chunk = std::make_unique<LedgerChunk>();
-  chunk->callback = std::move(callback);
-  std::lock_guard<std::mutex> lock(core.ledgers_mutex);
-  const auto it = core.ledgers.find(ledger.id);
-  const auto code = core.ledger_codes.find(ledger.code);
-  if (it != core.ledgers.end()) {
-    chunk->result = it->second.same_definition(ledger) ? LedgerResult::exists
-                                                       : LedgerResult::exists_with_different_fields;
-  } else if (code != core.ledger_codes.end()) {
-    chunk->result = LedgerResult::code_taken;
-  } else {
-    Ledger stored = ledger;
-    chunk->events.emplace_back(domain::LedgerCreated{stored});
-    stored.timestamp = core.journal->append(std::move(chunk)).first_timestamp;
-    core.ledgers[stored.id] = stored;
-    core.ledger_codes[stored.code] = stored.id;
+  std::shared_ptr<engine::AnswerLatch> latch;
+  {
+    std::lock_guard<std::mutex> lock(core.ledgers_mutex);
+    const auto it = core.ledgers.find(ledger.id);
+    const auto code = core.ledger_codes.find(ledger.code);
+    const LedgerResult result =
+        it != core.ledgers.end()
+            ? (it->second.same_definition(ledger) ? LedgerResult::exists
+                                                  : LedgerResult::exists_with_different_fields)
+        : code != core.ledger_codes.end() ? LedgerResult::code_taken
+                                          : LedgerResult::ok;
+    latch = std::make_shared<engine::AnswerLatch>(
+        [result, callback = std::move(callback)](const Status& s) { callback(s, result); });
+    auto chunk = std::make_unique<engine::LatchedChunk>(latch);
+    // Anything but a creation answers behind a barrier, once the original is durable.
+    if (result == LedgerResult::ok) {
+      Ledger stored = ledger;
+      chunk->events.emplace_back(domain::LedgerCreated{stored});
+      stored.timestamp = core.journal->append(std::move(chunk)).first_timestamp;
+      // Published at once (under the lock): an account naming it is logged after it.
+      if (stored.timestamp != 0) {
+        core.ledgers[stored.id] = stored;
+        core.ledger_codes[stored.code] = stored.id;
+      }
+    } else {
+      core.journal->append(std::move(chunk));
+    }
   }
-  // An `exists` answer waits behind a barrier for the original to be durable.
-  if (chunk) core.journal->append(std::move(chunk));
+  latch->arrive();
 }
 
 std::vector<Ledger> Engine::ledgers() const {
