@@ -444,7 +444,7 @@ Status Projector::flush() {
   writer_->set_account_count(account_count_);
   const Status s = read_model_.write(*writer_);
   if (!s.is_ok()) return s;
-  writer_ = std::make_unique<store::ReadModel::Writer>(read_model_);
+  writer_->clear();
   dirty_accounts_.clear();
   dirty_stats_.clear();
   unflushed_transfers_.clear();

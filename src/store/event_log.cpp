@@ -1,7 +1,6 @@
 #include "store/event_log.hpp"
 
 #include <rocksdb/filter_policy.h>
-#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -132,13 +131,15 @@ Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::sha
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
   std::string expected_format;
   if (kind == Kind::event_log) {
-    // The vector memtable of the events family does not support concurrent inserts.
+    // Memtable insert hints are used only by non-concurrent inserts (one journal thread writes).
     db_options.allow_concurrent_memtable_write = false;
     // Bounds the write-ahead log replayed after a crash (the default family holds only the
     // format key and would otherwise keep old logs alive).
     db_options.max_total_wal_size = 128ULL << 20;
     rocksdb::ColumnFamilyOptions events_options;
-    events_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+    // Keys are positions, appended in order: one hint for all (every key's prefix is empty).
+    events_options.memtable_insert_with_hint_prefix_extractor.reset(
+        rocksdb::NewFixedPrefixTransform(0));
     events_options.write_buffer_size = 64ULL << 20;
     events_options.compression = rocksdb::kNoCompression;
     families.emplace_back("events", events_options);

@@ -5,8 +5,8 @@
 ///   column family `events`: key = position as 8 bytes big-endian, value = one encoded event
 ///     (domain/codec.hpp). Positions start at 1, are unique and increase in commit order; a
 ///     crash may leave a gap after the last durable position, never inside it.
-///     Its memtable is a vector (append-fast, sorted only when read): the log is written in key
-///     order and read in order by recovery only.
+///     It is written in key order: its memtable inserts with a hint (each insert starts at the
+///     previous one), so nothing has to sort it at flush.
 ///   column family `default`: metadata; key "format" = "pointex-log-1".
 /// The read models live in a database of their own, `<dir>/read-models` (read_model.hpp).
 

@@ -412,6 +412,13 @@ ReadModel::Writer::~Writer() = default;
 std::size_t ReadModel::Writer::size() const {
   return impl_->collected() + impl_->batch.Count();
 }
+void ReadModel::Writer::clear() {
+  impl_->batch.Clear();
+  for (Impl::Family* f : {&impl_->accounts, &impl_->transfers, &impl_->history}) {
+    f->values.clear();
+    f->refs.clear();
+  }
+}
 
 // Puts into a WriteBatch fail only past its 4 GiB limit; batches here are far smaller.
 void ReadModel::Writer::put_account(const Account& account, std::uint64_t last_position,
