@@ -438,7 +438,7 @@ void settle(Self* self, std::uint64_t now) {
   // (or before this actor existed): nothing will wake them, so answer them now.
   if (!st.parked.empty() && st.core->journal->failed()) on_fail_parked(self);
   touch(st);
-  const std::size_t cached_max = st.core->options.account_records_cached_max;
+  const std::size_t cached_max = st.core->records_cap.load(std::memory_order_relaxed);
   if (st.account->transfers.size() > cached_max) {
     domain::evict_records(*st.account, st.core->projector->checkpoint(), cached_max / 2);
   }

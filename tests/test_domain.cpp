@@ -1564,6 +1564,22 @@ TEST_CASE("every TransferResult code is reachable from the domain functions",
 // ---------------------------------------------------------------------------------------------
 // The record cache: records leave memory only once the read models include their last change.
 
+TEST_CASE("records_cap shares the records budget among the accounts in memory", "[domain]") {
+  // No budget: the per-account limit alone.
+  CHECK(records_cap(0, 100'000, 1024) == 1024);
+  // A budget of 4M over 100k accounts: 40 each.
+  CHECK(records_cap(4'000'000, 100'000, 1024) == 40);
+  // Few accounts: the per-account limit, not the whole budget.
+  CHECK(records_cap(4'000'000, 10, 1024) == 1024);
+  CHECK(records_cap(4'000'000, 0, 1024) == 1024);
+  // More accounts than the budget: at least 2 each (evicting to half keeps one).
+  CHECK(records_cap(1000, 1'000'000, 1024) == 2);
+  // The limit below 2 wins.
+  CHECK(records_cap(1000, 1'000'000, 1) == 1);
+  // No overflow past 32 bits.
+  CHECK(records_cap(UINT64_MAX, 1, UINT32_MAX) == UINT32_MAX);
+}
+
 TEST_CASE("evict_records: only committed, idle records the read models include, oldest first",
           "[domain][records]") {
   World w = world_with_funded_alice();                                          // position 1

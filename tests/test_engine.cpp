@@ -629,6 +629,52 @@ TEST_CASE("transfer records past the cache limit leave memory and are found in t
   CHECK(report.ok);
 }
 
+TEST_CASE(
+    "the records budget is shared out among the accounts in memory, and past their "
+    "share records leave memory",
+    "[engine][passivation]") {
+  TempDir dir;
+  EngineOptions o;
+  o.data_dir = dir.path();
+  o.transfer_records_in_memory_max = 16;  // a few accounts: a handful of records each
+  std::unique_ptr<Engine> e;
+  REQUIRE(Engine::open(o, &e).is_ok());
+  CHECK(e->stats().account_records_cap == 16);  // none in memory yet: the whole budget
+  setup(*e);
+  // The sweeper shares the budget out once a second.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (e->stats().account_records_cap == 16 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const EngineStats shared = e->stats();
+  REQUIRE(shared.accounts_in_memory > 1);
+  CHECK(shared.account_records_cap == 16 / shared.accounts_in_memory);
+  std::vector<TransferOutcome> earned;
+  for (TransferId id = 1; id <= 60; ++id) {
+    std::vector<TransferOutcome> one = submit(*e, {single(id, issuer, alice, 1)});
+    REQUIRE(one[0].result == TransferResult::ok);
+    earned.push_back(one[0]);
+  }
+  std::optional<Account> ignored;
+  REQUIRE(e->read_account(issuer, e->stats().committed_position, &ignored).is_ok());
+  // Once the read models include them, the issuer's next commands drop all but its share.
+  for (TransferId id = 61; id <= 70; ++id) {
+    REQUIRE(submit_one(*e, single(id, issuer, alice, 1)) == TransferResult::ok);
+  }
+  const std::uint64_t loaded_before = e->stats().transfer_records_loaded;
+  std::vector<Transfer> retries;
+  for (TransferId id = 1; id <= 60; ++id) retries.push_back(single(id, issuer, alice, 1));
+  const std::vector<TransferOutcome> again = submit(*e, retries);
+  for (std::size_t i = 0; i < again.size(); ++i) {
+    INFO("retry " << i);
+    CHECK(again[i].result == TransferResult::exists);
+    CHECK(again[i].position == earned[i].position);
+  }
+  // Most of them were read back from the read models.
+  CHECK(e->stats().transfer_records_loaded >= loaded_before + 50);
+  CHECK(account(*e, alice).credits_posted == 70);
+}
+
 TEST_CASE("limits: batch size and in-flight budget refuse whole, applying nothing", "[engine]") {
   TempDir dir;
   EngineOptions o;

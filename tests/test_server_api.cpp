@@ -186,7 +186,8 @@ TEST_CASE("config: defaults, overrides, precise errors", "[server]") {
   std::string err;
   REQUIRE(parse_config(R"(// comment
     {"listen":"0.0.0.0:9000","durability":"async","server":{"body_bytes_max":1024},
-     "engine":{"projection_lag_max":0,"live_actors_max":1000,"account_idle_s":60},
+     "engine":{"projection_lag_max":0,"live_actors_max":1000,"account_idle_s":60,
+               "transfer_records_in_memory_max":0},
      "api_keys":[{"key":"0123456789abcdef","role":"issuer","ledgers":[3,1,3]}],
      "payment_providers":[{"name":"acme","type":"http","secret":"0123456789abcdef",
                            "url":"http://127.0.0.1:9/pay"}]})",
@@ -199,6 +200,8 @@ TEST_CASE("config: defaults, overrides, precise errors", "[server]") {
   CHECK(c.engine.live_actors_max == 1000);
   CHECK(c.engine.account_idle_s == 60);
   CHECK(c.engine.accounts_in_memory_max == EngineOptions{}.accounts_in_memory_max);
+  CHECK(c.engine.transfer_records_in_memory_max == 0);
+  CHECK(EngineOptions{}.transfer_records_in_memory_max == 4'000'000);
   CHECK(c.api_keys.at(0).ledgers == std::vector<LedgerId>{1, 3});
   CHECK(c.engine.read_threads == EngineOptions{}.read_threads);
 
@@ -221,6 +224,8 @@ TEST_CASE("config: defaults, overrides, precise errors", "[server]") {
         Bad{R"({"server":{"body_bytes":1}})", "server.body_bytes: unknown field"},
         Bad{R"({"threads":"2"})", "threads: expected an unsigned integer"},
         Bad{R"({"engine":{"live_actors_max":0}})", "engine.live_actors_max: must be between 1"},
+        Bad{R"({"engine":{"transfer_records_in_memory_max":-1}})",
+            "engine.transfer_records_in_memory_max: expected an unsigned integer"},
         Bad{R"({"durability":"fast"})", "durability: must be sync or async"},
         Bad{R"({"listen":"8420"})", "listen: expected host:port"},
         Bad{R"({"api_keys":[{"key":"0123456789abcdef","role":"issuer"}]})",

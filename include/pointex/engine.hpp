@@ -60,6 +60,16 @@ struct EngineOptions {
   /// yet always stay. Default: 1024.
   std::uint32_t account_records_cached_max = 1024;
 
+  /// Transfer records kept in memory across all accounts (each ~300 B with its index: the
+  /// default is ~1.2 GB). Once a second the budget is shared out among the accounts in memory:
+  /// each keeps at most budget / accounts (at least 2, at most account_records_cached_max) and
+  /// drops records past it at its next command, as above. Records the read models do not
+  /// include yet always stay (projection_lag_max bounds them), and an idle account drops its
+  /// records only when it next runs or leaves memory, so memory can exceed the budget for a
+  /// while when the number of accounts in memory grows. 0: no budget (only the per-account
+  /// limit). Default: 4M.
+  std::uint64_t transfer_records_in_memory_max = 4'000'000;
+
   /// How far the read models may lag behind the event log, in events. Past it, commits wait
   /// for the projector (writers slow down to the read side's pace instead of the lag, the
   /// memory held for it and the log tail a crash recovery replays growing without bound).
@@ -155,6 +165,9 @@ struct EngineStats {
   std::uint64_t accounts_in_memory = 0;
   /// Transfer records looked up in the read models because they were not in memory.
   std::uint64_t transfer_records_loaded = 0;
+  /// Transfer records each account keeps in memory now (EngineOptions::
+  /// transfer_records_in_memory_max shared out among the accounts in memory).
+  std::uint64_t account_records_cap = 0;
   /// Events of the log's tail (after the read models' checkpoint) replayed when the engine was
   /// opened, and how long opening took.
   std::uint64_t recovered_events = 0;

@@ -1,5 +1,7 @@
 #include "domain/decide.hpp"
 
+#include <algorithm>
+
 #include "domain/assert.hpp"
 #include "domain/lots.hpp"
 
@@ -531,6 +533,15 @@ TransferInfo transfer_info(const TransferRecord& record) {
 
 bool evictable(const TransferRecord& record, std::uint64_t checkpoint) {
   return record.committed && record.busy_with == 0 && record.changed_at <= checkpoint;
+}
+
+std::uint32_t records_cap(std::uint64_t budget, std::uint64_t accounts_in_memory,
+                          std::uint32_t per_account_max) {
+  constexpr std::uint64_t cap_min = 2;  // evicting down to half still keeps one
+  if (budget == 0) return per_account_max;
+  const std::uint64_t share = budget / std::max<std::uint64_t>(accounts_in_memory, 1);
+  return static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(std::max(share, cap_min), per_account_max));
 }
 
 std::size_t evict_records(AccountState& state, std::uint64_t checkpoint, std::size_t keep) {

@@ -133,6 +133,10 @@ bool evictable(const TransferRecord& record, std::uint64_t checkpoint);
 /// Evicts evictable records until at most `keep` remain (or none is evictable); returns how
 /// many left. The account then no longer holds all its records (records_complete = false).
 std::size_t evict_records(AccountState& state, std::uint64_t checkpoint, std::size_t keep);
+/// How many records each account may keep: the memory budget for records (0: none) shared out
+/// among the accounts in memory, at least 2 and at most `per_account_max`.
+std::uint32_t records_cap(std::uint64_t budget, std::uint64_t accounts_in_memory,
+                          std::uint32_t per_account_max);
 /// The record of a committed transfer as the read models hold it (loaded back on demand).
 TransferRecord record_from_info(const TransferInfo& info);
 /// Puts a record loaded from the read models back into memory (evictable again later).

@@ -171,6 +171,9 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* engine) {
   }
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
+  // No account is in memory yet: the whole budget (the sweeper shares it out once a second).
+  impl->records_cap.store(domain::records_cap(impl->options.transfer_records_in_memory_max, 1,
+                                              impl->options.account_records_cached_max));
   // RocksDB replays its write-ahead logs here after a crash (nothing after a clean close).
   const auto opening = std::chrono::steady_clock::now();
   s = store::EventLog::open(impl->options.data_dir, &impl->log);
@@ -669,6 +672,7 @@ EngineStats Engine::stats() const {
   s.accounts = core.account_count.load();
   s.accounts_in_memory = core.directory.size();
   s.transfer_records_loaded = core.records_loaded.load();
+  s.account_records_cap = core.records_cap.load(std::memory_order_relaxed);
   s.direct_credits = core.direct_credits.load(std::memory_order_relaxed);
   s.accounts_passivated = core.passivated.load();
   s.log_failed = core.journal->failed();

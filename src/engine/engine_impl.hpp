@@ -58,6 +58,8 @@ struct Engine::Impl {
   /// Accounts created, loaded or not.
   std::atomic<std::uint64_t> account_count{0};
   std::atomic<std::uint64_t> records_loaded{0};
+  /// Transfer records each account keeps (domain::records_cap), set by the sweeper.
+  std::atomic<std::uint32_t> records_cap{0};
   /// Credits committed through the credit fast path (EngineStats::direct_credits).
   std::atomic<std::uint64_t> direct_credits{0};
   /// Fault injection (tests/engine_test_access.hpp): a debit actor sleeps this long between

@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "actors/messages.hpp"
+#include "domain/decide.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/log.hpp"
 
@@ -42,6 +43,9 @@ void Engine::Impl::stop_sweeper() {
 
 void Engine::Impl::sweep() {
   const std::uint64_t in_memory = directory.size();
+  records_cap.store(domain::records_cap(options.transfer_records_in_memory_max, in_memory,
+                                        options.account_records_cached_max),
+                    std::memory_order_relaxed);
   const std::uint64_t live = live_actors.load(std::memory_order_relaxed);
   const std::uint64_t memory_cap = options.accounts_in_memory_max;
   const std::uint64_t live_cap = options.live_actors_max;

@@ -69,9 +69,9 @@ void read_engine(const json& e, EngineOptions* o) {
              {"batch_items_max", "inflight_transfers_max", "commit_group_events_max",
               "recovery_progress_events", "history_page_max", "read_wait_ms_max",
               "feed_buffer_events_max", "feed_batch_events_max", "projection_lag_max",
-              "account_records_cached_max", "live_actors_max", "accounts_in_memory_max",
-              "account_idle_s", "read_threads", "async_reads_max", "order_timeout_s_default",
-              "order_timeout_s_max", "expiry_sweep_interval_s"});
+              "account_records_cached_max", "transfer_records_in_memory_max", "live_actors_max",
+              "accounts_in_memory_max", "account_idle_s", "read_threads", "async_reads_max",
+              "order_timeout_s_default", "order_timeout_s_max", "expiry_sweep_interval_s"});
   read_uint(e, w, "batch_items_max", &o->batch_items_max, 1);
   read_uint(e, w, "inflight_transfers_max", &o->inflight_transfers_max, 1);
   read_uint(e, w, "commit_group_events_max", &o->commit_group_events_max, 1);
@@ -83,6 +83,7 @@ void read_engine(const json& e, EngineOptions* o) {
   read_uint(e, w, "feed_batch_events_max", &o->feed_batch_events_max, 1);
   read_uint(e, w, "projection_lag_max", &o->projection_lag_max);
   read_uint(e, w, "account_records_cached_max", &o->account_records_cached_max, 1);
+  read_uint(e, w, "transfer_records_in_memory_max", &o->transfer_records_in_memory_max);
   read_uint(e, w, "live_actors_max", &o->live_actors_max, 1);
   read_uint(e, w, "accounts_in_memory_max", &o->accounts_in_memory_max, 1);
   read_uint(e, w, "account_idle_s", &o->account_idle_s);

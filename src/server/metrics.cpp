@@ -242,6 +242,9 @@ std::string Metrics::render(const EngineStats* stats) const {
     gauge("pointex_transfer_records_loaded",
           "Transfer records looked up in the read models (not in memory).",
           stats->transfer_records_loaded);
+    gauge("pointex_account_records_cap",
+          "Transfer records each account keeps in memory now (the records budget shared out).",
+          stats->account_records_cap);
     gauge("pointex_event_log_failed", "1 once an event log write failed (the engine stopped).",
           stats->log_failed ? 1 : 0);
     gauge("pointex_read_models_failed", "1 once a read-model write failed (projection stopped).",
