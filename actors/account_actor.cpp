@@ -372,7 +372,7 @@ void decide_one(Self* self, DebitItem& item, std::uint64_t now, bool preloaded =
     case domain::DebitDecision::Kind::accept:
       break;
   }
-  domain::apply_debit(*st.account, d.event);
+  d.event.record_hint = domain::apply_debit(*st.account, d.event);
   ++st.uncommitted;
   if (expiry) st.expiry_in_flight = d.event.request.id;
   if (d.event.kind == domain::TransferKind::pending && d.event.expires_at != 0) {

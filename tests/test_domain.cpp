@@ -1672,6 +1672,8 @@ TEST_CASE("IdMap agrees with a std::map under random emplace, erase and lookup",
   for (const TransferId range : {TransferId{40}, TransferId{5000}}) {
     IdMap<std::uint64_t> map;
     std::map<TransferId, std::uint64_t> reference;
+    // Where each id was put (place_of): erases since then make many of these stale.
+    std::map<TransferId, std::uint32_t> hints;
     std::uint64_t rng = 0x2545F4914F6CDD1DULL;
     auto next = [&rng] {
       rng ^= rng << 13;
@@ -1688,6 +1690,8 @@ TEST_CASE("IdMap agrees with a std::map under random emplace, erase and lookup",
         REQUIRE(added == ref_added);
         REQUIRE(it->first == id);
         REQUIRE(it->second == reference.at(id));
+        hints[id] = map.place_of(it);
+        REQUIRE(map.find_hinted(id, hints[id]) == it);
       } else if (op == 1) {
         REQUIRE(map.erase(id) == reference.erase(id));
       } else {
@@ -1695,6 +1699,10 @@ TEST_CASE("IdMap agrees with a std::map under random emplace, erase and lookup",
         const auto ref = reference.find(id);
         REQUIRE((it == map.end()) == (ref == reference.end()));
         if (ref != reference.end()) REQUIRE(it->second == ref->second);
+        // A hint, stale or not, or a wrong one, finds what find finds.
+        REQUIRE(map.find_hinted(id, hints[id]) == it);
+        const auto wrong = static_cast<std::uint32_t>(next() % (map.size() + 3));
+        REQUIRE(map.find_hinted(id, wrong) == it);
       }
       REQUIRE(map.size() == reference.size());
     }
@@ -1714,6 +1722,7 @@ TEST_CASE("IdMap agrees with a std::map under random emplace, erase and lookup",
     std::vector<IdMap<std::uint64_t>::iterator> found(ids.size());
     map.find_many(ids.data(), ids.size(), found.data());
     for (std::size_t k = 0; k < ids.size(); ++k) REQUIRE(found[k] == map.find(ids[k]));
+    CHECK(map.place_of(map.end()) == 0);
     map.clear();
     map.find_many(ids.data(), ids.size(), found.data());
     for (const auto& it : found) CHECK(it == map.end());

@@ -312,7 +312,7 @@ TransferResult decide_credit(const AccountState& credit, const TransferEvent& e)
   return TransferResult::ok;
 }
 
-void apply_debit(AccountState& debit, const TransferEvent& e) {
+std::uint32_t apply_debit(AccountState& debit, const TransferEvent& e) {
   POINTEX_ASSERT(e.debit_account == debit.id());
   Account& a = debit.account;
   TransferRecord record;
@@ -347,18 +347,21 @@ void apply_debit(AccountState& debit, const TransferEvent& e) {
       TransferRecord& p = record_of(debit, e.pending_id());
       p.state = TransferState::expired;
       p.busy_with = e.pending_id();
-      return;  // an expiry is no transfer of its own
+      return 0;  // an expiry is no transfer of its own
     }
   }
   POINTEX_ASSERT(e.request.id != 0);
-  const bool inserted = debit.transfers.emplace(e.request.id, record).second;
+  const auto [at, inserted] = debit.transfers.emplace(e.request.id, record);
   POINTEX_ASSERT(inserted);
+  return debit.transfers.place_of(at);
 }
 
 void confirm_debit(AccountState& debit, const TransferEvent& e, std::uint64_t timestamp,
                    std::uint64_t position) {
   if (e.kind != TransferKind::expire) {
-    TransferRecord& r = record_of(debit, e.request.id);
+    const auto it = debit.transfers.find_hinted(e.request.id, e.record_hint);
+    POINTEX_ASSERT(it != debit.transfers.end());
+    TransferRecord& r = it->second;
     POINTEX_ASSERT(!r.committed);
     r.committed = true;
     r.event.timestamp = timestamp;

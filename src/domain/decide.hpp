@@ -73,7 +73,8 @@ std::optional<TransferEvent> decide_expire(const AccountState& debit, TransferId
 TransferResult decide_credit(const AccountState& credit, const TransferEvent& event);
 
 /// Applies the debit side of an accepted event (tentatively: record not yet committed).
-void apply_debit(AccountState& debit, const TransferEvent& event);
+/// Returns where its record sits, for TransferEvent::record_hint (0: it adds none).
+std::uint32_t apply_debit(AccountState& debit, const TransferEvent& event);
 /// Marks a tentatively applied event durable at `timestamp`/`position`.
 void confirm_debit(AccountState& debit, const TransferEvent& event, std::uint64_t timestamp,
                    std::uint64_t position);

@@ -22,6 +22,11 @@ struct TransferEvent {
   /// rest zero).
   Transfer request;
   TransferKind kind = TransferKind::single;
+  /// In memory only (not encoded; in the padding after `kind`): where the debit account put
+  /// this event's record when it applied it (apply_debit), so that confirming it needs no
+  /// lookup by id. A hint: 0 when unknown, and checked before use (the place changes when
+  /// records are erased).
+  std::uint32_t record_hint = 0;
   /// Resolved fields (for post/void/expire taken from the pending transfer).
   AccountId debit_account = 0;
   AccountId credit_account = 0;

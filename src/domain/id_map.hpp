@@ -56,6 +56,18 @@ class IdMap {
       if (out[i] != end()) __builtin_prefetch(out[i]);
     }
   }
+  /// Where `it` sits, 1-based (0 for end()): a hint for find_hinted, valid until an erase.
+  std::uint32_t place_of(const_iterator it) const {
+    return it == end() ? 0 : static_cast<std::uint32_t>(it - begin() + 1);
+  }
+  /// find(id), trying `hint` (place_of an earlier find or emplace) first: no index lookup
+  /// when the value is still there.
+  iterator find_hinted(std::uint64_t id, std::uint32_t hint) {
+    if (hint != 0 && hint <= entries_.size() && entries_[hint - 1].first == id) {
+      return &entries_[hint - 1];
+    }
+    return find(id);
+  }
   std::size_t count(std::uint64_t id) const { return slot_of(id) == npos ? 0 : 1; }
   Value& at(std::uint64_t id) {
     const iterator it = find(id);
