@@ -17,6 +17,9 @@ struct EngineTestAccess {
   static void delay_credit_pushes(Engine& e, std::chrono::microseconds delay) {
     e.impl_->test_credit_push_delay_us.store(static_cast<std::uint32_t>(delay.count()));
   }
+  /// Stops the event log's writer (as closing does): from here every append is refused, while
+  /// the engine's own checks still see a log that has not failed.
+  static void stop_journal(Engine& e) { e.impl_->journal->stop(); }
   /// set_rate, set_rules and create_accounts sleep this long between appending and publishing.
   static void delay_publication(Engine& e, std::chrono::microseconds delay) {
     e.impl_->test_publish_delay_us.store(static_cast<std::uint32_t>(delay.count()));
