@@ -450,7 +450,7 @@ void on_debits(Self* self, DebitBatch& msg) {
   absorb_commits(self, now);
   // Records of the batch not in memory: one batched read instead of one per item.
   bool preloaded = false;
-  if (!st.account->records_complete && msg.items.size() > 1) {
+  if (!st.account->records_complete() && msg.items.size() > 1) {
     std::vector<TransferId> ids;
     ids.reserve(msg.items.size());
     for (const DebitItem& item : msg.items) {

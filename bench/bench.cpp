@@ -78,6 +78,8 @@ struct Config {
   bool reuse = false;
   /// Engine option projection_lag_max (-1: the engine's default).
   std::int64_t projection_lag_max = -1;
+  /// Engine option transfer_records_in_memory_max (-1: the engine's default).
+  std::int64_t records_in_memory_max = -1;
   /// The bench ledger's expiry_days (0: its points never expire; else members keep expiry lots
   /// in the read models, docs/expiry.md).
   std::uint32_t expiry_days = 0;
@@ -711,6 +713,10 @@ void add_options(CLI::App& app, Config& cfg) {
   app.add_option("--projection-lag-max", cfg.projection_lag_max,
                  "engine option projection_lag_max (events; 0: unbounded; default: the engine's)")
       ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
+  app.add_option("--records-in-memory-max", cfg.records_in_memory_max,
+                 "engine option transfer_records_in_memory_max (records; 0: no budget; default: "
+                 "the engine's)")
+      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
   app.add_option("--expiry-days", cfg.expiry_days,
                  "the bench ledger's expiry_days (0: points never expire; else members keep "
                  "expiry lots in the read models)")
@@ -864,6 +870,9 @@ int main(int argc, char** argv) {
   options.threads = cfg.threads;
   if (cfg.projection_lag_max >= 0) {
     options.projection_lag_max = static_cast<std::uint64_t>(cfg.projection_lag_max);
+  }
+  if (cfg.records_in_memory_max >= 0) {
+    options.transfer_records_in_memory_max = static_cast<std::uint64_t>(cfg.records_in_memory_max);
   }
   std::unique_ptr<Engine> engine;
   const auto open_started = Clock::now();

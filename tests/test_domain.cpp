@@ -1587,7 +1587,13 @@ TEST_CASE("evict_records: only committed, idle records the read models include, 
   AccountState& is = w.at(issuer);
   REQUIRE(is.transfers.size() == 10);
   CHECK(evict_records(is, 5, 0) == 5);  // positions 1-5 are in the read models
-  CHECK_FALSE(is.records_complete);
+  CHECK_FALSE(is.records_complete());
+  // Ids 1-5 left (the funding transfer is id 1): only those may be outside memory.
+  CHECK(is.outside_id_max == 5);
+  CHECK(is.may_be_outside(5));
+  CHECK_FALSE(is.may_be_outside(6));   // in memory
+  CHECK_FALSE(is.may_be_outside(11));  // above every evicted id: a new id
+  CHECK_FALSE(is.may_be_outside(0));
   CHECK_FALSE(w.has_record(issuer, 5));
   CHECK(w.has_record(issuer, 6));
   CHECK(evict_records(is, 100, 3) == 2);  // keeps 3
@@ -1617,7 +1623,7 @@ TEST_CASE("a record loaded back from its read-model form decides like the origin
   AccountState& a = w.at(alice);
   const TransferInfo info = transfer_info(original);
   a.transfers.clear();
-  a.records_complete = false;
+  a.outside_id_max = UINT64_MAX;  // as loaded from the read models
   load_record(a, info);
   const TransferRecord& loaded = w.record(alice, 20);
   CHECK(loaded.event.request == original.event.request);

@@ -559,6 +559,7 @@ std::size_t evict_records(AccountState& state, std::uint64_t checkpoint, std::si
     if (it == state.transfers.end() || it->second.changed_at != c.at) continue;  // stale
     // Busy: its resolution queues it again when it commits or is undone.
     if (!evictable(it->second, checkpoint)) continue;
+    state.outside_id_max = std::max(state.outside_id_max, c.id);
     state.transfers.erase(it);
     ++evicted;
   }
@@ -566,7 +567,6 @@ std::size_t evict_records(AccountState& state, std::uint64_t checkpoint, std::si
     changes.erase(changes.begin(), changes.begin() + static_cast<std::ptrdiff_t>(head));
     head = 0;
   }
-  if (evicted > 0) state.records_complete = false;
   return evicted;
 }
 

@@ -132,7 +132,7 @@ LedgerResult validate_ledger(const Ledger& ledger);
 /// (`checkpoint` is the position they include).
 bool evictable(const TransferRecord& record, std::uint64_t checkpoint);
 /// Evicts evictable records until at most `keep` remain (or none is evictable); returns how
-/// many left. The account then no longer holds all its records (records_complete = false).
+/// many left. The account then no longer holds all its records (outside_id_max).
 std::size_t evict_records(AccountState& state, std::uint64_t checkpoint, std::size_t keep);
 /// How many records each account may keep: the memory budget for records (0: none) shared out
 /// among the accounts in memory, at least 2 and at most `per_account_max`.

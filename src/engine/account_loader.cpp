@@ -16,15 +16,15 @@ Status load_account(const store::ReadModel& read_model, AccountId id,
   *state = std::make_unique<domain::AccountState>();
   (*state)->account = std::move(*account);
   (*state)->account.expiring.clear();  // lots are the read models' (docs/expiry.md)
-  (*state)->records_complete = debit_transfers == 0;
+  (*state)->outside_id_max = debit_transfers == 0 ? 0 : UINT64_MAX;
   return Status::ok();
 }
 
 Status load_records(const store::ReadModel& read_model, domain::AccountState& state,
                     const std::array<TransferId, 2>& ids, std::atomic<std::uint64_t>* loaded) {
-  if (state.records_complete) return Status::ok();
+  if (state.records_complete()) return Status::ok();
   for (const TransferId id : ids) {
-    if (id == 0 || state.transfers.count(id) != 0) continue;
+    if (!state.may_be_outside(id)) continue;
     std::optional<TransferInfo> info;
     const Status s = read_model.transfer(state.id(), id, &info);
     if (!s.is_ok()) return s;
@@ -37,11 +37,10 @@ Status load_records(const store::ReadModel& read_model, domain::AccountState& st
 
 Status load_records(const store::ReadModel& read_model, domain::AccountState& state,
                     std::vector<TransferId>& ids, std::atomic<std::uint64_t>* loaded) {
-  if (state.records_complete) return Status::ok();
-  ids.erase(
-      std::remove_if(ids.begin(), ids.end(),
-                     [&](TransferId id) { return id == 0 || state.transfers.count(id) != 0; }),
-      ids.end());
+  if (state.records_complete()) return Status::ok();
+  ids.erase(std::remove_if(ids.begin(), ids.end(),
+                           [&](TransferId id) { return !state.may_be_outside(id); }),
+            ids.end());
   if (ids.empty()) return Status::ok();
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());

@@ -189,7 +189,7 @@ Status prefetch_tail_accounts(Engine::Impl& core, std::uint64_t checkpoint) {
     auto state = std::make_unique<domain::AccountState>();
     state->account = std::move(account);
     state->account.expiring.clear();  // lots are the read models' (docs/expiry.md)
-    state->records_complete = debit_transfers == 0;
+    state->outside_id_max = debit_transfers == 0 ? 0 : UINT64_MAX;
     bool inserted = false;
     core.directory.insert(std::move(state), &inserted)->unpin();
   });
