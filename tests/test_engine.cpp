@@ -166,32 +166,33 @@ TEST_CASE("definitions the event log refuses answer its error at once and publis
   auto e = open_engine(dir.path());
   setup(*e);
   EngineTestAccess::stop_journal(*e);
-  constexpr std::chrono::seconds patience(10);
-  auto refused = [](const Status& s) {
+  // Starts a command with an answer callback: the answer must come at once, refused.
+  auto expect_refused = [](auto command) {
+    auto answered = std::make_shared<std::promise<Status>>();
+    auto done = answered->get_future();
+    command([answered](const Status& s) { answered->set_value(s); });
+    REQUIRE(done.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    const Status s = done.get();
     INFO(s.to_string());
     CHECK(s.code() == Status::Code::shutting_down);
   };
 
-  std::promise<Status> ledger_answer;
-  e->create_ledger({7, "HOTEL", "Hotel nights", 0, 0},
-                   [&](const Status& s, LedgerResult) { ledger_answer.set_value(s); });
-  auto ledger_done = ledger_answer.get_future();
-  REQUIRE(ledger_done.wait_for(patience) == std::future_status::ready);
-  refused(ledger_done.get());
+  expect_refused([&](auto answer) {
+    e->create_ledger({7, "HOTEL", "Hotel nights", 0, 0},
+                     [answer](const Status& s, LedgerResult) { answer(s); });
+  });
   for (const Ledger& l : e->ledgers()) CHECK(l.id != 7);
 
-  std::promise<Status> accounts_answer;
-  e->create_accounts({{70, mall, AccountKind::member, 0, 0, "grace"}},
-                     [&](const Status& s, std::vector<AccountResult>) {
-                       // Answered with create_accounts' lock released: creating from here
-                       // must not deadlock.
-                       e->create_accounts({{71, mall, AccountKind::member, 0, 0, "heidi"}},
-                                          [](const Status&, std::vector<AccountResult>) {});
-                       accounts_answer.set_value(s);
-                     });
-  auto accounts_done = accounts_answer.get_future();
-  REQUIRE(accounts_done.wait_for(patience) == std::future_status::ready);
-  refused(accounts_done.get());
+  expect_refused([&](auto answer) {
+    e->create_accounts({{70, mall, AccountKind::member, 0, 0, "grace"}},
+                       [&e, answer](const Status& s, std::vector<AccountResult>) {
+                         // Answered with create_accounts' lock released: creating from here
+                         // must not deadlock.
+                         e->create_accounts({{71, mall, AccountKind::member, 0, 0, "heidi"}},
+                                            [](const Status&, std::vector<AccountResult>) {});
+                         answer(s);
+                       });
+  });
   CHECK(e->stats().accounts == 4);
 
   Rate r;
@@ -201,11 +202,8 @@ TEST_CASE("definitions the event log refuses answer its error at once and publis
   r.denominator = 1;
   r.from_exchange_account = issuer;
   r.to_exchange_account = air_member;
-  std::promise<Status> rate_answer;
-  e->set_rate(r, [&](const Status& s, RateResult) { rate_answer.set_value(s); });
-  auto rate_done = rate_answer.get_future();
-  REQUIRE(rate_done.wait_for(patience) == std::future_status::ready);
-  refused(rate_done.get());
+  expect_refused(
+      [&](auto answer) { e->set_rate(r, [answer](const Status& s, RateResult) { answer(s); }); });
   CHECK_FALSE(e->rate(mall, air).has_value());
 
   EarningRules rules;
@@ -214,11 +212,9 @@ TEST_CASE("definitions the event log refuses answer its error at once and publis
   rules.currency = "EUR";
   rules.categories = {{"books", 100}};
   rules.return_window_s = 86'400;
-  std::promise<Status> rules_answer;
-  e->set_rules(rules, [&](const Status& s, RulesResult) { rules_answer.set_value(s); });
-  auto rules_done = rules_answer.get_future();
-  REQUIRE(rules_done.wait_for(patience) == std::future_status::ready);
-  refused(rules_done.get());
+  expect_refused([&](auto answer) {
+    e->set_rules(rules, [answer](const Status& s, RulesResult) { answer(s); });
+  });
   CHECK_FALSE(e->rules(mall).has_value());
   // Closing after the writer stopped still works (the test's end closes the engine).
 }
