@@ -413,8 +413,19 @@ std::size_t ReadModel::Writer::size() const {
   return impl_->collected() + impl_->batch.Count();
 }
 void ReadModel::Writer::clear() {
-  impl_->batch.Clear();
+  // A write under load is a few MB; a catch-up's (flush_events_max updates) is far larger:
+  // its buffers are let go rather than held for the engine's life.
+  constexpr std::size_t kept_bytes_max = 16U << 20;
+  if (impl_->batch.GetDataSize() > kept_bytes_max) {
+    impl_->batch = rocksdb::WriteBatch();
+  } else {
+    impl_->batch.Clear();
+  }
   for (Impl::Family* f : {&impl_->accounts, &impl_->transfers, &impl_->history}) {
+    if (f->values.capacity() > kept_bytes_max) {
+      std::string().swap(f->values);
+      std::vector<Impl::Family::Ref>().swap(f->refs);
+    }
     f->values.clear();
     f->refs.clear();
   }

@@ -126,8 +126,9 @@ class ReadModel {
     void delete_webhook(WebhookId id);
     void set_checkpoint(std::uint64_t position);
     std::size_t size() const;
-    /// Empties the writer for the next batch, keeping its buffers' memory (a flush's batch is
-    /// megabytes: growing it afresh each time copied it over and over, and faulted its pages).
+    /// Empties the writer for the next batch, keeping its buffers' memory up to 16 MiB (a
+    /// write's batch is megabytes: growing it afresh each time copied it over and over, and
+    /// faulted its pages).
     void clear();
 
    private:
