@@ -70,6 +70,18 @@ TransferResult submit_one(Engine& e, Transfer t) {
   return submit(e, {t})[0].result;
 }
 
+/// Submits `retries` of earlier transfers: each answers `exists` with its original's position.
+void expect_exists(Engine& e, std::vector<Transfer> retries,
+                   const std::vector<TransferOutcome>& originals) {
+  const std::vector<TransferOutcome> again = submit(e, std::move(retries));
+  REQUIRE(again.size() == originals.size());
+  for (std::size_t i = 0; i < again.size(); ++i) {
+    INFO("retry " << i);
+    CHECK(again[i].result == TransferResult::exists);
+    CHECK(again[i].position == originals[i].position);
+  }
+}
+
 Account account(Engine& e, AccountId id) {
   std::vector<std::optional<Account>> out;
   REQUIRE(e.lookup_accounts({id}, &out).is_ok());
@@ -657,14 +669,7 @@ TEST_CASE("transfer records past the cache limit leave memory and are found in t
     REQUIRE(submit_one(*e, single(id, issuer, alice, 1)) == TransferResult::ok);
   }
   const std::uint64_t loaded_before = e->stats().transfer_records_loaded;
-  std::vector<Transfer> retries;
-  for (TransferId id = 1; id <= 100; ++id) retries.push_back(single(id, issuer, alice, 10));
-  const std::vector<TransferOutcome> again = submit(*e, retries);
-  for (std::size_t i = 0; i < again.size(); ++i) {
-    INFO("retry " << i);
-    CHECK(again[i].result == TransferResult::exists);
-    CHECK(again[i].position == earned[i].position);
-  }
+  expect_exists(*e, earn, earned);
   CHECK(e->stats().transfer_records_loaded > loaded_before);
   // Posting an evicted pending transfer loads it; posting it twice fails.
   Transfer post;
@@ -725,12 +730,7 @@ TEST_CASE(
   const std::uint64_t loaded_before = e->stats().transfer_records_loaded;
   std::vector<Transfer> retries;
   for (TransferId id = 1; id <= 60; ++id) retries.push_back(single(id, issuer, alice, 1));
-  const std::vector<TransferOutcome> again = submit(*e, retries);
-  for (std::size_t i = 0; i < again.size(); ++i) {
-    INFO("retry " << i);
-    CHECK(again[i].result == TransferResult::exists);
-    CHECK(again[i].position == earned[i].position);
-  }
+  expect_exists(*e, retries, earned);
   // Most of them were read back from the read models.
   CHECK(e->stats().transfer_records_loaded >= loaded_before + 50);
   CHECK(account(*e, alice).credits_posted == 70);
