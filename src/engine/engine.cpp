@@ -99,7 +99,6 @@ Status validate_options(const EngineOptions& o) {
   return engine::OrderFlow::validate_options(o);
 }
 
-/// A ledger's creation (or, for an `exists` answer, a barrier behind the original).
 /// Pending transfers with a timeout still pending: the read models' index of them, and those
 /// recovery replayed from the log's tail (a timeout that fires for a transfer resolved since
 /// finds it resolved and does nothing).
