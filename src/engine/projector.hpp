@@ -3,8 +3,9 @@
 ///
 /// The journal hands it every durable commit group as the bytes it wrote (no re-read of the
 /// log). Its thread applies whatever has queued and writes the updates and the new checkpoint
-/// in one atomic batch, so the read models are exactly the fold of the log up to the checkpoint. At open it first catches up from the log from its
-/// checkpoint. Queries wait on the checkpoint (wait_for) for read-your-writes.
+/// in one atomic batch, so the read models are exactly the fold of the log up to the checkpoint.
+/// At open it first catches up from the log from its checkpoint. Queries wait on the checkpoint
+/// (wait_for) for read-your-writes.
 
 #include <atomic>
 #include <chrono>
