@@ -10,9 +10,11 @@
 #include <map>
 #include <mutex>
 #include <pointex/engine.hpp>
+#include <random>
 #include <thread>
 
 #include "store/event_log.hpp"
+#include "store/key_sort.hpp"
 #include "store/read_model.hpp"
 #include "string_makers.hpp"
 #include "support.hpp"
@@ -123,6 +125,43 @@ void mixed_workload(Engine& e, ManualClock& clock) {
 }
 
 }  // namespace
+
+TEST_CASE("the writer's key sort orders by (hi, lo) and keeps arrival order among equals",
+          "[read]") {
+  struct Item {
+    std::uint64_t hi;
+    std::uint64_t lo;
+    std::uint32_t arrival;
+  };
+  std::mt19937_64 rng(7);
+  // Keys as the read models see them (a few bytes differ) and keys that differ everywhere.
+  const std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges = {
+      {1, 1}, {100'000, 50}, {1ULL << 40, 3}, {UINT64_MAX, UINT64_MAX}, {0, 0}};
+  std::vector<Item> scratch;
+  for (const auto& [hi_span, lo_span] : ranges) {
+    for (const std::size_t n : {0, 1, 2, 3, 1000, 70'000}) {
+      std::vector<Item> items;
+      const std::uint64_t base = rng();
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::uint64_t hi = hi_span == UINT64_MAX ? rng() : base + rng() % (hi_span + 1);
+        const std::uint64_t lo = lo_span == UINT64_MAX ? rng() : rng() % (lo_span + 1);
+        items.push_back({hi, lo, static_cast<std::uint32_t>(i)});
+      }
+      std::vector<Item> expected = items;
+      std::stable_sort(expected.begin(), expected.end(), [](const Item& x, const Item& y) {
+        return x.hi != y.hi ? x.hi < y.hi : x.lo < y.lo;
+      });
+      pointex::store::sort_by_key(items, scratch);
+      INFO("hi span " << hi_span << ", lo span " << lo_span << ", n " << n);
+      REQUIRE(items.size() == expected.size());
+      for (std::size_t i = 0; i < n; ++i) {
+        REQUIRE(items[i].hi == expected[i].hi);
+        REQUIRE(items[i].lo == expected[i].lo);
+        REQUIRE(items[i].arrival == expected[i].arrival);
+      }
+    }
+  }
+}
 
 TEST_CASE("read models answer with read-your-writes through min_position", "[read]") {
   TempDir dir;

@@ -17,11 +17,17 @@ inline void put_u8(std::string& out, std::uint8_t v) {
 }
 
 inline void put_varint(std::string& out, std::uint64_t v) {
+  if (v < 0x80) return out.push_back(static_cast<char>(v));  // flags, kinds, codes, zeros
+  // Into a local buffer, then one append: a push_back per byte checks the capacity, writes the
+  // terminator and reloads the string's fields each time (the bytes written may alias them).
+  char buf[10];
+  std::size_t n = 0;
   while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    buf[n++] = static_cast<char>((v & 0x7F) | 0x80);
     v >>= 7;
   }
-  out.push_back(static_cast<char>(v));
+  buf[n++] = static_cast<char>(v);
+  out.append(buf, n);
 }
 
 inline void put_bytes(std::string& out, std::string_view s) {

@@ -432,10 +432,19 @@ Status Projector::find_transfer(AccountId debit, TransferId id, TransferInfo* ou
 }
 
 Status Projector::flush() {
-  for (AccountId id : dirty_accounts_) {
-    Cached& c = accounts_.at(id);
-    writer_->put_account(c.account, c.last_position, c.debit_transfers);
-    c.dirty = false;
+  // The dirty accounts are spread over the cache (uniform traffic: most of it); look them up
+  // a window at a time so that their cache misses overlap.
+  constexpr std::size_t window = 32;
+  window_found_.resize(window);
+  for (std::size_t first = 0; first < dirty_accounts_.size(); first += window) {
+    const std::size_t n = std::min(window, dirty_accounts_.size() - first);
+    accounts_.find_many(dirty_accounts_.data() + first, n, window_found_.data());
+    for (std::size_t k = 0; k < n; ++k) {
+      POINTEX_ASSERT(window_found_[k] != accounts_.end());
+      Cached& c = window_found_[k]->second;
+      writer_->put_account(c.account, c.last_position, c.debit_transfers);
+      c.dirty = false;
+    }
   }
   for (const StatsKey& k : dirty_stats_) writer_->put_stats(k.ledger, stats_.at(k));
   flush_processes();

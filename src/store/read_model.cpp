@@ -9,6 +9,7 @@
 #include "domain/rebate.hpp"
 #include "domain/varint.hpp"
 #include "store/db.hpp"
+#include "store/key_sort.hpp"
 
 namespace pointex::store {
 namespace {
@@ -312,13 +313,14 @@ Status decode_process(const rocksdb::Slice& v, domain::ProcessRecord* out) {
 struct ReadModel::Writer::Impl {
   /// One of the big families and its updates of this batch. Their values are appended to one
   /// buffer as they arrive; seal() sorts small references by key (numeric: every key of these
-  /// families is one or two big-endian u64s) and writes them in key order.
+  /// families is one or two big-endian u64s) and writes them in key order. The sort is stable:
+  /// of two updates of one key, the later one is written last and wins.
   struct Family {
     struct Ref {
       std::uint64_t hi;
       std::uint64_t lo;
-      /// Arrival order: of two updates of one key, the later one is written last and wins.
-      std::uint32_t seq;
+      /// The value is values[value_begin, value_end).
+      std::uint32_t value_begin;
       std::uint32_t value_end;
     };
     rocksdb::ColumnFamilyHandle* handle = nullptr;
@@ -328,26 +330,30 @@ struct ReadModel::Writer::Impl {
     bool grouped = false;
     std::string values;
     std::vector<Ref> refs;
+    /// seal()'s working space, kept for the next write.
+    std::vector<Ref> sorted;
     std::vector<rocksdb::Slice> parts;
+    /// Where the value being appended begins (begin() to end()).
+    std::size_t value_begin = 0;
 
     /// Starts an update of (hi, lo): the caller appends its value to `values`, then end().
-    std::string& begin() { return values; }
+    std::string& begin() {
+      value_begin = values.size();
+      return values;
+    }
     void end(KeyParts key) {
       POINTEX_ASSERT(values.size() <= UINT32_MAX);
-      refs.push_back({key.hi, key.lo, static_cast<std::uint32_t>(refs.size()),
+      refs.push_back({key.hi, key.lo, static_cast<std::uint32_t>(value_begin),
                       static_cast<std::uint32_t>(values.size())});
     }
     void seal(rocksdb::WriteBatch& batch) {
-      // Value i spans [end of value i-1, end of value i): remember the starts before sorting.
-      std::vector<std::uint32_t> starts(refs.size());
-      for (std::size_t i = 1; i < refs.size(); ++i) starts[i] = refs[i - 1].value_end;
-      std::sort(refs.begin(), refs.end(), [](const Ref& x, const Ref& y) {
-        if (x.hi != y.hi) return x.hi < y.hi;
-        if (x.lo != y.lo) return x.lo < y.lo;
-        return x.seq < y.seq;
-      });
+      sort_by_key(refs, sorted);  // stable: of two updates of one key, the later stays last
+      // In key order the values are read all over `values` (megabytes): fetch them ahead.
+      constexpr std::size_t ahead = 16;
       char key[16];
       for (std::size_t i = 0; i < refs.size();) {
+        if (i + ahead < refs.size())
+          __builtin_prefetch(values.data() + refs[i + ahead].value_begin);
         std::size_t next = i + 1;
         if (grouped) {
           while (next < refs.size() && refs[next].hi == refs[i].hi && next - i < history_group_max)
@@ -355,8 +361,8 @@ struct ReadModel::Writer::Impl {
         }
         parts.clear();
         for (std::size_t j = i; j < next; ++j) {
-          const std::uint32_t start = starts[refs[j].seq];
-          parts.emplace_back(values.data() + start, refs[j].value_end - start);
+          parts.emplace_back(values.data() + refs[j].value_begin,
+                             refs[j].value_end - refs[j].value_begin);
         }
         write_be64(key, refs[i].hi);
         write_be64(key + 8, refs[next - 1].lo);  // history: the group's oldest position
@@ -375,9 +381,9 @@ struct ReadModel::Writer::Impl {
 
   explicit Impl(Db* d)
       : db(d),
-        accounts{d->accounts, 8, false, {}, {}, {}},
-        transfers{d->transfers, 16, false, {}, {}, {}},
-        history{d->history, 16, true, {}, {}, {}} {}
+        accounts{d->accounts, 8, false, {}, {}, {}, {}, 0},
+        transfers{d->transfers, 16, false, {}, {}, {}, {}, 0},
+        history{d->history, 16, true, {}, {}, {}, {}, 0} {}
 
   std::size_t collected() const {
     return accounts.refs.size() + transfers.refs.size() + history.refs.size();
@@ -425,6 +431,7 @@ void ReadModel::Writer::clear() {
     if (f->values.capacity() > kept_bytes_max) {
       std::string().swap(f->values);
       std::vector<Impl::Family::Ref>().swap(f->refs);
+      std::vector<Impl::Family::Ref>().swap(f->sorted);
     }
     f->values.clear();
     f->refs.clear();
