@@ -33,24 +33,25 @@ std::uint64_t decode_key(const rocksdb::Slice& key) {
 /// point lookups and per-account scans. The projector writes each family's updates in key
 /// order, so RocksDB's default skiplist inserts next to the previous key (a hash of skiplists
 /// by prefix made inserts cheaper but re-sorted every memtable at flush: a third of all CPU).
-/// Prefix bloom filters keep Gets for absent keys cheap. `whole_keys`: the family also has
-/// point lookups of keys longer than the prefix (rm_transfers), so whole keys are filtered too;
-/// rm_accounts' keys are their prefix, and rm_history is only scanned by prefix, so there a
-/// whole-key filter would cost every memtable insert and every flush for nothing.
-rocksdb::ColumnFamilyOptions read_model_options(bool whole_keys) {
+/// Bloom filters keep Gets for absent keys cheap. In the tables every family filters prefixes;
+/// `lookups` (rm_transfers, where the account actors look up ids they no longer hold, most of
+/// them absent) filters whole keys too, and only it has a memtable filter: adding a key to a
+/// memtable filter is a random write into a megabytes-long array (a cache miss per insert,
+/// 80% of MemTable::Add), and rm_accounts' and rm_history's memtables are read by queries and
+/// account loads, far rarer than their inserts. rm_transfers' memtable filter holds prefixes
+/// only: a prefix is a transfer id, which already tells the keys apart.
+rocksdb::ColumnFamilyOptions read_model_options(bool lookups) {
   rocksdb::ColumnFamilyOptions o;
   o.write_buffer_size = 64ULL << 20;
   o.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
-  o.memtable_prefix_bloom_size_ratio = 0.05;
-  // Account actors look up transfer ids they no longer hold in memory; most are absent (a new
-  // id), and one hot account's prefix is always present: filter whole keys in the memtable too.
-  o.memtable_whole_key_filtering = whole_keys;
+  o.memtable_prefix_bloom_size_ratio = lookups ? 0.05 : 0;
+  o.memtable_whole_key_filtering = false;
   // The young levels are rewritten soonest: compressing them costs CPU the writes need.
   o.compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression,
                              rocksdb::kSnappyCompression};
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  table.whole_key_filtering = whole_keys;
+  table.whole_key_filtering = lookups;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // History keys spread over every account, so each L0 -> L1 compaction rewrites all of L1:
   // merging 8 flushes at a time instead of 4 halves how often (a 30 s uniform run: compaction
@@ -161,7 +162,7 @@ Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::sha
       // The first three hold one or more keys per event; the rest are small.
       families.emplace_back(
           read_model_families()[i],
-          i < 3 ? read_model_options(/*whole_keys=*/i == 1) : rocksdb::ColumnFamilyOptions());
+          i < 3 ? read_model_options(/*lookups=*/i == 1) : rocksdb::ColumnFamilyOptions());
     }
     expected_format = std::string(read_models_format);
     if (other_families(dir, read_model_families())) {
