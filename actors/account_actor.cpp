@@ -23,6 +23,20 @@
 namespace pointex::actors {
 namespace {
 
+/// Wakes the actor of `entry`, which asked for it (AckInbox::want_poke) with commands parked.
+/// The chunks hold no handle of the actor: a handle's reference count is an atomic shared with
+/// the actor's own threads, which each chunk would touch twice, and a poke is rare. The actor
+/// cannot have left meanwhile: it stops only with nothing parked and its inbox drained, and if
+/// it drained the commit and stopped already, nothing waits for this poke (null actor).
+void poke(engine::AccountEntry& entry) {
+  caf::actor actor;
+  {
+    std::lock_guard<std::mutex> lock(entry.mutex);
+    actor = entry.actor;
+  }
+  if (actor) caf::anon_send(actor, Poke{});
+}
+
 /// Transfers committed together: by a credit account's actor (one credit account), or by a
 /// debit account's actor through the credit fast path (any number of credit accounts).
 /// Answered on the writer thread once durable.
@@ -36,7 +50,6 @@ class TransferChunk final : public store::JournalChunk {
   /// Each pinned by this chunk until it is answered.
   engine::AccountEntry* debit_entry = nullptr;
   std::vector<engine::AccountEntry*> credit_entries;
-  caf::actor debit_actor;
   /// False from the append until the debit actor has pushed this chunk's credits to their
   /// accounts' inboxes (credits without a message push after the append, so that nothing the
   /// credit accounts decide on them reaches the log before them). The answers wait for it: a
@@ -56,7 +69,7 @@ class TransferChunk final : public store::JournalChunk {
     // Tell the debit account first, then the callers: whatever a caller does after its answer
     // (a retry, closing the account) reaches the debit actor after the commit is in its inbox.
     auto* node = new engine::CommitNode{std::move(events), first_position, first_timestamp};
-    if (debit_entry->acks.push(node)) caf::anon_send(debit_actor, Poke{});
+    if (debit_entry->acks.push(node)) poke(*debit_entry);
     for (std::size_t i = 0; i < completions.size(); ++i) {
       if (completions[i].batch == nullptr) continue;
       completions[i].batch->complete(completions[i].index,
@@ -257,7 +270,6 @@ void flush_outbox(Self* self) {
   if (chunk) {
     st.entry->pin();
     chunk->debit_entry = st.entry;
-    chunk->debit_actor = caf::actor_cast<caf::actor>(self);
     // Appended before the credits are pushed: anything the credit accounts decide on them is
     // appended after them. Its answers wait until they are pushed (credits_pushed).
     const std::size_t events = chunk->events.size();
@@ -495,7 +507,6 @@ void on_credits(Self* self, CreditBatch& msg) {
     msg.debit_entry->unpin();
     return;
   }
-  chunk->debit_actor = debit;
   chunk->debit_entry = msg.debit_entry;  // the message's pin moves to the chunk
   chunk->credit_entries.push_back(st.entry);
   st.entry->pin();
