@@ -160,9 +160,8 @@ Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::sha
     db_options.db_write_buffer_size = 64ULL << 20;
     for (std::size_t i = 0; i < read_model_families().size(); ++i) {
       // The first three hold one or more keys per event; the rest are small.
-      families.emplace_back(
-          read_model_families()[i],
-          i < 3 ? read_model_options(/*lookups=*/i == 1) : rocksdb::ColumnFamilyOptions());
+      families.emplace_back(read_model_families()[i], i < 3 ? read_model_options(/*lookups=*/i == 1)
+                                                            : rocksdb::ColumnFamilyOptions());
     }
     expected_format = std::string(read_models_format);
     if (other_families(dir, read_model_families())) {
