@@ -333,18 +333,14 @@ struct ReadModel::Writer::Impl {
     /// seal()'s working space, kept for the next write.
     std::vector<Ref> sorted;
     std::vector<rocksdb::Slice> parts;
-    /// Where the value being appended begins (begin() to end()).
-    std::size_t value_begin = 0;
 
     /// Starts an update of (hi, lo): the caller appends its value to `values`, then end().
-    std::string& begin() {
-      value_begin = values.size();
-      return values;
-    }
+    /// Values are appended back to back, so one begins where the previous one ended.
+    std::string& begin() { return values; }
     void end(KeyParts key) {
       POINTEX_ASSERT(values.size() <= UINT32_MAX);
-      refs.push_back({key.hi, key.lo, static_cast<std::uint32_t>(value_begin),
-                      static_cast<std::uint32_t>(values.size())});
+      const std::uint32_t value_begin = refs.empty() ? 0 : refs.back().value_end;
+      refs.push_back({key.hi, key.lo, value_begin, static_cast<std::uint32_t>(values.size())});
     }
     void seal(rocksdb::WriteBatch& batch) {
       sort_by_key(refs, sorted);  // stable: of two updates of one key, the later stays last
@@ -381,9 +377,9 @@ struct ReadModel::Writer::Impl {
 
   explicit Impl(Db* d)
       : db(d),
-        accounts{d->accounts, 8, false, {}, {}, {}, {}, 0},
-        transfers{d->transfers, 16, false, {}, {}, {}, {}, 0},
-        history{d->history, 16, true, {}, {}, {}, {}, 0} {}
+        accounts{d->accounts, 8, false, {}, {}, {}, {}},
+        transfers{d->transfers, 16, false, {}, {}, {}, {}},
+        history{d->history, 16, true, {}, {}, {}, {}} {}
 
   std::size_t collected() const {
     return accounts.refs.size() + transfers.refs.size() + history.refs.size();
