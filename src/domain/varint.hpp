@@ -70,6 +70,10 @@ class Reader {
     p_ += n;
     return s;
   }
+  /// The bytes not read yet.
+  std::string_view rest() const {
+    return std::string_view(reinterpret_cast<const char*>(p_), static_cast<std::size_t>(end_ - p_));
+  }
   DecodeError error() const { return error_; }
   bool at_end() const { return p_ == end_; }
   DecodeError finish() {

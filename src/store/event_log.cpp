@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <vector>
 
+#include "domain/assert.hpp"
 #include "domain/codec.hpp"
+#include "domain/varint.hpp"
 #include "store/db.hpp"
 
 namespace pointex::store {
@@ -27,6 +29,55 @@ void encode_key(std::uint64_t position, char out[8]) {
 
 std::uint64_t decode_key(const rocksdb::Slice& key) {
   return get_be64(key.data());
+}
+
+/// The first byte of a block (format 2); a format-1 value is one event, whose first byte is
+/// its type (never 0).
+constexpr char block_marker = 0;
+
+/// One value of the `events` family, taken apart: `count` events, event i at
+/// `body[ends[i-1], ends[i])`.
+struct Block {
+  std::size_t count = 0;
+  std::string_view body;
+  std::vector<std::uint32_t> ends;
+};
+
+/// Splits a value (a block, or a format-1 single event); corruption names the position.
+Status parse_block(std::uint64_t key, std::string_view value, Block* out) {
+  out->ends.clear();
+  if (value.empty()) {
+    return Status::corruption("event log: empty value at position " + std::to_string(key));
+  }
+  if (value[0] != block_marker) {  // format 1: one event
+    out->count = 1;
+    out->body = value;
+    out->ends.push_back(static_cast<std::uint32_t>(value.size()));
+    return Status::ok();
+  }
+  domain::Reader r(value.substr(1));
+  const std::uint64_t count = r.varint();
+  if (r.error() != domain::DecodeError::none || count == 0 || count > block_events_max) {
+    return Status::corruption("event log: bad block header at position " + std::to_string(key));
+  }
+  std::uint64_t end = 0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::uint64_t length = r.varint();
+    if (r.error() != domain::DecodeError::none || length == 0 || length > value.size()) {
+      return Status::corruption("event log: bad event length in the block at position " +
+                                std::to_string(key));
+    }
+    end += length;
+    out->ends.push_back(static_cast<std::uint32_t>(end));
+  }
+  out->body = r.rest();
+  if (out->body.size() != end) {
+    return Status::corruption("event log: the block at position " + std::to_string(key) +
+                              " holds " + std::to_string(out->body.size()) +
+                              " bytes of events, its lengths say " + std::to_string(end));
+  }
+  out->count = static_cast<std::size_t>(count);
+  return Status::ok();
 }
 
 /// Read models are keyed by an 8-byte prefix (account id, or transfer id) and read within it:
@@ -209,6 +260,15 @@ Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::sha
     if (!s.is_ok()) return s;
   } else if (!got.ok()) {
     return from_rocks(got, "reading format");
+  } else if (kind == Kind::event_log && format == log_format_v1) {
+    // Format 1 (one event per key) reads as blocks of one. A writable open marks the log
+    // format 2 at once, so that an older build refuses it rather than misread later blocks.
+    if (!read_only) {
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      s = from_rocks(db->db->Put(wo, format_key, expected_format), "upgrading the log format");
+      if (!s.is_ok()) return s;
+    }
   } else if (format != expected_format) {
     if (kind == Kind::read_models) {
       *reset = !read_only;
@@ -225,6 +285,8 @@ Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::sha
 struct EventLog::Batch::Impl {
   rocksdb::WriteBatch batch;
   rocksdb::ColumnFamilyHandle* family = nullptr;
+  /// A block's header (reused).
+  std::string header;
 };
 
 struct EventLog::Impl {
@@ -235,9 +297,6 @@ EventLog::Batch::Batch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 EventLog::Batch::~Batch() = default;
 void EventLog::Batch::clear() {
   impl_->batch.Clear();
-}
-std::size_t EventLog::Batch::size() const {
-  return impl_->batch.Count();
 }
 
 EventLog::EventLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -286,12 +345,34 @@ Status EventLog::record_event_schema(std::uint32_t generation) {
 }
 
 void EventLog::Batch::put(std::uint64_t position, std::string_view event_bytes) {
-  char key[8];
-  encode_key(position, key);
-  const rocksdb::Status s =
-      impl_->batch.Put(impl_->family, rocksdb::Slice(key, 8),
-                       rocksdb::Slice(event_bytes.data(), event_bytes.size()));
-  (void)s;  // WriteBatch::Put fails only past its 4 GiB size limit; groups are far smaller.
+  put(position, event_bytes, {static_cast<std::uint32_t>(event_bytes.size())});
+}
+
+void EventLog::Batch::put(std::uint64_t first_position, std::string_view bytes,
+                          const std::vector<std::uint32_t>& ends) {
+  std::string& header = impl_->header;
+  std::uint32_t begin = 0;
+  for (std::size_t first = 0; first < ends.size(); first += block_events_max) {
+    const std::size_t last = std::min(ends.size(), first + block_events_max);
+    header.clear();
+    header.push_back(block_marker);
+    domain::put_varint(header, last - first);
+    std::uint32_t at = begin;
+    for (std::size_t i = first; i < last; ++i) {
+      POINTEX_ASSERT(ends[i] > at && ends[i] <= bytes.size());  // events are never empty
+      domain::put_varint(header, ends[i] - at);
+      at = ends[i];
+    }
+    char key[8];
+    encode_key(first_position + first, key);
+    const rocksdb::Slice key_slice(key, 8);
+    const rocksdb::Slice value[2] = {rocksdb::Slice(header),
+                                     rocksdb::Slice(bytes.data() + begin, at - begin)};
+    const rocksdb::Status s = impl_->batch.Put(impl_->family, rocksdb::SliceParts(&key_slice, 1),
+                                               rocksdb::SliceParts(value, 2));
+    (void)s;  // WriteBatch::Put fails only past its 4 GiB size limit; groups are far smaller.
+    begin = at;
+  }
 }
 
 std::unique_ptr<EventLog::Batch> EventLog::new_batch() const {
@@ -317,10 +398,34 @@ Status EventLog::scan(std::uint64_t from,
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->db->NewIterator(ro, impl_->db->events));
   char key[8];
   encode_key(from, key);
-  for (it->Seek(rocksdb::Slice(key, 8)); it->Valid(); it->Next()) {
+  // `from` may lie inside a block: start at the block at or before it.
+  it->SeekForPrev(rocksdb::Slice(key, 8));
+  if (!it->Valid()) {
+    if (!it->status().ok()) return from_rocks(it->status(), "scanning event log");
+    it->Seek(rocksdb::Slice(key, 8));
+  }
+  Block block;
+  std::uint64_t next = 0;  // the lowest position the next block may start at
+  for (; it->Valid(); it->Next()) {
     if (it->key().size() != 8) return Status::corruption("event log key of wrong size");
+    const std::uint64_t first = decode_key(it->key());
+    if (first < next) {
+      return Status::corruption("event log: the block at position " + std::to_string(first) +
+                                " overlaps the one before it");
+    }
     const rocksdb::Slice v = it->value();
-    if (!fn(decode_key(it->key()), std::string_view(v.data(), v.size()))) break;
+    Status s = parse_block(first, std::string_view(v.data(), v.size()), &block);
+    if (!s.is_ok()) return s;
+    std::uint32_t begin = 0;
+    for (std::size_t i = 0; i < block.count; ++i) {
+      const std::uint32_t end = block.ends[i];
+      if (first + i >= from &&
+          !fn(first + i, std::string_view(block.body.data() + begin, end - begin))) {
+        return Status::ok();
+      }
+      begin = end;
+    }
+    next = first + block.count;
   }
   return from_rocks(it->status(), "scanning event log");
 }
@@ -329,8 +434,16 @@ Status EventLog::last_position(std::uint64_t* position) const {
   std::unique_ptr<rocksdb::Iterator> it(
       impl_->db->db->NewIterator(rocksdb::ReadOptions(), impl_->db->events));
   it->SeekToLast();
-  *position = it->Valid() ? decode_key(it->key()) : 0;
-  return from_rocks(it->status(), "reading last position");
+  *position = 0;
+  if (!it->Valid()) return from_rocks(it->status(), "reading last position");
+  if (it->key().size() != 8) return Status::corruption("event log key of wrong size");
+  const std::uint64_t first = decode_key(it->key());
+  Block block;
+  const rocksdb::Slice v = it->value();
+  const Status s = parse_block(first, std::string_view(v.data(), v.size()), &block);
+  if (!s.is_ok()) return s;
+  *position = first + block.count - 1;
+  return Status::ok();
 }
 
 }  // namespace pointex::store

@@ -114,16 +114,14 @@ void Journal::run() {
       ends.clear();
       for (const auto& chunk : group) {
         for (std::size_t i = 0; i < chunk->events.size(); ++i) {
-          const std::size_t begin = bytes.size();
           domain::encode_event(chunk->events[i], bytes);
           ends.push_back(static_cast<std::uint32_t>(bytes.size()));
-          batch->put(chunk->first_position + i,
-                     std::string_view(bytes.data() + begin, bytes.size() - begin));
           if (first_position == 0) first_position = chunk->first_position + i;
           POINTEX_ASSERT(last_position == 0 || chunk->first_position + i == last_position + 1);
           last_position = chunk->first_position + i;
         }
       }
+      batch->put(first_position, bytes, ends);
       const Status status = log_.write(*batch, options_.sync);
       if (!status.is_ok()) {
         std::vector<std::unique_ptr<JournalChunk>> rest;
