@@ -193,6 +193,9 @@ Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::sha
     db_options.max_total_wal_size = 128ULL << 20;
     rocksdb::ColumnFamilyOptions events_options;
     // Keys are positions, appended in order: one hint for all (every key's prefix is empty).
+    // Never DeleteRange this family: RocksDB 7.8 keeps one hint per prefix for a memtable's
+    // point entries and its range deletions alike, so a range deletion in the same memtable
+    // leaves the hint pointing into the other skiplist (its debug build asserts; session 11).
     events_options.memtable_insert_with_hint_prefix_extractor.reset(
         rocksdb::NewFixedPrefixTransform(0));
     events_options.write_buffer_size = 64ULL << 20;
