@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "builders.hpp"
+
 namespace pointex::test {
 
 class TempDir {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "builders.hpp"
 #include "domain/decide.hpp"
 #include "pointex/types.hpp"
 #include "string_makers.hpp"
@@ -67,14 +68,7 @@ const char* kind_name(Kind k) {
 
 Transfer single(TransferId id, AccountId debit, AccountId credit, std::uint64_t amount,
                 LedgerId ledger = ledger_a) {
-  Transfer t;
-  t.id = id;
-  t.debit_account = debit;
-  t.credit_account = credit;
-  t.amount = amount;
-  t.ledger = ledger;
-  t.code = code_earn;
-  return t;
+  return pointex::test::single_transfer(id, debit, credit, amount, ledger, code_earn);
 }
 
 Transfer pending(TransferId id, AccountId debit, AccountId credit, std::uint64_t amount,

@@ -48,14 +48,7 @@ void setup(Engine& e) {
 
 Transfer single(TransferId id, AccountId debit, AccountId credit, std::uint64_t amount,
                 LedgerId ledger = mall) {
-  Transfer t;
-  t.id = id;
-  t.debit_account = debit;
-  t.credit_account = credit;
-  t.amount = amount;
-  t.ledger = ledger;
-  t.code = 1;
-  return t;
+  return pointex::test::single_transfer(id, debit, credit, amount, ledger);
 }
 
 std::vector<TransferOutcome> submit(Engine& e, std::vector<Transfer> transfers) {

@@ -49,14 +49,7 @@ void setup(Engine& e) {
 
 Transfer single(TransferId id, AccountId debit, AccountId credit, std::uint64_t amount,
                 std::uint16_t code = 1) {
-  Transfer t;
-  t.id = id;
-  t.debit_account = debit;
-  t.credit_account = credit;
-  t.amount = amount;
-  t.ledger = mall;
-  t.code = code;
-  return t;
+  return pointex::test::single_transfer(id, debit, credit, amount, mall, code);
 }
 
 TransferOutcome submit_ok(Engine& e, const Transfer& t) {
