@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "domain/codec.hpp"
+#include "store/db.hpp"
 #include "store/event_log.hpp"
 #include "support.hpp"
 
@@ -93,8 +94,8 @@ std::vector<std::pair<std::string, std::string>> raw_events(const std::string& d
 }
 
 std::string be64(std::uint64_t v) {
-  std::string s(8, '\0');
-  for (int i = 7; i >= 0; --i, v >>= 8) s[i] = static_cast<char>(v & 0xFF);
+  std::string s;
+  store::put_be64(s, v);
   return s;
 }
 

@@ -20,25 +20,13 @@ namespace {
 constexpr const char* format_key = "format";
 constexpr const char* event_schema_key = "event_schema";
 
-void encode_key(std::uint64_t position, char out[8]) {
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(position & 0xFF);
-    position >>= 8;
-  }
-}
-
-std::uint64_t decode_key(const rocksdb::Slice& key) {
-  return get_be64(key.data());
-}
-
 /// The first byte of a block (format 2); a format-1 value is one event, whose first byte is
 /// its type (never 0).
 constexpr char block_marker = 0;
 
-/// One value of the `events` family, taken apart: `count` events, event i at
+/// One value of the `events` family, taken apart: `ends.size()` events, event i at
 /// `body[ends[i-1], ends[i])`.
 struct Block {
-  std::size_t count = 0;
   std::string_view body;
   std::vector<std::uint32_t> ends;
 };
@@ -50,7 +38,6 @@ Status parse_block(std::uint64_t key, std::string_view value, Block* out) {
     return Status::corruption("event log: empty value at position " + std::to_string(key));
   }
   if (value[0] != block_marker) {  // format 1: one event
-    out->count = 1;
     out->body = value;
     out->ends.push_back(static_cast<std::uint32_t>(value.size()));
     return Status::ok();
@@ -76,8 +63,15 @@ Status parse_block(std::uint64_t key, std::string_view value, Block* out) {
                               " holds " + std::to_string(out->body.size()) +
                               " bytes of events, its lengths say " + std::to_string(end));
   }
-  out->count = static_cast<std::size_t>(count);
   return Status::ok();
+}
+
+/// The block under `it` (valid): its first position and its events.
+Status block_at(const rocksdb::Iterator& it, std::uint64_t* first, Block* block) {
+  if (it.key().size() != 8) return Status::corruption("event log key of wrong size");
+  *first = get_be64(it.key().data());
+  const rocksdb::Slice v = it.value();
+  return parse_block(*first, std::string_view(v.data(), v.size()), block);
 }
 
 /// Read models are keyed by an 8-byte prefix (account id, or transfer id) and read within it:
@@ -367,7 +361,7 @@ void EventLog::Batch::put(std::uint64_t first_position, std::string_view bytes,
       at = ends[i];
     }
     char key[8];
-    encode_key(first_position + first, key);
+    write_be64(key, first_position + first);
     const rocksdb::Slice key_slice(key, 8);
     const rocksdb::Slice value[2] = {rocksdb::Slice(header),
                                      rocksdb::Slice(bytes.data() + begin, at - begin)};
@@ -400,7 +394,7 @@ Status EventLog::scan(std::uint64_t from,
   ro.total_order_seek = true;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->db->NewIterator(ro, impl_->db->events));
   char key[8];
-  encode_key(from, key);
+  write_be64(key, from);
   // `from` may lie inside a block: start at the block at or before it.
   it->SeekForPrev(rocksdb::Slice(key, 8));
   if (!it->Valid()) {
@@ -410,17 +404,15 @@ Status EventLog::scan(std::uint64_t from,
   Block block;
   std::uint64_t next = 0;  // the lowest position the next block may start at
   for (; it->Valid(); it->Next()) {
-    if (it->key().size() != 8) return Status::corruption("event log key of wrong size");
-    const std::uint64_t first = decode_key(it->key());
+    std::uint64_t first = 0;
+    const Status s = block_at(*it, &first, &block);
+    if (!s.is_ok()) return s;
     if (first < next) {
       return Status::corruption("event log: the block at position " + std::to_string(first) +
                                 " overlaps the one before it");
     }
-    const rocksdb::Slice v = it->value();
-    Status s = parse_block(first, std::string_view(v.data(), v.size()), &block);
-    if (!s.is_ok()) return s;
     std::uint32_t begin = 0;
-    for (std::size_t i = 0; i < block.count; ++i) {
+    for (std::size_t i = 0; i < block.ends.size(); ++i) {
       const std::uint32_t end = block.ends[i];
       if (first + i >= from &&
           !fn(first + i, std::string_view(block.body.data() + begin, end - begin))) {
@@ -428,7 +420,7 @@ Status EventLog::scan(std::uint64_t from,
       }
       begin = end;
     }
-    next = first + block.count;
+    next = first + block.ends.size();
   }
   return from_rocks(it->status(), "scanning event log");
 }
@@ -439,13 +431,11 @@ Status EventLog::last_position(std::uint64_t* position) const {
   it->SeekToLast();
   *position = 0;
   if (!it->Valid()) return from_rocks(it->status(), "reading last position");
-  if (it->key().size() != 8) return Status::corruption("event log key of wrong size");
-  const std::uint64_t first = decode_key(it->key());
+  std::uint64_t first = 0;
   Block block;
-  const rocksdb::Slice v = it->value();
-  const Status s = parse_block(first, std::string_view(v.data(), v.size()), &block);
+  const Status s = block_at(*it, &first, &block);
   if (!s.is_ok()) return s;
-  *position = first + block.count - 1;
+  *position = first + block.ends.size() - 1;
   return Status::ok();
 }
 
