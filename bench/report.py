@@ -103,7 +103,9 @@ def compute_ratios(summary):
         batched = [s for s in summary if s["workload"] == w and s["system"] == "pointex"
                    and s["mode"] == "batched"]
         if batched:
+            # Its best depth, as PostgreSQL at its best client count.
             b = max(batched, key=lambda s: s["transfers_per_s"])
+            entry["batched_best_clients"] = b["clients"]
             entry["batched_per_s"] = b["transfers_per_s"]
             entry["batched_ratio"] = ratio(b)
         single = [s for s in summary if s["workload"] == w and s["system"] == "pointex"
@@ -179,8 +181,9 @@ def format_table(summary, ratios):
             parts = []
             if "batched_ratio" in r:
                 t = r.get("batched_ratio_target")
-                parts.append("batched %.1fx%s" % (
-                    r["batched_ratio"],
+                parts.append("batched%s %.1fx%s" % (
+                    " (%d in flight)" % r["batched_best_clients"]
+                    if "batched_best_clients" in r else "", r["batched_ratio"],
                     "" if t is None else " (target >= %gx: %s)" % (
                         t, "met" if r["batched_ratio"] >= t else "missed")))
             if "single_best_ratio" in r:
