@@ -1046,3 +1046,50 @@ TEST_CASE("history rows group an account's entries per write: pages and lookups 
   delete raw;
   CHECK(rows == 7);
 }
+
+TEST_CASE("a writer keeps its buffers between writes and gives them back when trimmed", "[read]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path());
+  std::unique_ptr<store::ReadModel> model;
+  REQUIRE(store::ReadModel::open(dir.path(), &model).is_ok());
+  store::ReadModel::Writer w(*model);
+  // Two writes of 100k history entries each (a few MB, like a write under load), through the
+  // same writer: what the second reads back is its own, not what the kept buffers held before.
+  std::uint64_t position = 0;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 100000; ++i) {
+      store::HistoryEntry e;
+      e.position = ++position;
+      e.timestamp = position;
+      e.debit_account = 1;
+      e.transfer_id = position;
+      e.amount = static_cast<std::uint64_t>(round + 1);
+      w.put_history(static_cast<AccountId>(2 + i % 1000), e);
+    }
+    w.set_checkpoint(position);
+    REQUIRE(model->write(w).is_ok());
+    w.clear();
+    CHECK(w.size() == 0);
+    // Cleared, not given back: the next write fills the same memory.
+    CHECK(w.retained_bytes() > (4U << 20));
+    std::vector<store::HistoryEntry> page;
+    std::uint64_t next = 0;
+    REQUIRE(model->history(2, store::HistoryFilter{}, 1000, &page, &next).is_ok());
+    REQUIRE(page.size() == 100U * static_cast<std::size_t>(round + 1));
+    CHECK(page.front().amount == static_cast<std::uint64_t>(round + 1));
+    CHECK(page.back().amount == 1);
+  }
+  w.trim();
+  CHECK(w.retained_bytes() < (4U << 20));
+  // A trimmed writer writes as before.
+  store::HistoryEntry e;
+  e.position = ++position;
+  e.amount = 3;
+  w.put_history(2, e);
+  w.set_checkpoint(position);
+  REQUIRE(model->write(w).is_ok());
+  std::optional<store::HistoryEntry> got;
+  REQUIRE(model->history_at(2, position, &got).is_ok());
+  REQUIRE(got.has_value());
+  CHECK(got->amount == 3);
+}

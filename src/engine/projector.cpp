@@ -150,7 +150,14 @@ void Projector::run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      const auto ready = [this] { return !queue_.empty() || stopping_; };
+      if (!wake_.wait_for(lock, idle_trim_after, ready)) {
+        // Idle: the write buffers a busy stretch grew go back (they are kept between writes).
+        lock.unlock();
+        writer_->trim();
+        lock.lock();
+        wake_.wait(lock, ready);
+      }
       if (queue_.empty()) return;
       work.swap(queue_);
     }

@@ -49,6 +49,9 @@ class Projector {
   /// each account it touched: 3x larger, 786k, took uniform from 0.95 to 0.59 account rows per
   /// transfer). Under light load the projector writes whenever it has caught up, sooner.
   static constexpr std::size_t flush_events_max = 786432;
+  /// After this long without work the projector gives back its write buffers
+  /// (store::ReadModel::Writer::trim).
+  static constexpr std::chrono::milliseconds idle_trim_after{1000};
 
   Projector(store::ReadModel& read_model, const store::EventLog& log);
   ~Projector();

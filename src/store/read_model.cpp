@@ -414,24 +414,50 @@ ReadModel::Writer::~Writer() = default;
 std::size_t ReadModel::Writer::size() const {
   return impl_->collected() + impl_->batch.Count();
 }
+namespace {
+
+/// Empties `v` and gives its memory back if it holds more than `max_bytes`.
+template <class T>
+void release_beyond(T& v, std::size_t max_bytes) {
+  if (v.capacity() * sizeof(v[0]) > max_bytes) {
+    T().swap(v);
+  } else {
+    v.clear();
+  }
+}
+
+}  // namespace
+
 void ReadModel::Writer::clear() {
-  // A write under load is a few MB; a catch-up's (flush_events_max updates) is far larger:
-  // its buffers are let go rather than held for the engine's life.
-  constexpr std::size_t kept_bytes_max = 16U << 20;
-  if (impl_->batch.GetDataSize() > kept_bytes_max) {
+  release_all_beyond(64U << 20);
+}
+void ReadModel::Writer::trim() {
+  release_all_beyond(1U << 20);
+}
+
+void ReadModel::Writer::release_all_beyond(std::size_t max_bytes) {
+  // A WriteBatch's Clear keeps its buffer; a fresh one gives it back.
+  if (impl_->batch.Data().capacity() > max_bytes) {
     impl_->batch = rocksdb::WriteBatch();
   } else {
     impl_->batch.Clear();
   }
   for (Impl::Family* f : {&impl_->accounts, &impl_->transfers, &impl_->history}) {
-    if (f->values.capacity() > kept_bytes_max) {
-      std::string().swap(f->values);
-      std::vector<Impl::Family::Ref>().swap(f->refs);
-      std::vector<Impl::Family::Ref>().swap(f->sorted);
-    }
-    f->values.clear();
-    f->refs.clear();
+    release_beyond(f->values, max_bytes);
+    release_beyond(f->refs, max_bytes);
+    release_beyond(f->sorted, max_bytes);
+    release_beyond(f->parts, max_bytes);
   }
+}
+
+std::size_t ReadModel::Writer::retained_bytes() const {
+  std::size_t bytes = impl_->batch.Data().capacity();
+  for (const Impl::Family* f : {&impl_->accounts, &impl_->transfers, &impl_->history}) {
+    bytes += f->values.capacity() +
+             (f->refs.capacity() + f->sorted.capacity()) * sizeof(Impl::Family::Ref) +
+             f->parts.capacity() * sizeof(rocksdb::Slice);
+  }
+  return bytes;
 }
 
 // Puts into a WriteBatch fail only past its 4 GiB limit; batches here are far smaller.

@@ -126,14 +126,21 @@ class ReadModel {
     void delete_webhook(WebhookId id);
     void set_checkpoint(std::uint64_t position);
     std::size_t size() const;
-    /// Empties the writer for the next batch, keeping its buffers' memory up to 16 MiB (a
-    /// write's batch is megabytes: growing it afresh each time copied it over and over, and
-    /// faulted its pages).
+    /// Empties the writer for the next batch, keeping its buffers' memory up to 64 MiB each.
+    /// A write under load is tens of megabytes (W2 at ~500k/s: a 38 MB batch); growing the
+    /// buffers afresh for each write copied them over and over and faulted in every page again.
     void clear();
+    /// Gives back the buffers clear() kept, beyond 1 MiB each (the projector calls it once it has
+    /// been idle for a while).
+    void trim();
+    /// The memory the writer's buffers hold now, in bytes (tests).
+    std::size_t retained_bytes() const;
 
    private:
     friend class ReadModel;
     struct Impl;
+    /// Empties every buffer, giving back those that hold more than `max_bytes`.
+    void release_all_beyond(std::size_t max_bytes);
     std::unique_ptr<Impl> impl_;
   };
   /// Writes atomically, without sync (the log is the durable truth; the checkpoint says how far
