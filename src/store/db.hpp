@@ -48,6 +48,10 @@ struct Db {
             rates,    processes, open_processes, counters, webhooks, rules};
   }
 
+  /// Writes every family's memtable to a table and waits for it (`what` names the step in
+  /// an error).
+  Status flush(std::string_view what) const;
+
   static Status open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out);
   /// Opens an existing database without writing to it (for audits): another format or
   /// family set is `corruption`, never dropped.

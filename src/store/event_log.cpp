@@ -150,14 +150,16 @@ Status from_rocks(const rocksdb::Status& s, std::string_view what) {
 Db::~Db() {
   // A clean close leaves nothing in the write-ahead logs, so the next open need not replay
   // them (with 64 MiB memtables that replay took seconds). A failure here only costs that.
-  if (db && !read_only) {
-    rocksdb::FlushOptions fo;
-    fo.wait = true;
-    (void)db->Flush(fo, handles);
-  }
+  if (db && !read_only) (void)flush("closing");
   for (auto* h : handles) {
     if (db) db->DestroyColumnFamilyHandle(h);
   }
+}
+
+Status Db::flush(std::string_view what) const {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  return from_rocks(db->Flush(fo, handles), what);
 }
 
 Status Db::open(const std::string& dir, Kind kind, std::shared_ptr<Db>* out) {
@@ -288,9 +290,7 @@ Status Db::open_once(const std::string& dir, Kind kind, bool read_only, std::sha
     // Whatever the write-ahead log replayed (only ReadModel::drop_all's range deletions are
     // logged) goes to a table now, so that hinted inserts start in a memtable of their own
     // (see read_model_options).
-    rocksdb::FlushOptions fo;
-    fo.wait = true;
-    s = from_rocks(db->db->Flush(fo, db->read_models()), "flushing recovered read models");
+    s = db->flush("flushing recovered read models");
     if (!s.is_ok()) return s;
   }
   *out = std::move(db);

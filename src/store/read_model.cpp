@@ -889,12 +889,7 @@ Status ReadModel::drop_all() {
   // skiplist. So the range deletions get a memtable of their own: flushed before (no hints
   // yet) and after (the next inserts start a fresh map). A crash between the write and the
   // second flush is safe too: Db::open flushes what the write-ahead log replays.
-  const auto flush = [this] {
-    rocksdb::FlushOptions fo;
-    fo.wait = true;
-    return from_rocks(db_->db->Flush(fo, db_->read_models()), "dropping read models (flush)");
-  };
-  Status s = flush();
+  Status s = db_->flush("dropping read models (flush)");
   if (!s.is_ok()) return s;
   rocksdb::WriteBatch batch;
   const std::string lo;
@@ -907,7 +902,7 @@ Status ReadModel::drop_all() {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   s = from_rocks(db_->db->Write(wo, &batch), "dropping read models");
-  return s.is_ok() ? flush() : s;
+  return s.is_ok() ? db_->flush("dropping read models (flush)") : s;
 }
 
 Status ReadModel::dump(const std::function<void(const std::string&, const std::string&,
